@@ -1,0 +1,1 @@
+"""Dataset adapters: each module exposes `load(options, report) -> Dataset`."""

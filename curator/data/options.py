@@ -1,0 +1,52 @@
+"""Dataset options shared by every command that reads a dataset (SPEC §10)."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from curator.data.problems import ON_BAD_CHOICES
+
+
+@dataclass
+class DatasetOptions:
+    dataset: str = "digits"
+    root: str | None = None
+    label_set: str | None = None          # CIFAR-N: worse/aggre/random1-3 (cifar10n), noisy100 (cifar100n); clothing1m: noisy/clean/both
+    imbalance: str = "none"               # none | exp | step
+    gamma: float = 1.0                    # imbalance ratio n_max / n_min for exp/step
+    noise: str = "none"                   # none | uniform | flip | asym
+    noise_rate: float = 0.0
+    seed: int = 0
+    limit: int | None = None              # keep the first N training samples (quick runs)
+    subset_indices: str | None = None     # .npy of training-row indices to keep (in original order)
+    embeddings: str | None = None         # .npy/.parquet embeddings, rows in manifest (or subset) order
+    on_bad: str = "skip"                  # skip | keep | error  (see curator.data.problems)
+    extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific settings from recipes
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "DatasetOptions":
+        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        return cls(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+
+def add_dataset_args(parser: argparse.ArgumentParser, *, default_dataset: str | None = "digits") -> None:
+    """Add the standard dataset options to a sub-command's parser."""
+    g = parser.add_argument_group("dataset")
+    g.add_argument("--dataset", default=default_dataset, help="adapter name (see `curator datasets`); default: %(default)s")
+    g.add_argument("--root", default=None, help="dataset root directory (or manifest file for csv/parquet)")
+    g.add_argument("--label-set", dest="label_set", default=None,
+                   help="CIFAR-10N: worse|aggre|random1|random2|random3|clean; CIFAR-100N: noisy100|clean; clothing1m: noisy|clean|both")
+    g.add_argument("--imbalance", choices=["none", "exp", "step"], default=None, help="long-tail subsampling by class (default none)")
+    g.add_argument("--gamma", type=float, default=None, help="imbalance ratio n_max/n_min for --imbalance")
+    g.add_argument("--noise", choices=["none", "uniform", "flip", "asym"], default=None, help="synthetic label noise (default none)")
+    g.add_argument("--noise-rate", dest="noise_rate", type=float, default=None, help="noise rate ν in [0, 1]")
+    g.add_argument("--seed", type=int, default=None, help="seed for corruption and training (default 0)")
+    g.add_argument("--limit", type=int, default=None, help="keep only the first N training samples")
+    g.add_argument("--subset-indices", dest="subset_indices", default=None, help=".npy of training indices to keep")
+    g.add_argument("--embeddings", default=None, help="precomputed embeddings (.npy or .parquet); skips pre-training")
+    g.add_argument("--on-bad", dest="on_bad", choices=list(ON_BAD_CHOICES), default=None,
+                   help="bad samples: skip (report and exclude, default), keep (report and keep), error (stop)")

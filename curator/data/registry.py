@@ -1,0 +1,111 @@
+"""The adapter registry and `load_dataset`, the one entry point from options to a `Dataset`."""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from curator.data.manifest import Dataset, check_manifest
+from curator.data.options import DatasetOptions
+from curator.data.problems import DataError, ProblemReport
+
+LOG = logging.getLogger(__name__)
+
+Loader = Callable[[DatasetOptions, ProblemReport], Dataset]
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    name: str
+    module: str           # module holding `load(options, report) -> Dataset`
+    summary: str          # one line: what it reads
+    root_layout: str      # what the root must contain
+    needs_root: bool = True
+
+    def loader(self) -> Loader:
+        return importlib.import_module(self.module).load
+
+
+ADAPTERS: dict[str, AdapterSpec] = {}
+
+
+def register(spec: AdapterSpec) -> None:
+    ADAPTERS[spec.name] = spec
+
+
+register(AdapterSpec(
+    "digits", "curator.data.adapters.digits",
+    "scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes); the embedded default",
+    "no root needed", needs_root=False,
+))
+
+
+def _register_optional() -> None:
+    """Adapters live in their own modules; each registers itself via ADAPTER_SPEC."""
+    for mod in ("cifar", "cifarn", "clothing1m", "imagefolder", "table"):
+        try:
+            m = importlib.import_module(f"curator.data.adapters.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"curator.data.adapters.{mod}":
+                continue
+            raise
+        for spec in getattr(m, "ADAPTER_SPECS", ()):
+            register(spec)
+
+
+_register_optional()
+
+
+def load_dataset(options: DatasetOptions) -> Dataset:
+    """Adapter → subset/limit → corruption; returns the dataset with every problem reported."""
+    if options.dataset not in ADAPTERS:
+        known = ", ".join(sorted(ADAPTERS))
+        raise DataError(f"unknown dataset {options.dataset!r}; known adapters: {known}")
+    spec = ADAPTERS[options.dataset]
+    if spec.needs_root:
+        if not options.root:
+            raise DataError(f"dataset {spec.name!r} needs --root: {spec.root_layout}")
+        if not Path(options.root).exists():
+            raise DataError(f"root {options.root!r} does not exist; dataset {spec.name!r} expects: {spec.root_layout}")
+    report = ProblemReport(on_bad=options.on_bad)  # type: ignore[arg-type]
+    ds = spec.loader()(options, report)
+    ds.problems = report
+    ds = apply_subset(ds, options)
+    if options.imbalance != "none" or options.noise != "none":
+        from curator.data.corruption import corrupt
+        ds = corrupt(ds, options)
+    check_manifest(ds.manifest)
+    return ds
+
+
+def apply_subset(ds: Dataset, options: DatasetOptions) -> Dataset:
+    """Keep only the listed training rows (`--subset-indices`) and/or the first N (`--limit`).
+
+    Indices refer to the training rows in the adapter's original order; other splits are kept.
+    """
+    m = ds.manifest
+    train_pos = np.flatnonzero((m["split"] == "train").to_numpy())
+    keep_train = train_pos
+    if options.subset_indices:
+        path = Path(options.subset_indices)
+        if not path.exists():
+            raise DataError(f"--subset-indices file {str(path)!r} does not exist")
+        idx = np.load(path, allow_pickle=False).astype(np.int64).ravel()
+        bad = idx[(idx < 0) | (idx >= len(train_pos))]
+        if len(bad):
+            raise DataError(f"--subset-indices {str(path)!r}: index {int(bad[0])} out of range for {len(train_pos)} training samples")
+        if len(np.unique(idx)) != len(idx):
+            raise DataError(f"--subset-indices {str(path)!r} has repeated indices")
+        keep_train = train_pos[idx]
+        ds.info["subset_indices"] = str(path)
+    if options.limit is not None:
+        keep_train = keep_train[: options.limit]
+    if len(keep_train) == len(train_pos) and not options.subset_indices:
+        return ds
+    other = np.flatnonzero((m["split"] != "train").to_numpy())
+    rows = np.concatenate([keep_train, other])
+    return ds.select(rows)
