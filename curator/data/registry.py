@@ -21,13 +21,14 @@ Loader = Callable[[DatasetOptions, ProblemReport], Dataset]
 @dataclass(frozen=True)
 class AdapterSpec:
     name: str
-    module: str           # module holding `load(options, report) -> Dataset`
+    module: str           # module holding `<function>(options, report) -> Dataset`
     summary: str          # one line: what it reads
     root_layout: str      # what the root must contain
     needs_root: bool = True
+    function: str = "load"  # the loader's name in `module` (one module may serve several adapters)
 
     def loader(self) -> Loader:
-        return importlib.import_module(self.module).load
+        return getattr(importlib.import_module(self.module), self.function)
 
 
 ADAPTERS: dict[str, AdapterSpec] = {}
