@@ -1,0 +1,118 @@
+"""Semi-supervised relabelling by self-training (paper 001 §3, "Semi-Supervised Imbalanced Learning").
+
+Paper 001 trains an intermediate classifier f̂ on the labelled data D_L, pseudo-labels the unlabeled
+data D_U with it, and trains a final model on L(D_L, θ) + ω·L(D_U, θ) (ω = unlabeled weight).
+curator uses it to relabel:
+
+- D_U = the samples the robust teacher head distrusts (default: SuperLoss σ* < 1, i.e. loss above
+  τ = log C, mean over the last epochs; a teacher without σ* distrusts samples it predicts as
+  another class) plus the user's extra unlabeled rows (label −1);
+- D_L = the remaining samples with their given labels;
+- pseudo-labels ŷ = argmax of the teacher's probabilities on D_U (only those with teacher
+  confidence >= `semi_min_confidence` take part);
+- the student is a fresh projection head trained with the logit-adjusted loss (paper 000 eq. 2,
+  prior from the labels it trains on), unlabeled samples weighted by ω.
+
+Outputs ``semi_pseudo_label`` (the student's argmax, for every sample) and
+``semi_pseudo_confidence`` (its probability), plus ``semi_distrusted`` (sample was in D_U).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from curator.heads import losses
+from curator.heads.base import HeadResult
+from curator.heads.config import HeadsConfig
+from curator.heads.standard import build_projection_head, class_counts
+from curator.heads.train_loop import Objective, fit
+from curator.signals.spec import SignalSpec, declare
+
+LOG = logging.getLogger(__name__)
+
+declare(
+    SignalSpec("semi_pseudo_label", "categorical", "class index",
+               "Class given by the self-trained student (paper 001), which learned the distrusted samples "
+               "from the robust head's pseudo-labels.", "semi-supervised relabelling"),
+    SignalSpec("semi_pseudo_confidence", "info", "[0, 1]",
+               "The student's probability of its suggested class.", "semi-supervised relabelling"),
+    SignalSpec("semi_distrusted", "info", "bool",
+               "The robust head distrusted the given label, so self-training treated the sample as unlabeled.",
+               "semi-supervised relabelling"),
+)
+
+
+def distrusted_mask(y: np.ndarray, teacher: HeadResult, sigma_threshold: float = 1.0) -> np.ndarray:
+    """Samples treated as unlabeled: teacher σ* below the threshold (or, without σ*, teacher
+    argmax != given label), and every row with label -1. (N,) bool."""
+    y = np.asarray(y)
+    sigma = teacher.signals.get(f"{teacher.name}_sigma")
+    if sigma is not None:
+        mask = np.asarray(sigma) < sigma_threshold
+    else:
+        mask = teacher.probs.argmax(1) != y
+    return mask | (y < 0)
+
+
+class SelfTraining(Objective):
+    """L = mean over the batch of w_i · ℓ_LA(x_i, t_i): t = given label (w = 1) on D_L,
+    t = pseudo-label (w = ω) on D_U, w = 0 for pseudo-labels below the confidence floor."""
+
+    def __init__(self, targets: np.ndarray, weights: np.ndarray):
+        self.targets_np, self.weights_np = targets, weights
+
+    def setup(self, model, X, y, n_classes, epochs):
+        super().setup(model, X, y, n_classes, epochs)
+        self.targets = torch.as_tensor(self.targets_np, device=X.device)
+        self.weights = torch.as_tensor(self.weights_np, dtype=torch.float32, device=X.device)
+        used = self.targets_np[self.weights_np > 0]
+        self.log_prior = losses.log_class_prior(class_counts(used, n_classes)).to(X.device)
+
+    def batches(self, rng, train_idx, batch_size):
+        # every sample with a target and positive weight trains, labelled or not
+        usable = np.flatnonzero(self.weights_np > 0)
+        return super().batches(rng, usable, batch_size)
+
+    def batch_loss(self, model, take, y, batch):
+        idx = torch.as_tensor(batch, device=y.device)
+        per = losses.la_cross_entropy(model(take(batch)), self.targets[idx], self.log_prior)
+        return (self.weights[idx] * per).sum() / self.weights[idx].sum().clamp_min(1e-12)
+
+    def per_sample_loss(self, logits, targets):
+        return losses.la_cross_entropy(logits, targets, self.log_prior)
+
+
+def train_semi(X: torch.Tensor, y: np.ndarray, n_classes: int, cfg: HeadsConfig, teacher: HeadResult, *,
+               seed: int = 0, views: torch.Tensor | None = None) -> HeadResult:
+    """Self-train a student on standardised X (N, d) from `teacher`'s pseudo-labels (paper 001).
+
+    y (N,) given labels, -1 for extra unlabeled rows (they join D_U). teacher.probs must be (N, C).
+    """
+    y = np.asarray(y, dtype=np.int64)
+    if teacher.probs.shape != (len(y), n_classes):
+        raise ValueError(f"semi: teacher {teacher.name!r} probs have shape {teacher.probs.shape}, "
+                         f"expected ({len(y)}, {n_classes})")
+    unl = distrusted_mask(y, teacher, cfg.semi_sigma_threshold)
+    pseudo = teacher.probs.argmax(1)
+    conf = teacher.probs.max(1)
+    targets = np.where(unl, pseudo, y)
+    weights = np.where(unl, np.where(conf >= cfg.semi_min_confidence, cfg.semi_unlabeled_weight, 0.0), 1.0)
+    LOG.info("semi: %d of %d samples distrusted by %s and pseudo-labelled (%d extra unlabeled rows)",
+             int(unl.sum()), len(y), teacher.name, int((y < 0).sum()))
+    torch.manual_seed(seed)
+    model = build_projection_head(X.shape[1], n_classes, cfg).to(X.device)
+    objective = SelfTraining(targets, weights.astype(np.float32))
+    # the trainer's own label mask must not drop rows with y = -1: train on targets, record vs y
+    fit_labels = np.where(weights > 0, targets, -1)
+    probs, history = fit(model, X, fit_labels, n_classes, objective, epochs=cfg.epochs,
+                         batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed,
+                         views=views, name="semi")
+    signals = {
+        "semi_pseudo_label": probs.argmax(1).astype(np.int64),
+        "semi_pseudo_confidence": probs.max(1).astype(np.float32),
+        "semi_distrusted": unl,
+    }
+    extras = {"teacher_pseudo_label": pseudo.astype(np.int64), "train_target": targets.astype(np.int64)}
+    return HeadResult("semi", probs, signals, history, extras, model.eval())

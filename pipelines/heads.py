@@ -1,0 +1,101 @@
+"""Stage: train the robust heads on the embeddings and store their outputs in the run directory.
+
+Writes, per head h in ``cfg.heads``:
+- RUN/heads/<h>.npz: ``probs`` (N_train x C float32), the head's signal columns under their
+  contract names (e.g. ``lasl_sigma``), its extras (e.g. GDW ``omega``), and ``signal_names``
+  (which keys are signals);
+- RUN/history/<h>.npz: per-epoch records, name -> (E, N_train) (``loss``, ``margin``, ``pred``, ...).
+
+Each head is its own stage (``heads_<h>``) fingerprinted by the embeddings' content, the training
+labels, the head settings and the seed, so an unchanged head is skipped and reloaded from disk
+(its ``model`` is then None: models are not persisted).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+
+from curator.data.manifest import Dataset
+from curator.heads.base import HeadResult
+from curator.heads.config import HeadsConfig
+from curator.heads.registry import EXTERNAL, external_available, train_head
+from curator.rundir import RunDir, atomic_path
+from pipelines.prepare import train_rows
+
+LOG = logging.getLogger(__name__)
+
+
+def _array_fingerprint(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(str((a.shape, a.dtype.str)).encode() + a.tobytes()).hexdigest()[:16]
+
+
+def write_head(run: RunDir, result: HeadResult) -> None:
+    """Write RUN/heads/<name>.npz and RUN/history/<name>.npz atomically."""
+    arrays = {"probs": np.asarray(result.probs, np.float32),
+              "signal_names": np.array(sorted(result.signals), dtype=str), "seconds": np.array(result.seconds)}
+    for k, v in {**result.extras, **result.signals}.items():
+        if k in ("probs", "signal_names", "seconds"):
+            raise ValueError(f"head {result.name}: output name {k!r} is reserved")
+        arrays[k] = np.asarray(v)
+    for name, payload in ((f"heads/{result.name}.npz", arrays), (f"history/{result.name}.npz", result.history)):
+        with atomic_path(run / name) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{k: np.asarray(v) for k, v in payload.items()})
+
+
+def load_head(run: RunDir, name: str) -> HeadResult:
+    """Reload a head's outputs from the run directory (model = None)."""
+    with np.load(run / f"heads/{name}.npz", allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    with np.load(run / f"history/{name}.npz", allow_pickle=False) as z:
+        history = {k: z[k] for k in z.files}
+    signal_names = [str(s) for s in data.pop("signal_names")]
+    probs = data.pop("probs")
+    seconds = float(data.pop("seconds", 0.0))
+    signals = {k: data.pop(k) for k in signal_names}
+    return HeadResult(name, probs, signals, history, data, None, seconds)
+
+
+def train_heads_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: HeadsConfig | None = None, *,
+                      seed: int = 0, device=None) -> dict[str, HeadResult]:
+    """Train every head of ``cfg.heads`` on `embeddings` (N_train x d, or V x N_train x d views, rows
+    in `train_rows(ds)` order); skip heads whose inputs are unchanged. Returns name -> HeadResult."""
+    cfg = cfg or HeadsConfig()
+    rows = train_rows(ds)
+    train = ds.manifest.iloc[rows]
+    y = train["label"].to_numpy(np.int64)
+    trusted = train["trusted"].to_numpy(bool)
+    meta_mask = trusted if trusted.any() else None
+    n_emb = embeddings.shape[-2]
+    if n_emb != len(y):
+        raise ValueError(f"embeddings have {n_emb} rows but the dataset has {len(y)} training samples")
+    n_classes = len(ds.class_names)
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "heads"}
+    base_inputs = {"embeddings": _array_fingerprint(embeddings), "labels": _array_fingerprint(y),
+                   "trusted": _array_fingerprint(trusted), "settings": settings, "seed": seed,
+                   "n_classes": n_classes}
+    # the teacher of `semi` must be trained before it
+    order = sorted(cfg.heads, key=lambda h: h == "semi")
+    results: dict[str, HeadResult] = {}
+    for h in order:
+        if h in EXTERNAL and not external_available(h):
+            LOG.warning("head %s skipped: its module %s is not available", h, EXTERNAL[h][0])
+            continue
+        inputs = {**base_inputs, "head": h}
+        if h == "semi":
+            rec = run.stage_record(f"heads_{cfg.semi_teacher}") if cfg.semi_teacher in results else None
+            inputs["teacher"] = (rec or {}).get("inputs")
+
+        def fn(h=h) -> None:
+            result = train_head(h, embeddings, y, n_classes, cfg, meta_mask=meta_mask, seed=seed, device=device,
+                                results=results)
+            write_head(run, result)
+            results[h] = result
+
+        ran = run.run_stage(f"heads_{h}", fn, inputs=inputs, outputs=[f"heads/{h}.npz", f"history/{h}.npz"])
+        if not ran:
+            results[h] = load_head(run, h)
+    return results
