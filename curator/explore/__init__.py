@@ -1,0 +1,14 @@
+"""The explorer's logic (SPEC §6): everything the Streamlit app in ``ui/`` shows comes from here.
+
+- `curator.explore.run`: `load_run` reads a run directory once into an `ExplorerRun`.
+- `curator.explore.filters`: `SampleFilter`, `filter_samples` (columnar filtering and sorting).
+- `curator.explore.review`: review status of every sample, decisions, export.
+- `curator.explore.thumbnails`: thumbnails through the dataset's image accessor, cached.
+- `curator.explore.embedding_map`: the cached 2-D UMAP of the embeddings, region selection.
+- `curator.explore.overview`: dataset summary, per-class table, signal distributions.
+- `curator.explore.explain`: plain explanations of every signal column.
+"""
+from curator.explore.filters import SampleFilter, filter_samples
+from curator.explore.run import ExplorerRun, load_run
+
+__all__ = ["ExplorerRun", "SampleFilter", "filter_samples", "load_run"]

@@ -1,0 +1,88 @@
+"""A 2-D map of the embeddings for the explorer, computed once and cached in RUN/umap.parquet.
+
+UMAP (umap-learn, cosine metric) of RUN/embeddings.npy. Above `max_points` rows (default
+50,000) the map is fitted on a subsample: every flagged sample (``is_label_issue``) is kept, up to
+`max_points`, and the rest is filled with a uniform random draw, so the points a reviewer cares
+about are always on the map. The stage is recorded with `RunDir.run_stage`: it re-runs only when
+the embeddings file or the settings change. ``method="pca"`` gives a fast linear projection
+(tests, or when UMAP is not wanted).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curator.data.problems import DataError
+from curator.rundir import RunDir
+
+LOG = logging.getLogger(__name__)
+
+MAP_FILE = "umap.parquet"
+DEFAULT_MAX_POINTS = 50_000
+
+
+def choose_map_rows(n: int, flagged: np.ndarray | None, max_points: int, seed: int = 0) -> np.ndarray:
+    """Sorted row positions to place on the map: all rows, or flagged first plus a random rest."""
+    if n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    chosen = np.flatnonzero(flagged) if flagged is not None else np.zeros(0, np.int64)
+    if len(chosen) > max_points:
+        chosen = rng.choice(chosen, max_points, replace=False)
+    rest = np.setdiff1d(np.arange(n), chosen, assume_unique=True)
+    fill = rng.choice(rest, max_points - len(chosen), replace=False)
+    return np.sort(np.concatenate([chosen, fill]))
+
+
+def project_2d(x: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:
+    """(N, d) -> (N, 2) float32 by UMAP (cosine) or PCA."""
+    x = np.asarray(x, dtype=np.float32)
+    if method == "umap" and len(x) > 15:
+        import umap
+
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(x) - 1), metric="cosine", random_state=seed,
+                            low_memory=True)
+        return reducer.fit_transform(x).astype(np.float32)
+    if method not in ("umap", "pca"):
+        raise ValueError(f"unknown map method {method!r}; expected 'umap' or 'pca'")
+    from sklearn.decomposition import PCA
+
+    return PCA(2, random_state=seed).fit_transform(x).astype(np.float32)
+
+
+def embedding_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, method: str = "umap",
+                  seed: int = 0) -> pd.DataFrame:
+    """The cached map: columns sample_id, x, y (one row per mapped training sample)."""
+    run = RunDir(run_path)
+    if not run.exists("embeddings.npy"):
+        raise DataError(f"run {str(run.path)!r} has no embeddings.npy; the map needs the embedding stage")
+
+    def compute() -> None:
+        emb = run.read_npy("embeddings.npy", mmap=True)                   # (N, d) float16
+        manifest = run.read_parquet("manifest.parquet", columns=["sample_id", "split"])
+        ids = manifest.loc[manifest["split"] == "train", "sample_id"].astype(str).to_numpy()
+        if len(ids) != len(emb):
+            raise DataError(f"embeddings.npy has {len(emb)} rows but the manifest has {len(ids)} training samples")
+        flagged = None
+        if run.exists("audit.parquet"):
+            audit = run.read_parquet("audit.parquet", columns=["sample_id", "is_label_issue"])
+            pos = pd.Index(audit["sample_id"].astype(str)).get_indexer(ids)
+            flagged = np.where(pos >= 0, audit["is_label_issue"].to_numpy(bool)[np.clip(pos, 0, None)], False)
+        rows = choose_map_rows(len(ids), flagged, max_points, seed)
+        LOG.info("explorer map: %s of %d of %d samples", method, len(rows), len(ids))
+        xy = project_2d(np.asarray(emb[rows]), method, seed)              # (M, 2)
+        run.write_parquet(MAP_FILE, pd.DataFrame({"sample_id": ids[rows], "x": xy[:, 0], "y": xy[:, 1]}))
+
+    run.run_stage("umap", compute, inputs={"max_points": max_points, "method": method, "seed": seed},
+                  outputs=[MAP_FILE], input_files=["embeddings.npy"])
+    return run.read_parquet(MAP_FILE)
+
+
+def samples_in_region(points: pd.DataFrame, x_range: tuple[float, float], y_range: tuple[float, float]) -> pd.DataFrame:
+    """Rows of `points` (with x, y columns) inside the rectangle x_range × y_range."""
+    x, y = points["x"].to_numpy(), points["y"].to_numpy()
+    inside = (x >= min(x_range)) & (x <= max(x_range)) & (y >= min(y_range)) & (y <= max(y_range))
+    return points[inside]

@@ -1,0 +1,186 @@
+"""Read a run directory once into one columnar table for the explorer (SPEC §6, §10).
+
+`load_run(path)` joins, for the training split, the manifest, ``signals.parquet`` and
+``audit.parquet`` into `ExplorerRun.table`: one row per training sample, in embedding order (row
+i = i-th ``split == "train"`` manifest row = row i of embeddings.npy, knn.npz, heads/*.npz and
+history/*.npz). Files written by later stages are optional: a run with only a manifest opens too,
+and the UI says what is missing. Large per-sample arrays (kNN graph, GDW ω, histories) are loaded
+lazily, once, on first use.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curator.data.problems import DataError
+
+LOG = logging.getLogger(__name__)
+
+SHOT_GROUPS = ("many", "medium", "few")
+MANIFEST_USED = ["sample_id", "label", "true_label", "split", "source", "image_ref"]
+
+
+def shot_groups_for_counts(counts: np.ndarray) -> np.ndarray:
+    """Shot group per class (paper 002, SPEC §5): many >= 100, medium 20-100, few <= 20 samples."""
+    try:  # the signals engineer's definition wins once it exists
+        from curator.signals.tail import shot_group  # type: ignore
+
+        return np.asarray(shot_group(np.asarray(counts)), dtype=object)
+    except ImportError:
+        counts = np.asarray(counts)
+        return np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few")).astype(object)
+
+
+def _align(table_ids: pd.Index, other: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`other` reordered to the manifest's training order (cheap when already aligned)."""
+    ids = other["sample_id"].astype(str)
+    if len(ids) == len(table_ids) and np.array_equal(ids.to_numpy(), table_ids.to_numpy()):
+        return other.reset_index(drop=True)
+    pos = pd.Index(ids).get_indexer(table_ids)
+    missing = int((pos < 0).sum())
+    if missing:
+        LOG.warning("%s lacks %d of %d training samples; their values are empty", name, missing, len(table_ids))
+    out = other.iloc[np.where(pos < 0, 0, pos)].reset_index(drop=True)
+    if missing:
+        out = out.astype({c: "float64" for c in out.columns if out[c].dtype.kind in "iub"})
+        out.loc[pos < 0, :] = np.nan
+    return out
+
+
+@dataclass
+class ExplorerRun:
+    """One run directory, loaded for browsing. Treat `table` as read-only (it is shared between reruns)."""
+
+    path: Path
+    class_names: list[str]
+    table: pd.DataFrame                    # (N_train rows) sample_id, label, true_label, image_ref, source, signals…, audit…
+    config: dict[str, Any]
+    metrics: dict[str, Any] | None = None
+    classes: pd.DataFrame | None = None    # RUN/classes.parquet as written by the audit
+    signal_columns: list[str] = field(default_factory=list)
+    id_index: pd.Index = field(default_factory=lambda: pd.Index([]))
+    sort_cache: dict = field(default_factory=dict, repr=False)  # (column, descending) -> full order, see filter_samples
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.table)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def has_truth(self) -> bool:
+        return bool((self.table["true_label"].to_numpy() >= 0).any())
+
+    @property
+    def has_audit(self) -> bool:
+        return "label_issue_score" in self.table.columns
+
+    def class_name(self, c: int) -> str:
+        c = int(c)
+        return self.class_names[c] if 0 <= c < len(self.class_names) else f"#{c}"
+
+    def position(self, sample_id: str) -> int:
+        """Row of `sample_id` in the table (and in every N_train array); DataError if unknown."""
+        pos = self.id_index.get_indexer([str(sample_id)])[0]
+        if pos < 0:
+            raise DataError(f"sample {sample_id!r} is not a training sample of run {str(self.path)!r}")
+        return int(pos)
+
+    # --- lazily loaded per-sample arrays ------------------------------------------------------
+    def _once(self, key: str, loader):
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = loader()
+            return self._cache[key]
+
+    def knn(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(indices (N, k) int64, similarities (N, k) float32) from RUN/knn.npz, or None."""
+        def load():
+            p = self.path / "knn.npz"
+            if not p.exists():
+                return None
+            with np.load(p, allow_pickle=False) as z:
+                return np.asarray(z["indices"]), np.asarray(z["similarities"])
+        return self._once("knn", load)
+
+    def head_array(self, head: str, name: str) -> np.ndarray | None:
+        """RUN/heads/<head>.npz[name] (e.g. ("gdw", "omega") -> (N, C)), or None."""
+        def load():
+            p = self.path / "heads" / f"{head}.npz"
+            if not p.exists():
+                return None
+            with np.load(p, allow_pickle=False) as z:
+                return np.asarray(z[name]) if name in z.files else None
+        return self._once(f"heads/{head}/{name}", load)
+
+    def histories(self) -> dict[str, dict[str, np.ndarray]]:
+        """{head: {record: (E, N) array}} from RUN/history/*.npz (empty when absent)."""
+        def load():
+            out: dict[str, dict[str, np.ndarray]] = {}
+            for p in sorted((self.path / "history").glob("*.npz")):
+                with np.load(p, allow_pickle=False) as z:
+                    out[p.stem] = {k: np.asarray(z[k]) for k in z.files if z[k].ndim == 2 and z[k].shape[1] == self.n_samples}
+            return out
+        return self._once("history", load)
+
+    def sample_history(self, pos: int) -> pd.DataFrame:
+        """Long frame (head, record, epoch, value) of every per-epoch record of sample `pos`."""
+        rows = []
+        for head, recs in self.histories().items():
+            for rec, arr in recs.items():
+                col = arr[:, pos].astype(np.float64)
+                rows.append(pd.DataFrame({"head": head, "record": rec, "epoch": np.arange(1, len(col) + 1), "value": col}))
+        if not rows:
+            return pd.DataFrame(columns=["head", "record", "epoch", "value"])
+        return pd.concat(rows, ignore_index=True)
+
+
+def load_run(path: str | Path) -> ExplorerRun:
+    """Load the run directory `path` for the explorer; DataError if it is not a run directory."""
+    path = Path(path)
+    if not (path / "manifest.parquet").exists():
+        raise DataError(f"{str(path)!r} is not a curator run directory: manifest.parquet is missing "
+                        "(create one with `curator audit --out DIR`)")
+    config = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
+    manifest = pd.read_parquet(path / "manifest.parquet", columns=MANIFEST_USED)
+    train = manifest[manifest["split"] == "train"].drop(columns=["split"]).reset_index(drop=True)
+    train["sample_id"] = train["sample_id"].astype(str)
+    table = train
+    id_index = pd.Index(table["sample_id"])
+    signal_columns: list[str] = []
+    for name in ("signals.parquet", "audit.parquet"):
+        p = path / name
+        if not p.exists():
+            continue
+        other = _align(id_index, pd.read_parquet(p), name)
+        new_cols = [c for c in other.columns if c not in table.columns]
+        if name == "signals.parquet":
+            signal_columns = new_cols
+        table = pd.concat([table, other[new_cols]], axis=1)
+    labels = table["label"].to_numpy()
+    class_names = list(config.get("class_names") or [])
+    n_classes = max(len(class_names), int(labels.max()) + 1 if len(labels) else 0)
+    class_names += [str(c) for c in range(len(class_names), n_classes)]
+    counts = np.bincount(labels[labels >= 0], minlength=n_classes)
+    if "shot_group" not in table.columns:
+        groups = shot_groups_for_counts(counts)
+        table["shot_group"] = np.where(labels >= 0, groups[np.clip(labels, 0, None)], "few")
+    table["shot_group"] = pd.Categorical(table["shot_group"].astype(str), categories=list(SHOT_GROUPS))
+    if "is_label_issue" in table.columns:
+        table["is_label_issue"] = table["is_label_issue"].fillna(False).astype(bool)
+    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else None
+    classes = pd.read_parquet(path / "classes.parquet") if (path / "classes.parquet").exists() else None
+    LOG.info("explorer: loaded %s (%d training samples, %d columns)", path, len(table), table.shape[1])
+    return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
+                       classes=classes, signal_columns=signal_columns, id_index=id_index)

@@ -1,0 +1,225 @@
+"""The explorer's logic (curator.explore) on the fixture run: loading, filtering, review status,
+thumbnails, explanations, overview numbers and the map cache."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for tests.fixtures_run
+from tests.fixtures_run import write_fixture_run  # noqa: E402
+
+from curator.data.images import ArrayImages  # noqa: E402
+from curator.data.problems import DataError  # noqa: E402
+from curator.explore.embedding_map import choose_map_rows, embedding_map, samples_in_region  # noqa: E402
+from curator.explore.explain import explain  # noqa: E402
+from curator.explore.filters import SampleFilter, filter_samples, page_of  # noqa: E402
+from curator.explore.overview import class_summary, overview_stats, signal_histogram, tails_at_risk  # noqa: E402
+from curator.explore.review import REVIEW_STATUSES, decide, review_status  # noqa: E402
+from curator.explore.run import load_run  # noqa: E402
+from curator.explore.thumbnails import Thumbnails, open_image_source, placeholder, to_thumbnail  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return write_fixture_run(tmp_path_factory.mktemp("explore") / "run", with_umap=True)
+
+
+@pytest.fixture()
+def run(run_dir):
+    for f in ("decisions.parquet",):
+        (run_dir / f).unlink(missing_ok=True)
+    return load_run(run_dir)
+
+
+def test_load_run_aligns_signals_and_audit_to_manifest_order(run, run_dir):
+    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    audit = pd.read_parquet(run_dir / "audit.parquet")
+    assert run.n_samples == len(manifest) == json.loads((run_dir / "fixture.json").read_text())["n"]
+    assert list(run.table["sample_id"]) == list(manifest["sample_id"])
+    assert {"knn_agreement", "label_issue_score", "shot_group", "image_ref"} <= set(run.table.columns)
+    # shuffle audit rows on disk: the loader must still align by sample_id
+    shuffled = audit.sample(frac=1.0, random_state=1)
+    shuffled.to_parquet(run_dir / "audit.parquet", index=False)
+    try:
+        again = load_run(run_dir)
+        np.testing.assert_allclose(again.table["label_issue_score"].to_numpy(), audit["label_issue_score"].to_numpy())
+    finally:
+        audit.to_parquet(run_dir / "audit.parquet", index=False)
+
+
+def test_load_run_refuses_a_directory_without_manifest(tmp_path):
+    with pytest.raises(DataError, match="manifest.parquet"):
+        load_run(tmp_path)
+
+
+def test_load_run_opens_a_run_before_the_audit(tmp_path, run_dir):
+    import shutil
+
+    for f in ("manifest.parquet", "config.json"):
+        shutil.copy(run_dir / f, tmp_path / f)
+    r = load_run(tmp_path)
+    assert not r.has_audit and r.n_samples > 0
+    assert filter_samples(r.table, SampleFilter(flagged="all", sort_by="label")).size == r.n_samples
+
+
+def test_filter_by_class_shot_score_and_threshold(run):
+    t = run.table
+    flt = SampleFilter(classes=(1, 9), shot_groups=("few", "medium"), score_range=(0.2, 1.0), flagged="all",
+                       thresholds=(("knn_agreement", None, 0.9),))
+    pos = filter_samples(t, flt)
+    expected = t[t["label"].isin([1, 9]) & t["shot_group"].isin(["few", "medium"]) & (t["label_issue_score"] >= 0.2)
+                 & (t["knn_agreement"] <= 0.9)]
+    assert sorted(pos.tolist()) == sorted(expected.index.tolist())
+    assert len(pos) > 0
+    scores = t["label_issue_score"].to_numpy()[pos]
+    assert np.all(np.diff(scores) <= 0), "sorted by score, highest first"
+
+
+def test_filter_flagged_and_ascending_sort(run):
+    t = run.table
+    pos = filter_samples(t, SampleFilter(flagged="flagged", sort_by="knn_agreement", descending=False))
+    assert len(pos) == int(t["is_label_issue"].sum())
+    assert np.all(np.diff(t["knn_agreement"].to_numpy()[pos]) >= 0)
+    assert len(filter_samples(t, SampleFilter(flagged="not flagged"))) == run.n_samples - len(pos)
+
+
+def test_cached_sort_order_gives_the_same_rows(run):
+    t = run.table.copy()
+    t.loc[t.index[::7], "knn_agreement"] = np.nan          # NaN goes last in both directions
+    t["lasl_pred"] = t["lasl_pred"] % 2                    # many ties: table order must decide
+    cache: dict = {}
+    for flt in (SampleFilter(flagged="all", sort_by="knn_agreement", descending=False),
+                SampleFilter(flagged="all", sort_by="knn_agreement"),
+                SampleFilter(classes=(2, 3), flagged="all", sort_by="lasl_pred"),
+                SampleFilter(sort_by="is_label_issue")):
+        np.testing.assert_array_equal(filter_samples(t, flt, sort_cache=cache), filter_samples(t, flt))
+    vals = t["knn_agreement"].to_numpy()[filter_samples(t, SampleFilter(flagged="all", sort_by="knn_agreement"))]
+    assert np.isnan(vals[-1]) and not np.isnan(vals[0])
+
+
+def test_filter_unknown_column_names_it(run):
+    with pytest.raises(KeyError, match="no_such_signal"):
+        filter_samples(run.table, SampleFilter(flagged="all", thresholds=(("no_such_signal", 0.0, None),)))
+
+
+def test_page_of_clamps_to_last_page():
+    pos = np.arange(50)
+    assert page_of(pos, 0, 24).tolist() == list(range(24))
+    assert page_of(pos, 2, 24).tolist() == [48, 49]
+    assert page_of(pos, 9, 24).tolist() == [48, 49]
+
+
+def test_decisions_map_to_rows_and_filter_by_review_status(run):
+    ids = run.table["sample_id"].tolist()
+    decide(run, ids[:3], "drop")
+    decide(run, [ids[5]], "relabel", 4)
+    decide(run, [ids[1]], "keep")        # newest decision wins
+    status, new_label = review_status(run)
+    assert [REVIEW_STATUSES[s] for s in status[:6]] == ["drop", "keep", "drop", "unreviewed", "unreviewed", "relabel"]
+    assert new_label[5] == 4 and new_label[0] == -1
+    pos = filter_samples(run.table, SampleFilter(flagged="all", review=("drop",), sort_by=""), status)
+    assert pos.tolist() == [0, 2]
+    with pytest.raises(ValueError, match="not in run"):
+        decide(run, ["no/such/id"], "drop")
+    with pytest.raises(ValueError, match="out of range"):
+        decide(run, [ids[0]], "relabel", run.n_classes)
+
+
+def test_thumbnails_read_through_the_dataset_accessor(run, run_dir):
+    source = open_image_source(run_dir)
+    thumbs = Thumbnails(source, capacity=4)
+    ref = int(run.table["image_ref"].iat[0])
+    th = thumbs.get(ref, 96)
+    assert th.shape == (96, 96, 3) and th.dtype == np.uint8
+    # nearest-neighbour: every 12x12 block is one source pixel
+    src = source.read(ref)
+    np.testing.assert_array_equal(th[::12, ::12], src)
+    assert thumbs.get(ref, 96) is th, "second call is served from the cache"
+    bad = thumbs.get(len(source) + 5, 96)
+    np.testing.assert_array_equal(bad, placeholder(96))
+    assert "outside" in thumbs.error(len(source) + 5)
+    for r in range(6):
+        thumbs.get(r, 32)
+    assert len(thumbs._cache) <= 4
+
+
+def test_to_thumbnail_shrinks_large_images():
+    big = np.zeros((300, 200, 3), np.uint8)
+    assert max(to_thumbnail(big, 96).shape[:2]) == 96
+    tiny = ArrayImages(np.arange(64, dtype=np.uint8).reshape(1, 8, 8)).read(0)
+    assert to_thumbnail(tiny, 64).shape == (64, 64, 3)
+
+
+def test_explanations_cover_every_column(run):
+    for col in run.table.columns:
+        e = explain(col)
+        assert e.text and e.name == col
+    assert explain("label_issue_score").direction == "higher_is_issue"
+    assert explain("lasl_prob_label").direction == "higher_is_clean"
+    assert "LA+SuperLoss" in explain("lasl_loss").source or "lasl" in explain("lasl_loss").source.lower()
+
+
+def test_overview_numbers(run):
+    stats = overview_stats(run)
+    t = run.table
+    counts = np.bincount(t["label"], minlength=10)
+    assert stats["imbalance_ratio"] == pytest.approx(counts.max() / counts.min())
+    assert stats["n_flagged"] == int(t["is_label_issue"].sum())
+    assert stats["noise_rate"] == pytest.approx((t["label"] != t["true_label"]).mean())
+    summary = class_summary(run)
+    assert summary["count"].tolist() == counts.tolist()
+    assert summary.loc[0, "shot_group"] == "many" and summary.loc[9, "shot_group"] == "few"
+    flagged9 = int((t["is_label_issue"] & (t["label"] == 9)).sum())
+    assert summary.loc[9, "estimated_noise"] == pytest.approx(flagged9 / counts[9])
+    risky = tails_at_risk(summary, min_clean=20)
+    assert set(risky["class"]) <= set(summary.loc[summary["shot_group"] != "many", "class"])
+    assert 9 in set(risky["class"])  # ~8 samples: under 20 clean by any estimate
+
+
+def test_signal_histogram_splits_by_truth(run):
+    h = signal_histogram(run, "knn_agreement", bins=10)
+    assert set(h["group"]) == {"truly mislabelled", "truly clean"}
+    assert h["count"].sum() == run.n_samples
+    wrong = h[h["group"] == "truly mislabelled"]
+    # planted errors sit in the low-agreement half
+    low = wrong[wrong["bin_end"] <= 0.5 + 1e-9]["count"].sum()
+    assert low > wrong["count"].sum() / 2
+
+
+def test_choose_map_rows_keeps_flagged_and_caps_size():
+    flagged = np.zeros(1000, bool)
+    flagged[::50] = True
+    rows = choose_map_rows(1000, flagged, 100, seed=0)
+    assert len(rows) == 100 and len(np.unique(rows)) == 100
+    assert set(np.flatnonzero(flagged)) <= set(rows.tolist())
+    assert choose_map_rows(50, None, 100).tolist() == list(range(50))
+
+
+def test_map_is_cached_and_regions_select_points(run_dir):
+    m1 = embedding_map(run_dir, method="pca")
+    mtime = (run_dir / "umap.parquet").stat().st_mtime_ns
+    m2 = embedding_map(run_dir, method="pca")
+    assert (run_dir / "umap.parquet").stat().st_mtime_ns == mtime, "second call must reuse the cache"
+    pd.testing.assert_frame_equal(m1, m2)
+    x0, x1 = np.quantile(m1["x"], [0.25, 0.75])
+    inside = samples_in_region(m1, (x1, x0), (m1["y"].min(), m1["y"].max()))
+    assert 0 < len(inside) < len(m1)
+    assert inside["x"].between(x0, x1).all()
+
+
+def test_explore_command_binds_localhost_headless(run_dir, tmp_path):
+    from curator.cli.explore import app_path, streamlit_command
+
+    cmd = streamlit_command(run_dir, port=8765)
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.port") + 1] == "8765"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    assert cmd[cmd.index("--run") + 1] == str(run_dir.resolve())
+    assert Path(cmd[cmd.index("run") + 1]) == app_path() and app_path().exists()
+    with pytest.raises(DataError, match="not a curator run directory"):
+        streamlit_command(tmp_path)

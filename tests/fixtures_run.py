@@ -1,0 +1,148 @@
+"""A small synthetic but contract-complete run directory for explorer (and other) tests.
+
+`write_fixture_run(path)` builds, from scikit-learn's digits (images through the real `digits`
+adapter, so thumbnails go through the image accessor), a long-tailed subset (class c keeps about
+150·(150/8)^(−c/9) images: classes 0–3 "many", 4–8 "medium", 9 "few") with ~12% planted flipped
+labels (truth kept in ``true_label``), and writes every file of the run-directory contract:
+config.json, manifest.parquet, problems.parquet, provenance.json, embeddings.npy, knn.npz,
+heads/{lasl,gdw}.npz (GDW with ``omega``), history/{lasl,gdw,fsr}.npz, signals.parquet,
+audit.parquet, classes.parquet, metrics.json and report.html. Signals are derived from a real
+kNN on PCA features of the pixels, so flagged samples are mostly the planted ones.
+
+With ``with_umap=True`` it also writes RUN/umap.parquet (a PCA projection, so tests that open the
+map page need not wait for UMAP's JIT compilation).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_CLASSES = 10
+
+
+def _long_tail_indices(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    keep = []
+    for c in range(N_CLASSES):
+        n_c = int(round(150 * (150 / 8) ** (-c / (N_CLASSES - 1))))
+        pool = np.flatnonzero(labels == c)
+        keep.append(np.sort(rng.choice(pool, size=min(n_c, len(pool)), replace=False)))
+    return np.concatenate(keep)
+
+
+def _shot_group(counts: np.ndarray) -> np.ndarray:
+    return np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few"))
+
+
+def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int = 0, with_umap: bool = False) -> Path:
+    """Write the fixture run into `path` (created) and return it."""
+    from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+
+    from curator.data.manifest import make_manifest
+    from curator.data.options import DatasetOptions
+    from curator.rundir import RunDir
+
+    rng = np.random.default_rng(seed)
+    run = RunDir(path)
+    digits = load_digits()
+    refs = _long_tail_indices(digits.target, rng)                       # (N,) indices into the digits images
+    true = digits.target[refs].astype(np.int64)
+    n = len(refs)
+    noisy = rng.random(n) < noise_rate
+    label = true.copy()
+    label[noisy] = (true[noisy] + rng.integers(1, N_CLASSES, noisy.sum())) % N_CLASSES
+    ids = [f"digits/{r:04d}" for r in refs]
+    manifest = make_manifest(ids, label, source=[f"sklearn.datasets.load_digits[{r}]" for r in refs],
+                             image_ref=refs, true_label=true, split="train")
+    options = DatasetOptions(dataset="digits")
+    class_names = [f"digit {c}" for c in range(N_CLASSES)]
+    run.write_json("config.json", {"dataset": options.to_dict(), "recipe": {}, "class_names": class_names,
+                                   "dataset_info": {"fixture": True}})
+    run.write_parquet("manifest.parquet", manifest)
+    run.write_parquet("problems.parquet", pd.DataFrame({"sample_id": pd.Series([], dtype=str),
+                                                        "kind": pd.Series([], dtype=str),
+                                                        "reason": pd.Series([], dtype=str)}))
+    run.write_provenance(seed=seed, data_fingerprint="fixture")
+
+    # embeddings: PCA of pixels, L2-normalised                           (N, 16)
+    x = PCA(16, random_state=seed).fit_transform(digits.data[refs])
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    run.write_npy("embeddings.npy", x.astype(np.float16))
+
+    # kNN graph (cosine), self excluded                                   (N, k)
+    k = 10
+    nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(x)
+    dist, idx = nn.kneighbors(x)
+    idx, sim = idx[:, 1:].astype(np.int64), (1.0 - dist[:, 1:]).astype(np.float32)
+    np.savez(run / "knn.npz", indices=idx, similarities=sim)
+    w = np.clip(sim, 0, None)
+    votes = np.zeros((n, N_CLASSES))
+    np.add.at(votes, (np.repeat(np.arange(n), k), label[idx].ravel()), w.ravel())
+    votes /= votes.sum(1, keepdims=True) + 1e-12                          # (N, C) neighbour vote shares
+    agreement = votes[np.arange(n), label]
+    knn_pred = votes.argmax(1)
+
+    # heads: probabilities as a softened neighbour vote; GDW ω: true-class weight drops for noisy
+    probs = (0.8 * votes + 0.2 / N_CLASSES).astype(np.float32)
+    omega = np.ones((n, N_CLASSES), np.float32) + rng.normal(0, 0.05, (n, N_CLASSES)).astype(np.float32)
+    omega[np.arange(n), label] -= (1 - agreement).astype(np.float32)
+    omega[np.arange(n), knn_pred] += 0.5
+    (run / "heads").mkdir(exist_ok=True)
+    np.savez(run / "heads" / "lasl.npz", probs=probs)
+    np.savez(run / "heads" / "gdw.npz", probs=probs, omega=omega)
+
+    epochs = 8
+    t = np.linspace(0, 1, epochs)[:, None]                               # (E, 1)
+    loss = (np.log(N_CLASSES) * (1 - t) - np.log(probs[np.arange(n), label] + 1e-6) * t).astype(np.float32)
+    sigma = np.exp(-(loss - np.log(N_CLASSES)) / 2).astype(np.float32)
+    margin = (np.log(probs[np.arange(n), label]) - np.log(np.partition(probs, -2, 1)[:, -2] + 1e-6)) * t
+    (run / "history").mkdir(exist_ok=True)
+    np.savez(run / "history" / "lasl.npz", loss=loss, sigma=sigma, margin=margin.astype(np.float32))
+    np.savez(run / "history" / "gdw.npz", omega_t=(1 - t * (1 - agreement)).astype(np.float32))
+    np.savez(run / "history" / "fsr.npz", meta_margin=(margin * 0.5).astype(np.float32))
+
+    prob_label = probs[np.arange(n), label]
+    signals = pd.DataFrame({
+        "sample_id": ids, "label": label, "true_label": true,
+        "lasl_prob_label": prob_label, "lasl_pred": probs.argmax(1).astype(np.int64),
+        "lasl_margin": margin[-1].astype(np.float32), "lasl_loss": loss[-3:].mean(0),
+        "lasl_sigma": sigma[-3:].mean(0),
+        "gdw_weight": (1 - (1 - agreement)).astype(np.float32), "gdw_suggested_label": omega.argmax(1).astype(np.int64),
+        "fsr_meta_margin": (margin[-1] * 0.5).astype(np.float32), "fsr_in_dictionary": agreement > 0.95,
+        "knn_agreement": agreement.astype(np.float32), "knn_suggested_label": knn_pred.astype(np.int64),
+        "knn_suggested_share": votes.max(1).astype(np.float32), "knn_kth_distance": (1 - sim[:, -1]).astype(np.float32),
+        "dup_group": np.full(n, -1, np.int64), "dup_conflict": np.zeros(n, bool),
+    })
+    run.write_parquet("signals.parquet", signals)
+
+    score = np.clip(1 - agreement + rng.normal(0, 0.03, n), 0, 1).astype(np.float32)
+    flagged = score > 0.5
+    counts = np.bincount(label, minlength=N_CLASSES)
+    shot = _shot_group(counts)[label]
+    order = np.argsort(-score, kind="stable")
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(1, n + 1)
+    audit = pd.DataFrame({"sample_id": ids, "label": label, "label_issue_score": score, "is_label_issue": flagged,
+                          "suggested_label": knn_pred.astype(np.int64),
+                          "suggested_label_confidence": votes.max(1).astype(np.float32),
+                          "rank": rank, "shot_group": shot})
+    run.write_parquet("audit.parquet", audit)
+    est_clean = np.bincount(label[~flagged], minlength=N_CLASSES) + np.bincount(knn_pred[flagged], minlength=N_CLASSES)
+    run.write_parquet("classes.parquet", pd.DataFrame({
+        "class": np.arange(N_CLASSES), "name": class_names, "count": counts, "shot_group": _shot_group(counts),
+        "n_flagged": np.bincount(label[flagged], minlength=N_CLASSES), "estimated_true_count": est_clean,
+    }))
+    tp = int((flagged & noisy).sum())
+    run.write_json("metrics.json", {"precision": tp / max(flagged.sum(), 1), "recall": tp / max(noisy.sum(), 1),
+                                    "n_flagged": int(flagged.sum()), "n_noisy": int(noisy.sum())})
+    (run / "report.html").write_text("<html><body><h1>fixture report</h1></body></html>")
+    if with_umap:
+        from curator.explore.embedding_map import embedding_map
+
+        embedding_map(run.path, method="pca")  # recorded like the UMAP stage, so the app reuses it
+    (run / "fixture.json").write_text(json.dumps({"n": n, "n_noisy": int(noisy.sum())}))
+    return run.path

@@ -1,0 +1,163 @@
+"""The Streamlit explorer under streamlit.testing.v1.AppTest on the fixture run: every page
+opens, filters change the grid, decisions are persisted in decisions.parquet and the export uses
+them."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # repo root, for tests.fixtures_run
+from tests.fixtures_run import write_fixture_run  # noqa: E402
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from curator.explore.filters import SampleFilter, filter_samples  # noqa: E402
+from curator.explore.run import load_run  # noqa: E402
+from curator.review import load_decisions  # noqa: E402
+
+APP = str(ROOT / "ui" / "app.py")
+pytestmark = pytest.mark.slow  # each AppTest run re-executes the app script (a few seconds in all)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return write_fixture_run(tmp_path_factory.mktemp("ui") / "run", with_umap=True)
+
+
+@pytest.fixture()
+def app(run_dir, monkeypatch):
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    monkeypatch.setenv("CURATOR_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("CURATOR_MAP_METHOD", "pca")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _matching_count(at) -> int:
+    text = next(m.value for m in at.markdown if "samples match the filters" in m.value)
+    return int(text.split("**")[1].replace(",", ""))
+
+
+def test_every_page_opens(app, run_dir):
+    n = json.loads((run_dir / "fixture.json").read_text())["n"]
+    assert [t.value for t in app.title] == ["Overview"]
+    assert any(m.label == "Training samples" and m.value == f"{n:,}" for m in app.metric)
+    assert any("below 20 estimated clean samples" in w.value for w in app.warning), "tail classes at risk shown"
+    for page, title in [("views/flagged.py", "Flagged samples"), ("views/sample.py", "Sample"),
+                        ("views/map.py", "Embedding map"), ("views/review.py", "Review & export")]:
+        app.switch_page(page).run()
+        assert not app.exception, (page, app.exception)
+        assert [t.value for t in app.title] == [title]
+
+
+def test_grid_follows_filters(app, run_dir):
+    run = load_run(run_dir)
+    app.switch_page("views/flagged.py").run()
+    n_flagged = int(run.table["is_label_issue"].sum())
+    assert _matching_count(app) == n_flagged
+    assert len(app.image) == min(24, n_flagged)
+    app.multiselect(key="f_shots").set_value(["many"]).run()
+    expected = filter_samples(run.table, SampleFilter(shot_groups=("many",)))
+    assert _matching_count(app) == len(expected) < n_flagged
+    captions = [c.value for c in app.caption if c.value.startswith("score ")]
+    assert captions and all("· many ·" in c for c in captions)
+    app.radio(key="f_flagged").set_value("all").run()
+    app.slider(key="f_score").set_value((0.0, 0.3)).run()
+    expected = filter_samples(run.table, SampleFilter(shot_groups=("many",), flagged="all", score_range=(0.0, 0.3)))
+    assert _matching_count(app) == len(expected)
+    shown = [float(c.value.split()[1]) for c in app.caption if c.value.startswith("score ")]
+    assert shown and max(shown) <= 0.3 + 1e-9
+    assert shown == sorted(shown, reverse=True)
+
+
+def test_decisions_are_persisted_and_shown(app, run_dir):
+    run = load_run(run_dir)
+    app.switch_page("views/flagged.py").run()
+    order = filter_samples(run.table, SampleFilter())
+    first, second = (str(run.table["sample_id"].iat[int(p)]) for p in order[:2])
+    app.button(key=f"drop_{first}").click().run()
+    app.button(key=f"fix_{second}").click().run()
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert d.loc[first, "action"] == "drop"
+    sug = int(run.table.set_index("sample_id").loc[second, "suggested_label"])
+    assert d.loc[second, "action"] == "relabel" and d.loc[second, "new_label"] == sug
+    assert any("dropped" in c.value for c in app.caption)
+    # the review filter sees the decision
+    app.multiselect(key="f_review").set_value(["drop"]).run()
+    assert _matching_count(app) == 1
+    # sample page: relabel to an explicit class
+    app.switch_page("views/sample.py").run()
+    app.text_input(key="sample_input").set_value(first).run()
+    app.selectbox(key="s_new_label").set_value(3).run()
+    app.button(key="s_relabel").click().run()
+    assert not app.exception
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert d.loc[first, "action"] == "relabel" and d.loc[first, "new_label"] == 3
+    assert any("relabelled → digit 3" in m.value for m in app.markdown)
+
+
+def test_bulk_decision_for_filtered_set(app, run_dir):
+    run = load_run(run_dir)
+    app.multiselect(key="f_classes").set_value([9]).run()
+    app.radio(key="f_flagged").set_value("all").run()
+    app.switch_page("views/review.py").run()
+    app.radio(key="bulk_action").set_value("drop").run()
+    assert app.button(key="bulk_apply").disabled, "needs the confirmation first"
+    app.checkbox(key="bulk_confirm_0").check().run()
+    app.button(key="bulk_apply").click().run()
+    assert not app.exception
+    d = load_decisions(run_dir)
+    expected = set(run.table.loc[run.table["label"] == 9, "sample_id"])
+    assert set(d["sample_id"]) == expected and (d["action"] == "drop").all()
+    assert any(m.label == "Dropped" and m.value == f"{len(expected):,}" for m in app.metric)
+
+
+def test_sample_page_shows_signals_gdw_history_and_neighbours(app, run_dir):
+    run = load_run(run_dir)
+    sid = str(run.table["sample_id"].iat[7])
+    app.switch_page("views/sample.py").run()
+    app.text_input(key="sample_input").set_value(sid).run()
+    assert not app.exception
+    signals = app.dataframe[0].value
+    assert "label_issue_score" in set(signals["signal"]) and "knn_agreement" in set(signals["signal"])
+    assert signals["meaning"].str.len().min() > 10
+    k = np.load(run_dir / "knn.npz")["indices"].shape[1]
+    assert len(app.image) == 1 + min(10, k)  # the sample and its neighbours
+    assert not any("No GDW class weights" in i.value for i in app.info)
+    assert not any("No per-epoch history" in i.value for i in app.info)
+    # a neighbour opens its own page
+    nb = int(np.load(run_dir / "knn.npz")["indices"][7, 0])
+    app.button(key=f"nb_{nb}").click().run()
+    assert app.session_state["sample_id"] == str(run.table["sample_id"].iat[nb])
+
+
+def test_export_button_uses_decisions(app, run_dir):
+    run = load_run(run_dir)
+    ids = run.table["sample_id"].tolist()
+    keep_first_unflagged = [s for s, f in zip(ids, run.table["is_label_issue"]) if not f][0]
+    app.switch_page("views/sample.py").run()
+    app.text_input(key="sample_input").set_value(keep_first_unflagged).run()
+    app.button(key="s_drop").click().run()
+    assert load_decisions(run_dir).set_index("sample_id").loc[keep_first_unflagged, "action"] == "drop"
+    app.switch_page("views/review.py").run()
+    app.selectbox(key="export_policy").set_value("clean").run()
+    app.button(key="export_button").click().run()
+    assert not app.exception
+    try:
+        import curator.audit.export  # noqa: F401
+    except ModuleNotFoundError:
+        assert any("export is not available yet" in w.value for w in app.warning)
+        pytest.skip("curator.audit.export is not in this build: the app shows the clear message instead")
+    assert any("Exported with policy clean" in s.value for s in app.success)
+    out = sorted((run_dir / "exports").glob("clean*"))
+    assert out, "export wrote a file under RUN/exports/"
+    table = pd.read_parquet(out[0]) if out[0].suffix == ".parquet" else pd.read_csv(out[0])
+    assert keep_first_unflagged not in set(table["sample_id"].astype(str)), "a dropped decision removes the sample"

@@ -1,0 +1,137 @@
+"""`curator explore` in a real headless Chromium (selenium + the system chromedriver).
+
+Starts the explorer on the fixture run on a free localhost port, checks that the overview and the
+flagged grid render with real thumbnails (img elements with a non-zero natural width) and saves
+screenshots in the test's tmp dir (their paths are printed). Skipped when Chromium is missing,
+unless $CI is set, in which case a missing browser is a failure.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # repo root, for tests.fixtures_run
+from tests.fixtures_run import write_fixture_run  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROME = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+DRIVER = shutil.which("chromedriver")
+
+
+def _need_browser():
+    if CHROME and DRIVER:
+        return
+    msg = ("headless Chromium and chromedriver are needed (Debian: apt-get install -y chromium chromium-driver); "
+           f"found chromium={CHROME}, chromedriver={DRIVER}")
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _need_browser()
+    run_dir = write_fixture_run(tmp_path_factory.mktemp("browser") / "run", with_umap=True)
+    port = _free_port()
+    log = open(run_dir.parent / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "curator", "explore", str(run_dir), "--port", str(port),
+                             "--map-method", "pca"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                pytest.fail(f"curator explore did not come up: {(run_dir.parent / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the process group this fixture started
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROME
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1600,1200"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _wait_for(driver, predicate, timeout=60, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception:  # the page is still building
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _loaded_images(driver) -> int:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('[data-testid=\"stMain\"] img'))"
+        ".filter(i => i.complete && i.naturalWidth > 0).length;")
+
+
+def test_overview_renders(browser, server, tmp_path):
+    browser.get(server)
+    _wait_for(browser, lambda: "Overview" in browser.find_element("tag name", "h1").text, what="the overview title")
+    _wait_for(browser, lambda: "Training samples" in browser.find_element("tag name", "body").text, what="metrics")
+    _wait_for(browser, lambda: browser.execute_script(
+        "return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, [data-testid=\"stVegaLiteChart\"] svg').length") > 0,
+        what="the class histogram")
+    shot = tmp_path / "overview.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
+
+
+def test_flagged_grid_renders_thumbnails(browser, server, tmp_path):
+    browser.get(f"{server}/flagged")
+    _wait_for(browser, lambda: "Flagged samples" in browser.find_element("tag name", "h1").text, what="the grid title")
+    n = _wait_for(browser, lambda: _loaded_images(browser) >= 12 and _loaded_images(browser), what="12 thumbnails")
+    widths = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-testid=\"stMain\"] img')).map(i => i.naturalWidth);")
+    assert n >= 12 and all(w > 0 for w in widths[:n])
+    assert "samples match the filters" in browser.find_element("tag name", "body").text
+    shot = tmp_path / "flagged.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 10_000

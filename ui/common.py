@@ -1,0 +1,162 @@
+"""Streamlit glue shared by the explorer's pages: cached loaders, the filter sidebar, small widgets.
+
+No logic lives here beyond wiring: numbers come from `curator.explore`. The run is loaded once per
+process (`st.cache_resource`, shared read-only by every session); decisions are re-read whenever
+RUN/decisions.parquet changes, so a decision made in one tab shows in every other.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from curator.explore.filters import FLAG_CHOICES, SampleFilter, filter_samples, sortable_columns
+from curator.explore.review import REVIEW_STATUSES, decide, describe_decision, review_status
+from curator.explore.run import SHOT_GROUPS, ExplorerRun, load_run
+from curator.review import DECISIONS_FILE, load_decisions
+
+RUN_ENV = "CURATOR_RUN_DIR"
+THUMB = 96
+
+
+def run_dir_from_argv(argv: list[str] | None = None) -> str | None:
+    """`streamlit run ui/app.py -- --run DIR` (or ``-- DIR``), else $CURATOR_RUN_DIR."""
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--run", default=None)
+    known, rest = p.parse_known_args(argv)
+    if known.run:
+        return known.run
+    if os.environ.get(RUN_ENV):
+        return os.environ[RUN_ENV]
+    for a in rest:
+        if not a.startswith("-") and (Path(a) / "manifest.parquet").exists():
+            return a
+    return None
+
+
+def map_method_from_argv(argv: list[str] | None = None) -> str:
+    """`-- --map-method pca|umap` (or $CURATOR_MAP_METHOD); default umap."""
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--map-method", dest="map_method", choices=["umap", "pca"], default=None)
+    known, _ = p.parse_known_args(argv)
+    return known.map_method or os.environ.get("CURATOR_MAP_METHOD", "umap")
+
+
+def _mtime(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+@st.cache_resource(show_spinner="Loading the run…", max_entries=4)
+def _load(path: str, stamp: tuple[int, ...]) -> ExplorerRun:
+    return load_run(path)
+
+
+def get_run() -> ExplorerRun:
+    path = Path(st.session_state["run_dir"])
+    stamp = tuple(_mtime(path / f) for f in ("manifest.parquet", "signals.parquet", "audit.parquet"))
+    return _load(str(path), stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _status(path: str, stamp: int, _run: ExplorerRun) -> tuple[np.ndarray, np.ndarray, int]:
+    decisions = load_decisions(path)
+    status, new_label = review_status(_run, decisions)
+    return status, new_label, len(decisions)
+
+
+def get_status(run: ExplorerRun) -> tuple[np.ndarray, np.ndarray, int]:
+    """(status codes, new labels, number of decisions), refreshed when decisions.parquet changes."""
+    return _status(str(run.path), _mtime(run.path / DECISIONS_FILE), run)
+
+
+@st.cache_resource(show_spinner="Opening the dataset's images…", max_entries=2)
+def get_thumbnails(path: str):
+    from curator.explore.thumbnails import Thumbnails, open_image_source
+
+    try:
+        return Thumbnails(open_image_source(path))
+    except Exception as exc:  # images may live on a disk that is not mounted here
+        return str(exc)
+
+
+def thumbnail(run: ExplorerRun, pos: int, size: int = THUMB) -> np.ndarray:
+    from curator.explore.thumbnails import placeholder
+
+    thumbs = get_thumbnails(str(run.path))
+    if isinstance(thumbs, str):
+        return placeholder(size)
+    return thumbs.get(int(run.table["image_ref"].iat[pos]), size)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _column_range(path: str, stamp: tuple, column: str, _run: ExplorerRun) -> tuple[float, float]:
+    v = _run.table[column].to_numpy().astype(np.float64)
+    v = v[np.isfinite(v)]
+    return (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+
+
+def column_range(run: ExplorerRun, column: str) -> tuple[float, float]:
+    return _column_range(str(run.path), (), column, run)
+
+
+def filter_sidebar(run: ExplorerRun) -> SampleFilter:
+    """The filter widgets (sidebar, shared by the grid, map and review pages) -> a SampleFilter."""
+    sb = st.sidebar
+    sb.header("Filters")
+    sb.caption("Apply to the flagged grid, the map listing and bulk review.")
+    names = {c: f"{c}: {run.class_name(c)}" for c in range(run.n_classes)}
+    flagged = sb.radio("Audit flag", FLAG_CHOICES, key="f_flagged", horizontal=True,
+                       help="`is_label_issue`: the audit believes the given label is wrong.")
+    classes = sb.multiselect("Given label", list(names), format_func=names.get, key="f_classes")
+    suggested = sb.multiselect("Suggested label", list(names), format_func=names.get, key="f_suggested")
+    shots = sb.multiselect("Shot group", list(SHOT_GROUPS), key="f_shots",
+                           help="Size of the given class: many >= 100, medium 20-100, few <= 20 samples.")
+    score = (0.0, 1.0)
+    if run.has_audit:
+        score = sb.slider("label_issue_score", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_score",
+                          help="How likely the given label is wrong (1 = almost surely wrong).")
+    review = sb.multiselect("Review status", list(REVIEW_STATUSES), key="f_review")
+    numeric = [c for c in sortable_columns(run.table) if c not in ("label", "true_label", "rank")]
+    thresholds = []
+    for col in sb.multiselect("Signal thresholds", numeric, key="f_signals",
+                              help="Keep samples whose signal lies in a range."):
+        lo, hi = column_range(run, col)
+        if lo == hi:
+            continue
+        a, b = sb.slider(col, lo, hi, (lo, hi), key=f"f_thr_{col}")
+        thresholds.append((col, a if a > lo else None, b if b < hi else None))
+    sort_cols = numeric
+    default = sort_cols.index("label_issue_score") if "label_issue_score" in sort_cols else 0
+    sort_by = sb.selectbox("Sort by", sort_cols, index=default, key="f_sort")
+    descending = sb.toggle("Highest first", value=True, key="f_desc")
+    return SampleFilter(classes=tuple(classes), suggested=tuple(suggested), shot_groups=tuple(shots),
+                        score_range=tuple(score), flagged=flagged if run.has_audit else "all",
+                        review=tuple(review), thresholds=tuple(thresholds), sort_by=sort_by, descending=descending)
+
+
+def filtered_positions(run: ExplorerRun) -> np.ndarray:
+    flt = st.session_state.get("filter") or SampleFilter(flagged="flagged" if run.has_audit else "all")
+    status, _, _ = get_status(run)
+    return filter_samples(run.table, flt, status, sort_cache=run.sort_cache)
+
+
+def open_sample(sample_id: str) -> None:
+    st.session_state["sample_id"] = sample_id
+    st.switch_page(st.session_state["pages"]["sample"])
+
+
+def decision_text(run: ExplorerRun, pos: int) -> str:
+    status, new_label, _ = get_status(run)
+    return describe_decision(status[pos], new_label[pos], run.class_name)
+
+
+def save_decision(run: ExplorerRun, ids, action: str, new_label: int | None = None) -> None:
+    decide(run, ids, action, new_label)
+    n = len(ids)
+    st.toast(f"Saved: {action} for {n} sample{'s' if n != 1 else ''}")

@@ -1,0 +1,87 @@
+"""Overview: size, classes, imbalance, class histogram (log scale) with shot groups, estimated
+noise per class, flagged count, signal distributions, tail classes at risk."""
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from curator.explore.explain import explain
+from curator.explore.filters import sortable_columns
+from curator.explore.overview import class_summary, overview_stats, signal_histogram, tails_at_risk
+from ui.common import get_run, get_status
+
+run = get_run()
+st.title("Overview")
+stats = overview_stats(run)
+_, _, n_decisions = get_status(run)
+
+cols = st.columns(5)
+cols[0].metric("Training samples", f"{stats['n_samples']:,}")
+cols[1].metric("Classes", stats["n_classes"])
+cols[2].metric("Imbalance ratio", f"{stats['imbalance_ratio']:.1f}", help="Largest class size / smallest class size (given labels).")
+if stats["n_flagged"] is not None:
+    cols[3].metric("Flagged as label issues", f"{stats['n_flagged']:,} ({stats['flagged_share']:.1%})",
+                   help="Samples whose label_issue_score passes the audit's threshold (is_label_issue).")
+else:
+    cols[3].metric("Flagged as label issues", "—", help="The audit has not run yet: audit.parquet is missing.")
+cols[4].metric("Review decisions", f"{n_decisions:,}")
+if "noise_rate" in stats:
+    st.caption(f"True labels are known for this run: {stats['noise_rate']:.1%} of given labels are wrong.")
+if run.metrics:
+    m = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float)) and k in ("auroc", "precision", "recall", "f1")}
+    if m:
+        st.caption("Detection against the known truth: " + " · ".join(f"{k} {v:.3f}" for k, v in m.items()))
+
+summary = class_summary(run)
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Class sizes")
+    st.caption("Given-label counts on a log scale, coloured by shot group (many >= 100, medium 20-100, few <= 20).")
+    hist = alt.Chart(summary).mark_bar().encode(
+        x=alt.X("name:N", sort=None, title="class"),
+        y=alt.Y("count:Q", scale=alt.Scale(type="log", domainMin=1), title="samples (log)"), y2=alt.datum(1),
+        color=alt.Color("shot_group:N", scale=alt.Scale(domain=["many", "medium", "few"]), title="shot group"),
+        tooltip=[c for c in summary.columns],
+    )
+    st.altair_chart(hist, width="stretch")
+with right:
+    st.subheader("Estimated noise per class")
+    if "estimated_noise" in summary.columns:
+        st.caption("Share of each class's samples the audit flags as mislabelled"
+                   + (" (true share in grey)." if "true_noise" in summary.columns else "."))
+        base = alt.Chart(summary).encode(y=alt.Y("name:N", sort=None, title=None))
+        chart = base.mark_bar().encode(x=alt.X("estimated_noise:Q", axis=alt.Axis(format="%"), title="flagged share"),
+                                       tooltip=["name", "count", "n_flagged", "estimated_noise"])
+        if "true_noise" in summary.columns:
+            chart = chart + base.mark_tick(color="grey", thickness=3).encode(x="true_noise:Q")
+        st.altair_chart(chart, width="stretch")
+    else:
+        st.info("No audit yet: run `curator audit` to estimate noise per class.")
+
+st.subheader("Tail classes at risk")
+risk = tails_at_risk(summary)
+if len(risk):
+    st.warning(f"{len(risk)} tail class(es) fall below 20 estimated clean samples: "
+               + ", ".join(f"**{r['name']}** ({int(r['count'])} labelled, ~{r.get('estimated_true_count', r['count']):.0f} clean)"
+                           for _, r in risk.iterrows()))
+else:
+    st.success("No tail class falls below 20 estimated clean samples.")
+with st.expander("Per-class findings"):
+    st.dataframe(summary, hide_index=True, width="stretch",
+                 column_config={"estimated_noise": st.column_config.ProgressColumn("estimated noise", min_value=0, max_value=1, format="percent")})
+
+st.subheader("Signal distributions")
+numeric = [c for c in sortable_columns(run.table) if c not in ("label", "true_label", "rank", "image_ref")]
+if numeric:
+    default = numeric.index("label_issue_score") if "label_issue_score" in numeric else 0
+    column = st.selectbox("Signal", numeric, index=default, key="ov_signal")
+    e = explain(column)
+    st.caption(f"{e.text} ({e.direction_words}; source: {e.source}). "
+               + ("Split by the known truth." if run.has_truth else "Split by the audit's flag."))
+    h = signal_histogram(run, column)
+    chart = alt.Chart(h).mark_bar(opacity=0.6).encode(
+        x=alt.X("bin_start:Q", bin="binned", title=column), x2="bin_end:Q",
+        y=alt.Y("count:Q", stack=None, title="samples"), color=alt.Color("group:N", title=None))
+    st.altair_chart(chart, width="stretch")
+else:
+    st.info("No signals yet: run `curator signals` or `curator audit`.")

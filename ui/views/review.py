@@ -1,0 +1,80 @@
+"""Review & export: decisions so far, bulk decisions for the filtered set, and the export button."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from curator.data.problems import DataError
+from curator.explore.review import REVIEW_STATUSES, ExportUnavailable, export_manifest
+from curator.review import load_decisions
+from ui.common import filtered_positions, get_run, get_status, save_decision
+
+run = get_run()
+t = run.table
+st.title("Review & export")
+status, new_label, n_decisions = get_status(run)
+
+counts = np.bincount(status, minlength=len(REVIEW_STATUSES))
+cols = st.columns(4)
+for col, name, c in zip(cols, REVIEW_STATUSES, counts):
+    col.metric({"unreviewed": "Not reviewed", "keep": "Kept", "relabel": "Relabelled", "drop": "Dropped"}[name], f"{int(c):,}")
+st.caption("Decisions are saved immediately in decisions.parquet (locked and atomic, safe with several tabs) "
+           "and override the audit's automatic choices in every export.")
+
+st.subheader("Decide for the whole filtered set")
+positions = filtered_positions(run)
+st.markdown(f"The sidebar filters select **{len(positions):,}** samples.")
+action = st.radio("Action", ["keep", "relabel to suggested label", "relabel to a class", "drop", "clear"],
+                  horizontal=True, key="bulk_action")
+target = None
+if action == "relabel to a class":
+    target = st.selectbox("Class", list(range(run.n_classes)), format_func=lambda c: f"{c}: {run.class_name(c)}",
+                          key="bulk_class")
+confirm = st.checkbox(f"Apply “{action}” to all {len(positions):,} filtered samples",
+                      key=f"bulk_confirm_{st.session_state.get('bulk_round', 0)}")
+if st.button("Apply to filtered set", disabled=not confirm or len(positions) == 0, type="primary", key="bulk_apply"):
+    ids = t["sample_id"].to_numpy()[positions]
+    if action == "relabel to suggested label":
+        if "suggested_label" not in t.columns:
+            st.error("This run has no suggested labels (audit.parquet is missing).")
+        else:
+            sug = t["suggested_label"].to_numpy()[positions]
+            for c in np.unique(sug):
+                if 0 <= c < run.n_classes:
+                    save_decision(run, ids[sug == c].tolist(), "relabel", int(c))
+    elif action == "relabel to a class":
+        save_decision(run, ids.tolist(), "relabel", int(target))
+    else:
+        save_decision(run, ids.tolist(), action)
+    st.session_state["bulk_round"] = st.session_state.get("bulk_round", 0) + 1  # untick the confirmation
+    st.rerun()
+
+st.subheader("Decisions")
+decisions = load_decisions(run.path)
+if len(decisions):
+    shown = decisions.sort_values("updated", ascending=False).head(500).copy()
+    shown["new label"] = [run.class_name(c) if c >= 0 else "" for c in shown["new_label"]]
+    st.dataframe(shown[["sample_id", "action", "new label", "updated"]], hide_index=True, width="stretch", height=240)
+    if len(decisions) > 500:
+        st.caption(f"Showing the latest 500 of {len(decisions):,} decisions.")
+else:
+    st.caption("No decisions yet. Review samples on the grid or the sample page.")
+
+st.subheader("Export")
+st.caption("clean: drop flagged samples · relabel: replace flagged labels by confident suggestions, drop the rest · "
+           "reweight: per-sample weights from the robust heads. Your decisions override the automatic ones.")
+c1, c2 = st.columns([1, 2])
+policy = c1.selectbox("Policy", ["clean", "relabel", "reweight"], key="export_policy")
+name = c2.text_input("File name (written under RUN/exports/)", value=f"{policy}.parquet", key="export_name")
+if st.button("Export", key="export_button"):
+    safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-").lstrip(".") or f"{policy}.parquet"
+    out = run.path / "exports" / safe
+    try:
+        summary = export_manifest(run.path, policy, out)
+    except ExportUnavailable as exc:
+        st.warning(str(exc))
+    except (DataError, ValueError) as exc:
+        st.error(f"Export failed: {exc}")
+    else:
+        st.success(f"Exported with policy {policy} to {summary.get('out', out)}")
+        st.json({k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))})

@@ -1,0 +1,147 @@
+"""One sample: the image larger, every signal with its explanation, GDW class weights, per-epoch
+history, nearest neighbours, and the review decision."""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from curator.data.problems import DataError
+from curator.explore.explain import explain
+from ui.common import decision_text, filtered_positions, get_run, open_sample, save_decision, thumbnail
+
+run = get_run()
+t = run.table
+st.title("Sample")
+
+positions = filtered_positions(run)
+if "sample_id" not in st.session_state:
+    st.session_state["sample_id"] = str(t["sample_id"].iat[int(positions[0]) if len(positions) else 0])
+if st.session_state.get("_sample_shown") != st.session_state["sample_id"] or "sample_input" not in st.session_state:
+    st.session_state["sample_input"] = st.session_state["sample_id"]
+typed = st.text_input("Sample id", key="sample_input",
+                      help="Type an id, or open one from the grid, the map or a neighbour.")
+if typed != st.session_state["sample_id"]:
+    st.session_state["sample_id"] = typed
+st.session_state["_sample_shown"] = st.session_state["sample_id"]
+try:
+    pos = run.position(st.session_state["sample_id"])
+except DataError as exc:
+    st.error(str(exc))
+    st.stop()
+sid = str(t["sample_id"].iat[pos])
+
+# previous / next within the filtered, sorted list
+where = np.flatnonzero(positions == pos)
+nav = st.columns([1, 1, 4])
+if len(where):
+    i = int(where[0])
+    if nav[0].button("← Previous", disabled=i == 0):
+        open_sample(str(t["sample_id"].iat[int(positions[i - 1])]))
+    if nav[1].button("Next →", disabled=i + 1 >= len(positions)):
+        open_sample(str(t["sample_id"].iat[int(positions[i + 1])]))
+    nav[2].caption(f"{i + 1} of {len(positions):,} in the filtered list")
+else:
+    nav[2].caption("This sample is outside the current filters.")
+
+given = int(t["label"].iat[pos])
+left, mid, right = st.columns([1, 1, 2])
+with left:
+    st.image(thumbnail(run, pos, 224), width=224)
+    st.caption(f"source: {t['source'].iat[pos]}")
+with mid:
+    st.markdown(f"**Given label:** {run.class_name(given)}")
+    if "suggested_label" in t.columns:
+        conf = t["suggested_label_confidence"].iat[pos] if "suggested_label_confidence" in t.columns else float("nan")
+        st.markdown(f"**Suggested label:** {run.class_name(int(t['suggested_label'].iat[pos]))} (confidence {conf:.2f})")
+    if run.has_audit:
+        flagged = bool(t["is_label_issue"].iat[pos])
+        st.metric("label_issue_score", f"{t['label_issue_score'].iat[pos]:.3f}",
+                  help="How likely the given label is wrong (1 = almost surely wrong).")
+        st.markdown(":red[**flagged as a label issue**]" if flagged else ":green[not flagged]")
+    if int(t["true_label"].iat[pos]) >= 0:
+        st.markdown(f"**True label (known):** {run.class_name(int(t['true_label'].iat[pos]))}")
+    st.markdown(f"**Shot group:** {t['shot_group'].iat[pos]}")
+with right:
+    st.subheader("Review")
+    st.markdown(f"Current decision: **{decision_text(run, pos)}**")
+    b = st.columns(4)
+    if b[0].button("Keep label", key="s_keep"):
+        save_decision(run, [sid], "keep")
+        st.rerun()
+    if b[1].button("Drop sample", key="s_drop"):
+        save_decision(run, [sid], "drop")
+        st.rerun()
+    if b[2].button("Clear decision", key="s_clear"):
+        save_decision(run, [sid], "clear")
+        st.rerun()
+    names = list(range(run.n_classes))
+    default = int(t["suggested_label"].iat[pos]) if "suggested_label" in t.columns else given
+    new = st.selectbox("Relabel as", names, index=min(max(default, 0), run.n_classes - 1),
+                       format_func=lambda c: f"{c}: {run.class_name(c)}", key="s_new_label")
+    if st.button("Relabel", key="s_relabel", type="primary"):
+        save_decision(run, [sid], "relabel", int(new))
+        st.rerun()
+
+st.subheader("Signals")
+skip = {"sample_id", "label", "true_label", "image_ref", "source"}
+rows = []
+for col in t.columns:
+    if col in skip:
+        continue
+    v = t[col].iat[pos]
+    e = explain(col)
+    if e.direction == "categorical" and isinstance(v, (int, np.integer)) and col.endswith(("label", "_pred")):
+        shown = f"{int(v)}: {run.class_name(int(v))}" if v >= 0 else "—"
+    elif isinstance(v, (float, np.floating)):
+        shown = f"{v:.4g}"
+    else:
+        shown = str(v)
+    rows.append({"signal": col, "value": shown, "meaning": e.text, "direction": e.direction_words, "source": e.source})
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+             column_config={"meaning": st.column_config.TextColumn(width="large")})
+
+g, h = st.columns(2)
+with g:
+    st.subheader("GDW class weights")
+    omega = run.head_array("gdw", "omega")
+    if omega is None or omega.shape[0] != run.n_samples:
+        st.info("No GDW class weights in this run (heads/gdw.npz with `omega`).")
+    else:
+        w = pd.DataFrame({"class": [run.class_name(c) for c in range(omega.shape[1])], "omega": omega[pos].astype(float),
+                          "role": ["given label" if c == given else "other" for c in range(omega.shape[1])]})
+        st.caption("GDW's weight for each class on this sample (paper 003, fig. 4-5): on a mislabelled sample the "
+                   "given class's weight drops and the true class's rises.")
+        st.altair_chart(alt.Chart(w).mark_bar().encode(
+            x=alt.X("class:N", sort=None), y="omega:Q",
+            color=alt.Color("role:N", scale=alt.Scale(domain=["given label", "other"], range=["#d62728", "#1f77b4"])),
+            tooltip=["class", "omega"]), width="stretch")
+with h:
+    st.subheader("Training history")
+    hist = run.sample_history(pos)
+    if len(hist) == 0:
+        st.info("No per-epoch history in this run (history/*.npz).")
+    else:
+        st.caption("Per-epoch records of this sample: loss, SuperLoss σ*, GDW ω_t, FSR meta-margin, …")
+        hist["series"] = hist["head"] + " · " + hist["record"]
+        st.altair_chart(alt.Chart(hist).mark_line(point=True).encode(
+            x="epoch:Q", y=alt.Y("value:Q", title=None), color=alt.Color("series:N", legend=None),
+            facet=alt.Facet("record:N", columns=2, title=None)).resolve_scale(y="independent").properties(height=110, width=230))
+
+st.subheader("Nearest neighbours")
+knn = run.knn()
+if knn is None:
+    st.info("No kNN graph in this run (knn.npz).")
+else:
+    idx, sim = knn
+    st.caption("The most similar training samples in embedding space, with their given labels and cosine similarity.")
+    cols = st.columns(min(10, idx.shape[1]))
+    for col, j, s in zip(cols, idx[pos][: len(cols)], sim[pos][: len(cols)]):
+        j = int(j)
+        lab = int(t["label"].iat[j])
+        with col:
+            st.image(thumbnail(run, j), width=80)
+            st.caption(f"{'✅' if lab == given else '❌'} {run.class_name(lab)} · {s:.2f}")
+            if st.button("Open", key=f"nb_{j}"):
+                open_sample(str(t["sample_id"].iat[j]))
