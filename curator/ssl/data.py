@@ -1,0 +1,154 @@
+"""Images for SSL training and embedding, read only through the dataset's `ImageSource`.
+
+Two paths, one interface (`BatchSource.batches(index_batches)` yields uint8 (B, 3, H, W) tensors on
+the compute device):
+
+- **resident** (CIFAR-scale): every image is decoded once (threads; PIL releases the GIL) into one
+  uint8 tensor that lives on the device; a batch is an index into it — no host work per step.
+- **streaming** (large data, e.g. Clothing1M): a `DataLoader` whose workers decode JPEG bytes with
+  `torchvision.io.decode_jpeg` (other formats through the source) and resize to the load size.
+
+A sample whose image cannot be decoded is reported in the `ProblemReport` (sample id, reason) and,
+under ``on_bad="skip"``, excluded from training (its pixels are zero and its embedding row is zero);
+under ``"keep"`` its zero image is kept; under ``"error"`` the report raises `DataError`.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from curator.data.images import EncodedImages, FileImages, ImageError, ImageSource, resize_uint8
+from curator.data.problems import ProblemReport
+
+LOG = logging.getLogger(__name__)
+
+
+def _read_chunk(source: ImageSource, refs: np.ndarray, size: int) -> tuple[np.ndarray, list[tuple[int, ImageError]]]:
+    """Read a chunk as (n, size, size, 3) uint8; on failure fall back to one image at a time."""
+    try:
+        return source.read_batch(refs, size), []
+    except (ImageError, ValueError, OSError):
+        pass
+    out = np.zeros((len(refs), size, size, 3), np.uint8)
+    bad: list[tuple[int, ImageError]] = []
+    for i, r in enumerate(refs):
+        try:
+            out[i] = resize_uint8(source.read(int(r)), size)
+        except ImageError as exc:
+            bad.append((i, exc))
+        except (ValueError, OSError) as exc:
+            bad.append((i, ImageError(f"cannot read image: {exc}")))
+    return out, bad
+
+
+def decode_all(source: ImageSource, refs: np.ndarray, size: int, *, sample_ids: Sequence[str] | None = None,
+               sources: Sequence[str] | None = None, problems: ProblemReport | None = None,
+               chunk: int = 2048, threads: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Decode `refs` into (N, size, size, 3) uint8 and a (N,) bool mask of samples to train on."""
+    refs = np.asarray(refs, dtype=np.int64)
+    n = len(refs)
+    pixels = np.zeros((n, size, size, 3), np.uint8)
+    usable = np.ones(n, bool)
+    starts = list(range(0, n, chunk))
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = pool.map(lambda s: (s, *_read_chunk(source, refs[s:s + chunk], size)), starts)
+        for start, block, bad in results:
+            pixels[start:start + len(block)] = block
+            for i, exc in bad:
+                j = start + i
+                sid = sample_ids[j] if sample_ids is not None else f"row {j}"
+                src = sources[j] if sources is not None else source.describe(int(refs[j]))
+                keep = problems.add(sid, src, exc.kind, exc.reason) if problems is not None else False
+                usable[j] = keep
+                LOG.warning("image of sample %s (%s) cannot be decoded: %s -> %s", sid, src, exc.reason,
+                            "kept as a black image" if keep else "excluded")
+    return pixels, usable
+
+
+def image_size_of(source: ImageSource, refs: np.ndarray) -> int:
+    """Side of the first decodable image (the resident path trains at the images' own size)."""
+    for r in refs[:16]:
+        try:
+            return int(source.read(int(r)).shape[0])
+        except ImageError:
+            continue
+    raise ImageError("none of the first 16 images could be decoded")
+
+
+class BatchSource:
+    """Yields uint8 (B, 3, H, W) batches on `device` for lists of row positions."""
+
+    def batches(self, index_batches: Iterable[np.ndarray]) -> Iterator[torch.Tensor]:
+        raise NotImplementedError
+
+
+class ResidentBatches(BatchSource):
+    def __init__(self, pixels: np.ndarray, device: torch.device):
+        # (N, H, W, 3) uint8 host -> (N, 3, H, W) uint8 on device, contiguous in channels_last order
+        self.data = torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(0, 3, 1, 2)
+        self.device = device
+
+    def batches(self, index_batches):
+        for idx in index_batches:
+            yield self.data[torch.as_tensor(idx, device=self.device)]
+
+
+class _DecodeDataset(torch.utils.data.Dataset):
+    """Map-style dataset: row position -> (uint8 (3, S, S), ok flag, reason)."""
+
+    def __init__(self, source: ImageSource, refs: np.ndarray, size: int):
+        self.source, self.refs, self.size = source, np.asarray(refs, np.int64), size
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def _jpeg_bytes(self, ref: int) -> bytes | None:
+        if isinstance(self.source, EncodedImages):
+            raw = self.source.raw(ref)
+        elif isinstance(self.source, FileImages):
+            raw = self.source.path(ref).read_bytes()
+        else:
+            return None
+        return raw if raw[:2] == b"\xff\xd8" else None
+
+    def __getitem__(self, i: int):
+        import torchvision.io as tio
+
+        ref = int(self.refs[i])
+        try:
+            raw = self._jpeg_bytes(ref)
+            if raw is not None:
+                img = tio.decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=tio.ImageReadMode.RGB)
+            else:
+                img = torch.from_numpy(np.ascontiguousarray(self.source.read(ref))).permute(2, 0, 1)
+            if img.shape[1] != self.size or img.shape[2] != self.size:
+                img = F.interpolate(img[None].float(), size=(self.size, self.size), mode="bilinear",
+                                    antialias=True, align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+            return img, True, ""
+        except (ImageError, RuntimeError, OSError, ValueError) as exc:
+            return torch.zeros(3, self.size, self.size, dtype=torch.uint8), False, str(exc)
+
+
+class StreamingBatches(BatchSource):
+    """DataLoader workers decode each batch; decoding failures are reported in `failures`."""
+
+    def __init__(self, source: ImageSource, refs: np.ndarray, size: int, device: torch.device, num_workers: int = 4):
+        self.dataset = _DecodeDataset(source, refs, size)
+        self.device, self.num_workers = device, num_workers
+        self.failures: dict[int, str] = {}
+
+    def batches(self, index_batches):
+        batches = [np.asarray(b, np.int64).tolist() for b in index_batches]
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
+                                             pin_memory=self.device.type == "cuda",
+                                             persistent_workers=False)
+        for b, (imgs, ok, reasons) in zip(batches, loader):
+            for pos, good, why in zip(b, ok.tolist(), reasons):
+                if not good:
+                    self.failures[pos] = why
+            yield imgs.to(self.device, non_blocking=True)

@@ -1,0 +1,272 @@
+"""The SSL training loop (SPEC §4; paper 000 §3.2).
+
+- lr = base_lr x batch_size / 256, linear warm-up (per step) for `warmup_epochs`, then cosine to 0;
+- views augmented on the device in batch (`curator.ssl.augment`); bf16 autocast, channels_last and
+  `torch.compile` on CUDA (compile guarded: a failure falls back to eager with a warning);
+- kNN monitor (k = 200, cosine, T = 0.1) every `knn_every` epochs and at the end;
+- a checkpoint (model, optimizer, epoch, history, RNG states) written atomically after every
+  epoch by rank 0; a rerun with the same config resumes from it. The data order and every
+  augmentation draw come from generators seeded by (seed, epoch, rank), so an interrupted-then-
+  resumed run reproduces an uninterrupted one;
+- DDP under torchrun: each rank trains on its shard with batch_size / world images per step.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from curator.rundir import atomic_path, fingerprint
+from curator.ssl.augment import AugmentRecipe, augment
+from curator.ssl.backbones import build_backbone, resolve_backbone
+from curator.ssl.config import SSLConfig
+from curator.ssl.data import BatchSource
+from curator.ssl.distributed import DistInfo, all_reduce_mean, barrier, shard
+from curator.ssl.embed import autocast, extract_features
+from curator.ssl.knn_monitor import knn_accuracy
+from curator.ssl.methods import METHODS, SSLMethod, recipe
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainData:
+    """What the loop trains on: row positions 0..n-1 of `batches`, and labels for the kNN monitor."""
+    batches: BatchSource
+    n: int
+    image_size: int
+    usable: np.ndarray                    # (n,) bool: rows to train on
+    labels: np.ndarray | None = None      # (n,) int, -1 unknown; for the monitor only
+    n_classes: int = 0
+    test_batches: BatchSource | None = None
+    test_labels: np.ndarray | None = None
+
+
+@dataclass
+class PretrainResult:
+    method: SSLMethod
+    recipe: AugmentRecipe
+    backbone_name: str
+    history: list[dict] = field(default_factory=list)
+    epochs_done: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+
+    @property
+    def best_knn(self) -> float | None:
+        vals = [h["knn_acc"] for h in self.history if h.get("knn_acc") is not None]
+        return max(vals) if vals else None
+
+    @property
+    def final_knn(self) -> float | None:
+        vals = [h["knn_acc"] for h in self.history if h.get("knn_acc") is not None]
+        return vals[-1] if vals else None
+
+
+def build_method(cfg: SSLConfig, image_size: int) -> tuple[SSLMethod, AugmentRecipe, str]:
+    name = resolve_backbone(cfg.backbone, image_size)
+    backbone, dim = build_backbone(name, image_size, cfg.width)
+    kw = {} if cfg.head_dim is None else {"head_dim": cfg.head_dim}
+    return METHODS[cfg.method].build(backbone, dim, **kw), recipe(cfg.method, image_size), name
+
+
+def peak_lr(cfg: SSLConfig) -> float:
+    base = cfg.base_lr if cfg.base_lr is not None else METHODS[cfg.method].base_lr
+    return base * cfg.batch_size / 256
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warm-up then cosine decay to 0 (paper 000 §3.2)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def make_optimizer(method: nn.Module, cfg: SSLConfig) -> torch.optim.Optimizer:
+    spec = METHODS[cfg.method]
+    wd = cfg.weight_decay if cfg.weight_decay is not None else spec.weight_decay
+    params = [p for p in method.parameters() if p.requires_grad]
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=peak_lr(cfg), momentum=0.9, weight_decay=wd)
+    return torch.optim.Adam(params, lr=peak_lr(cfg), weight_decay=wd)
+
+
+def _rng_state(device: torch.device) -> dict:
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        st["cuda"] = torch.cuda.get_rng_state(device)
+    return st
+
+
+def _set_rng_state(st: dict, device: torch.device) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if device.type == "cuda" and "cuda" in st:
+        torch.cuda.set_rng_state(st["cuda"], device)
+
+
+def _monitor(method: SSLMethod, data: TrainData, rec: AugmentRecipe, cfg: SSLConfig, device: torch.device,
+             split: tuple[np.ndarray, np.ndarray] | None) -> float | None:
+    """kNN accuracy on the test split (bank: training rows) or on held-out training rows."""
+    if data.labels is None or data.n_classes < 2:
+        return None
+    kw = dict(amp=cfg.amp, channels_last=cfg.channels_last, batch_size=cfg.embed_batch_size)
+    if data.test_batches is not None and data.test_labels is not None:
+        bank_pos = np.flatnonzero(data.usable & (data.labels >= 0))[: cfg.knn_max_bank]
+        q = extract_features(method.backbone, data.test_batches, np.arange(len(data.test_labels)), rec,
+                             data.image_size, device, **kw)
+        q_lab = data.test_labels
+    else:
+        if split is None:
+            return None
+        bank_pos, q_pos = split
+        q = extract_features(method.backbone, data.batches, q_pos, rec, data.image_size, device, **kw)
+        q_lab = data.labels[q_pos]
+    bank = extract_features(method.backbone, data.batches, bank_pos, rec, data.image_size, device, **kw)
+    lab = lambda a: torch.as_tensor(np.asarray(a, np.int64), device=device)  # noqa: E731
+    return knn_accuracy(q, lab(q_lab), bank, lab(data.labels[bank_pos]), data.n_classes, cfg.knn_k, cfg.knn_t)
+
+
+def _holdout_split(data: TrainData, cfg: SSLConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    if data.labels is None:
+        return None
+    pos = np.flatnonzero(data.usable & (data.labels >= 0))
+    if len(pos) < 10:
+        return None
+    rng = np.random.default_rng(cfg.seed + 12345)
+    pos = rng.permutation(pos)
+    n_q = max(1, int(round(cfg.knn_holdout * len(pos))))
+    return np.sort(pos[n_q:][: cfg.knn_max_bank]), np.sort(pos[:n_q])
+
+
+def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.device, *, info: DistInfo = DistInfo(),
+             on_epoch_end: Callable[[int, dict], None] | None = None) -> PretrainResult:
+    """Train (or resume training) the configured SSL method on `data`; return the trained method."""
+    ckpt_dir = Path(ckpt_dir)
+    torch.manual_seed(cfg.seed)
+    method, rec, bb_name = build_method(cfg, data.image_size)
+    method = method.to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    if info.enabled and device.type == "cuda":
+        method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    opt = make_optimizer(method, cfg)
+    fp = fingerprint({"cfg": cfg.training_fingerprint_fields(), "n": data.n, "usable": int(data.usable.sum()),
+                      "size": data.image_size, "world": info.world})
+    result = PretrainResult(method, rec, bb_name)
+    start = 0
+    last = ckpt_dir / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location=device, weights_only=False)
+        if ck.get("fingerprint") == fp:
+            method.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            _set_rng_state(ck["rng"], device)
+            start = result.resumed_from = int(ck["epoch"])
+            result.history = list(ck["history"])
+            LOG.info("resuming %s from %s at epoch %d/%d", cfg.method, last, start, cfg.epochs)
+        else:
+            LOG.warning("checkpoint %s was made with another config or data; starting afresh", last)
+
+    train_pos = np.flatnonzero(data.usable)
+    per_rank = len(train_pos) // info.world
+    local_bs = min(cfg.batch_size // info.world, per_rank)
+    if local_bs < 2:
+        raise ValueError(f"too few trainable samples ({len(train_pos)}) for SSL training on {info.world} rank(s)")
+    steps = per_rank // local_bs
+    total, warmup = cfg.epochs * steps, cfg.warmup_epochs * steps
+    peak = peak_lr(cfg) * (local_bs * info.world) / cfg.batch_size
+    model: nn.Module = method
+    if info.enabled:
+        model = nn.parallel.DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None)
+    use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda" and total >= 300)
+    fwd = torch.compile(model) if use_compile else model
+    split = _holdout_split(data, cfg)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t_start = time.perf_counter()
+    LOG.info("SSL %s: backbone %s, %d samples, %d px, %d steps/epoch x %d images (x%d ranks), lr %.4g, compile=%s",
+             cfg.method, bb_name, len(train_pos), data.image_size, steps, local_bs, info.world, peak, use_compile)
+    from tqdm import tqdm
+
+    for epoch in range(start, cfg.epochs):
+        perm = shard(np.random.default_rng([cfg.seed, epoch]).permutation(train_pos), info)
+        idx_batches = [perm[s * local_bs:(s + 1) * local_bs] for s in range(steps)]
+        g = torch.Generator(device=device)
+        g.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + info.rank)
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        t0 = time.perf_counter()
+        bar = tqdm(total=steps, desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False,
+                   file=sys.stderr, disable=not (cfg.progress and info.is_main) or None)
+        for s, x in enumerate(data.batches.batches(idx_batches)):
+            gstep = epoch * steps + s
+            for group in opt.param_groups:
+                group["lr"] = lr_at(gstep, total, warmup, peak)
+            views = [augment(x, rec, data.image_size, g) for _ in range(method.n_views)]
+            if device.type == "cuda" and cfg.channels_last:
+                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+            try:
+                with autocast(device, cfg.amp):
+                    loss = fwd(views)["loss"]
+            except Exception as exc:  # torch.compile failures surface at the first call
+                if fwd is model:
+                    raise
+                LOG.warning("torch.compile failed (%s: %s); continuing without it", type(exc).__name__, exc)
+                fwd = model
+                with autocast(device, cfg.amp):
+                    loss = fwd(views)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            method.after_step((gstep + 1) / total)
+            loss_sum += loss.detach()
+            bar.update(1)
+            if s % 10 == 0:
+                bar.set_postfix(img_s=f"{(s + 1) * local_bs * info.world / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        epoch_s = time.perf_counter() - t0
+        loss_mean = float(all_reduce_mean(loss_sum / steps, info).item())
+        if not math.isfinite(loss_mean):
+            raise FloatingPointError(f"SSL loss became {loss_mean} in epoch {epoch + 1}; lower --lr or check the data")
+        rec_e = {"epoch": epoch + 1, "loss": loss_mean, "lr": lr_at(gstep, total, warmup, peak),
+                 "epoch_s": round(epoch_s, 3), "images_per_s": round(steps * local_bs * info.world / epoch_s, 1)}
+        due = epoch + 1 == cfg.epochs or (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0)
+        out_of_time = cfg.max_minutes is not None and time.perf_counter() - t_start > cfg.max_minutes * 60
+        if (due or out_of_time) and info.is_main:
+            t1 = time.perf_counter()
+            rec_e["knn_acc"] = _monitor(method, data, rec, cfg, device, split)
+            rec_e["knn_s"] = round(time.perf_counter() - t1, 3)
+        if device.type == "cuda":
+            rec_e["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        result.history.append(rec_e)
+        LOG.info("epoch %d/%d loss %.4f %.1f s %.0f img/s%s", epoch + 1, cfg.epochs, loss_mean, epoch_s,
+                 rec_e["images_per_s"], f" kNN {rec_e['knn_acc']:.4f}" if rec_e.get("knn_acc") is not None else "")
+        if info.is_main:
+            with atomic_path(last) as tmp:
+                torch.save({"model": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                            "history": result.history, "rng": _rng_state(device), "fingerprint": fp,
+                            "config": cfg.to_dict()}, tmp)
+        barrier(info)
+        result.epochs_done = epoch + 1
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, rec_e)
+        if out_of_time and epoch + 1 < cfg.epochs:
+            LOG.warning("stopping after epoch %d: past the %.1f-minute budget", epoch + 1, cfg.max_minutes)
+            break
+    result.epochs_done = max(result.epochs_done, start)
+    result.seconds = time.perf_counter() - t_start
+    return result
