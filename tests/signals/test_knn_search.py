@@ -1,0 +1,101 @@
+"""kNN search behind one interface: exact backends equal numpy, self is excluded, IVF recall."""
+import numpy as np
+import pytest
+import torch
+
+from curator.data.problems import DataError
+from curator.signals.knn import build_index, self_knn, torch_exact_search
+
+
+def _random(n=400, d=24, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def _clustered(n, d, n_clusters, seed=0, spread=0.6):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_clusters, d))
+    return (centers[rng.integers(0, n_clusters, n)] + spread * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def _numpy_self_knn(x, k):
+    """Reference: full cosine similarity matrix, self masked, argsort."""
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = xn @ xn.T
+    np.fill_diagonal(s, -np.inf)
+    idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(s, idx, axis=1), idx
+
+
+@pytest.mark.parametrize("backend", ["faiss-cpu-flat", "torch-exact"])
+def test_exact_backends_equal_numpy(backend):
+    x = _random()
+    index = build_index(x, backend=backend, device="cpu")
+    assert index.backend == backend
+    sims, idx = index.self_knn(7)
+    ref_s, ref_i = _numpy_self_knn(x, 7)
+    np.testing.assert_allclose(sims, ref_s, atol=1e-5)
+    assert (idx == ref_i).mean() > 0.99          # only exact ties could reorder
+    assert not (idx == np.arange(len(x))[:, None]).any()
+
+
+def test_cpu_default_is_exact_flat_for_small_inputs():
+    index = build_index(_random(), device="cpu")
+    assert index.backend == "faiss-cpu-flat"
+
+
+def test_torch_exact_equals_faiss_flat_on_queries():
+    x = _random(600, 32, seed=1)
+    q = _random(50, 32, seed=2)
+    s1, i1 = build_index(x, backend="torch-exact", device="cpu").search(q, 5)
+    s2, i2 = build_index(x, backend="faiss-cpu-flat", device="cpu").search(q, 5)
+    np.testing.assert_allclose(s1, s2, atol=1e-5)
+    np.testing.assert_array_equal(i1, i2)
+
+
+def test_torch_half_precision_path_refines_similarities_in_fp32():
+    # the CUDA code path (fp16 scores, fp32 re-scored winners), run on the CPU
+    x = _random(300, 16, seed=3)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s16, i16 = torch_exact_search(torch.from_numpy(xn).half(), xn[:40], 5, db32=torch.from_numpy(xn))
+    s32, i32 = torch_exact_search(torch.from_numpy(xn), xn[:40], 5)
+    assert (i16 == i32).mean() > 0.95
+    exact = np.einsum("qd,qkd->qk", xn[:40], xn[i16])
+    np.testing.assert_allclose(s16, exact, atol=1e-5)              # fp32 similarities of the chosen rows
+    assert (np.diff(s16, axis=1) <= 1e-7).all()                     # best first
+
+
+def test_self_excluded_even_with_exact_duplicates():
+    x = _random(200, 8, seed=4)
+    x[10] = x[11] = x[12]                                          # three identical rows
+    sims, idx = self_knn(x, 4, device="cpu")
+    assert not (idx == np.arange(len(x))[:, None]).any()
+    assert set(idx[10, :2]) == {11, 12}
+    np.testing.assert_allclose(sims[10, :2], 1.0, atol=1e-5)
+
+
+def test_bad_embeddings_are_named():
+    x = _random(50, 4)
+    x[7, 2] = np.nan
+    with pytest.raises(DataError, match="row 7"):
+        build_index(x, device="cpu")
+    x = _random(50, 4)
+    x[3] = 0
+    with pytest.raises(DataError, match="row 3"):
+        build_index(x, device="cpu")
+
+
+@pytest.mark.slow
+def test_ivf_recall_at_10_on_clustered_data():
+    x = _clustered(30_000, 64, 300, seed=5)
+    index = build_index(x, exact=False, device="cpu", target_recall=0.95)
+    assert index.backend == "faiss-cpu-ivf"
+    assert index.nlist == pytest.approx(4 * np.sqrt(len(x)), rel=0.01)
+    rng = np.random.default_rng(0)
+    qi = np.sort(rng.choice(len(x), 500, replace=False))          # fresh queries, not the tuning sample
+    _, got = index.self_knn(10)
+    flat = build_index(x, exact=True, device="cpu")
+    s, i = flat.search(x[qi], 11)
+    from curator.signals.knn import drop_self
+    _, truth = drop_self(s, i, qi, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got[qi], truth)])
+    assert recall >= 0.95
