@@ -1,0 +1,117 @@
+"""Evaluation against known true labels (SPEC §6–§7): metrics.json.
+
+Everything here compares the audit (or one signal) with ``true_label``; samples whose truth is
+unknown (-1) are left out. Shot groups are assigned by the TRUE class size (paper 002: many ≥ 100,
+medium 21–99, few ≤ 20).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+from curator.signals.spec import SIGNAL_SPECS
+
+TAIL_SIZE = 100  # SPEC §7: a tail class has fewer than 100 samples
+
+
+def shot_groups(counts: np.ndarray) -> np.ndarray:
+    """Shot group name per class from its size: many ≥ 100, medium 21–99, few ≤ 20 (paper 002 §4).
+
+    Uses `curator.signals.tail.shot_group(counts)` (the shared definition) when it exists.
+    """
+    counts = np.asarray(counts)
+    try:
+        from curator.signals.tail import shot_group
+        out = np.asarray(shot_group(counts)).astype(str)
+        if out.shape == counts.shape:
+            return out
+    except (ImportError, TypeError, ValueError):
+        pass
+    return np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few"))
+
+
+def detection_metrics(is_issue: np.ndarray, score: np.ndarray | None, flag: np.ndarray | None) -> dict:
+    """AUROC of `score` and precision/recall/F1 of `flag` for the truth `is_issue` (all (N,))."""
+    is_issue = np.asarray(is_issue, bool)
+    out: dict = {"n": int(len(is_issue)), "n_mislabeled": int(is_issue.sum())}
+    if score is not None:
+        ok = np.isfinite(score)
+        both = len(np.unique(is_issue[ok])) == 2
+        out["auroc"] = float(roc_auc_score(is_issue[ok], score[ok])) if both else None
+    if flag is not None:
+        p, r, f, _ = precision_recall_fscore_support(is_issue, np.asarray(flag, bool), average="binary", zero_division=0)
+        out.update(precision=float(p), recall=float(r), f1=float(f), n_flagged=int(np.sum(flag)))
+    return out
+
+
+def class_size_error(estimated: np.ndarray, true_counts: np.ndarray) -> float:
+    """Mean over classes (with ≥ 1 true sample) of |estimated − true| / true (SPEC §7)."""
+    true_counts = np.asarray(true_counts, float)
+    ok = true_counts > 0
+    return float(np.mean(np.abs(np.asarray(estimated, float)[ok] - true_counts[ok]) / true_counts[ok]))
+
+
+def tail_rescue(true_label, label, flag, suggested, true_counts) -> tuple[float | None, int]:
+    """Share of mislabeled samples whose true class has < 100 samples that are flagged AND get their
+    true class as suggestion; also returns how many such samples there are."""
+    t, y = np.asarray(true_label), np.asarray(label)
+    tail = (t != y) & (np.asarray(true_counts)[t] < TAIL_SIZE)
+    if not tail.any():
+        return None, 0
+    hit = np.asarray(flag, bool)[tail] & (np.asarray(suggested)[tail] == t[tail])
+    return float(hit.mean()), int(tail.sum())
+
+
+def signal_issue_score(signals: pd.DataFrame, name: str) -> np.ndarray | None:
+    """An individual signal oriented so that higher = more likely an issue (None if not orientable)."""
+    spec = SIGNAL_SPECS.get(name)
+    col = signals[name]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return None
+    v = col.to_numpy(np.float64)
+    direction = spec.direction if spec else ("higher_is_clean" if name.endswith(("_prob_label", "_margin", "_sigma",
+                                                                                   "_weight", "agreement", "quality"))
+                                             else "higher_is_issue" if name.endswith(("_loss", "_distance")) else None)
+    if direction == "higher_is_clean":
+        return -v
+    if direction == "higher_is_issue":
+        return v
+    return None
+
+
+def evaluate(audit: pd.DataFrame, true_label: np.ndarray, n_classes: int, *, estimated_sizes: np.ndarray | None = None,
+             signals: pd.DataFrame | None = None) -> dict:
+    """metrics.json: overall, per shot group, suggestion accuracy, per signal, tail rescue, size error."""
+    t = np.asarray(true_label, np.int64)
+    known = t >= 0
+    a = audit.loc[known].reset_index(drop=True)
+    t = t[known]
+    y = a["label"].to_numpy()
+    issue = t != y
+    score, flag = a["label_issue_score"].to_numpy(), a["is_label_issue"].to_numpy(bool)
+    sugg = a["suggested_label"].to_numpy()
+    true_counts = np.bincount(t, minlength=n_classes)
+    groups = shot_groups(true_counts)[t]
+    m = detection_metrics(issue, score, flag)
+    m["noise_rate"] = float(issue.mean())
+    m["suggested_label_accuracy"] = float(np.mean(sugg[issue] == t[issue])) if issue.any() else None
+    m["per_shot"] = {g: {**detection_metrics(issue[groups == g], score[groups == g], flag[groups == g]),
+                         "suggested_label_accuracy": float(np.mean(sugg[(groups == g) & issue] == t[(groups == g) & issue]))
+                         if ((groups == g) & issue).any() else None}
+                     for g in ("many", "medium", "few") if (groups == g).any()}
+    m["tail_rescue"], m["n_tail_mislabeled"] = tail_rescue(t, y, flag, sugg, true_counts)
+    if estimated_sizes is not None:
+        m["class_size_error"] = class_size_error(estimated_sizes, true_counts)
+    m["class_size_error_labelled_histogram"] = class_size_error(np.bincount(y, minlength=n_classes), true_counts)
+    if signals is not None:
+        sig = signals.loc[known.nonzero()[0]] if len(signals) == len(known) else None
+        per = {}
+        for name in ([] if sig is None else sig.columns):
+            if name in ("sample_id", "label", "true_label"):
+                continue
+            s = signal_issue_score(sig, name)
+            if s is not None:
+                per[name] = detection_metrics(issue, s, None)
+        m["per_signal"] = per
+    return m

@@ -1,0 +1,105 @@
+"""report.html: a self-contained summary of an audit (plots embedded as base64 PNG, matplotlib Agg)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+
+import numpy as np
+import pandas as pd
+
+LOG = logging.getLogger(__name__)
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _figures(audit: pd.DataFrame, classes: pd.DataFrame, true_label: np.ndarray | None) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(x - 0.2, classes["labelled_count"].clip(lower=0.5), 0.4, label="labelled")
+    ax.bar(x + 0.2, classes["estimated_true_size"].clip(lower=0.5), 0.4, label="estimated true size")
+    if "true_size" in classes:
+        ax.plot(x, classes["true_size"].clip(lower=0.5), "k_", markersize=14, label="true size")
+    ax.set_yscale("log"), ax.set_xticks(x, classes["class_name"], rotation=45, ha="right"), ax.legend()
+    ax.set_ylabel("samples (log)"), ax.set_title("Class sizes: labelled vs estimated")
+    out.append(("Class histogram", _png(fig)))
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    s, f = audit["label_issue_score"].to_numpy(), audit["is_label_issue"].to_numpy(bool)
+    bins = np.linspace(0, 1, 41)
+    ax.hist(s[~f], bins, alpha=0.6, label="not flagged"), ax.hist(s[f], bins, alpha=0.6, label="flagged")
+    if true_label is not None:
+        wrong = true_label != audit["label"].to_numpy()
+        ax.hist(s[wrong], bins, histtype="step", color="k", label="truly mislabeled")
+    ax.set_yscale("log"), ax.set_xlabel("label_issue_score"), ax.legend(), ax.set_title("Score distribution")
+    out.append(("Score distributions", _png(fig)))
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.bar(x, classes["estimated_noise_rate"], label="estimated")
+    if "true_noise_rate" in classes:
+        ax.plot(x, classes["true_noise_rate"], "k_", markersize=14, label="true")
+    ax.set_xticks(x, classes["class_name"], rotation=45, ha="right"), ax.set_ylim(0, 1), ax.legend()
+    ax.set_title("Noise rate per labelled class")
+    out.append(("Per-class noise", _png(fig)))
+
+    if true_label is not None:
+        from sklearn.metrics import precision_recall_curve
+
+        wrong = true_label != audit["label"].to_numpy()
+        if 0 < wrong.sum() < len(wrong):
+            p, r, _ = precision_recall_curve(wrong, s)
+            fig, ax = plt.subplots(figsize=(4.5, 4))
+            ax.plot(r, p), ax.set_xlabel("recall"), ax.set_ylabel("precision"), ax.set_title("Precision–recall vs truth")
+            fp = (wrong & f).sum() / max(f.sum(), 1)
+            ax.plot([(wrong & f).sum() / wrong.sum()], [fp], "ro", label="flag threshold"), ax.legend()
+            out.append(("Precision–recall", _png(fig)))
+    return out
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="t")
+
+
+def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: list[str], metrics: dict | None = None,
+                  true_label: np.ndarray | None = None, title: str = "curator audit", top: int = 30) -> str:
+    """The HTML text (see module docstring)."""
+    names = np.asarray(class_names)
+    top_df = audit.sort_values("rank").head(top).copy()
+    top_df["label"] = names[top_df["label"].to_numpy()]
+    top_df["suggested_label"] = names[top_df["suggested_label"].to_numpy()]
+    risk = classes[classes["at_risk"] | (classes["estimated_noise_rate"] > 0.3)]
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>{len(audit)} training samples, {int(audit['is_label_issue'].sum())} flagged as likely label issues "
+             f"({100 * audit['is_label_issue'].mean():.1f}%).</p>"]
+    if metrics:
+        keys = ["auroc", "precision", "recall", "f1", "suggested_label_accuracy", "tail_rescue", "class_size_error"]
+        parts.append("<h2>Evaluation against known truth</h2>" + _table(pd.DataFrame([{k: metrics.get(k) for k in keys}])))
+        if metrics.get("per_shot"):
+            parts.append(_table(pd.DataFrame([{"shot_group": g, **{k: v.get(k) for k in ("n", "n_mislabeled", "auroc", "precision", "recall", "f1")}}
+                                              for g, v in metrics["per_shot"].items()])))
+    for name, img in _figures(audit, classes, true_label):
+        parts.append(f"<h2>{html.escape(name)}</h2>{img}")
+    parts.append("<h2>Classes at risk or noisy</h2>" + (_table(risk) if len(risk) else "<p>none</p>"))
+    parts.append("<h2>Per-class findings</h2>" + _table(classes))
+    parts.append(f"<h2>Top {top} issues</h2>" + _table(top_df))
+    if metrics and metrics.get("per_signal"):
+        parts.append("<h2>Individual signals (AUROC vs truth)</h2>" + _table(pd.DataFrame(
+            [{"signal": k, "auroc": v.get("auroc")} for k, v in metrics["per_signal"].items()])))
+    style = ("<style>body{font-family:sans-serif;max-width:1000px;margin:auto} table.t{border-collapse:collapse;font-size:12px}"
+             " table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}</style>")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{style}</head><body>" \
+           + "\n".join(parts) + "</body></html>"

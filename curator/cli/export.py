@@ -1,0 +1,32 @@
+"""`curator export RUN --policy clean|relabel|reweight --out PATH`: manifests for downstream training."""
+from __future__ import annotations
+
+import argparse
+
+from curator.log import print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a cleaned / relabelled / re-weighted manifest and sampler weights")
+    p.add_argument("run", help="an audited run directory")
+    p.add_argument("--policy", choices=["clean", "relabel", "reweight"], required=True)
+    p.add_argument("--format", dest="fmt", choices=["parquet", "csv"], default=None, help="default: from the suffix of --out")
+    p.add_argument("--out", required=True, help="output file; weights.npy is written beside it")
+    p.add_argument("--base-dir", default=None, help="directory the output must stay inside (then --out is relative to it)")
+    p.add_argument("--min-confidence", type=float, default=0.5, help="relabel: least suggestion confidence used")
+    p.add_argument("--class-balanced", action="store_true", help="reweight: balance classes by estimated clean mass")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from curator.audit.export import export_run
+
+    summary = export_run(args.run, args.policy, args.out, fmt=args.fmt, base=args.base_dir,
+                         min_confidence=args.min_confidence, class_balanced=args.class_balanced)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"{summary['n_rows']} rows ({summary['n_dropped']} dropped, {summary['n_relabelled']} relabelled) -> "
+              f"{summary['out']}; sampler weights -> {summary['weights']}")
+    return 0

@@ -1,0 +1,12 @@
+"""`curator train`: run the pipeline up to the robust heads (resumable; same options as `audit`)."""
+from __future__ import annotations
+
+import argparse
+
+from curator.cli.audit import add_pipeline_args, run_until
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="run the pipeline up to the robust heads (RUN/heads/*.npz)")
+    add_pipeline_args(p)
+    p.set_defaults(func=lambda args: run_until(args, "train"))

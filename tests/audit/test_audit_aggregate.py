@@ -1,0 +1,79 @@
+"""Aggregation on synthetic embeddings with planted label errors and a planted tail class."""
+import numpy as np
+import pytest
+
+from curator.audit.aggregate import aggregate, estimate_prior_em, knn_graph, knn_likelihood
+from curator.audit.config import AuditConfig
+
+
+def planted(seed=0, sizes=(200, 200, 200, 200, 12), noise=0.25, d=16):
+    """Gaussian blobs; class 4 is a 12-sample tail; `noise` of the head-class labels are flipped."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), d)) * 4
+    t = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
+    X = centres[t] + rng.normal(size=(len(t), d))
+    y = t.copy()
+    head = np.flatnonzero(t < len(sizes) - 1)
+    flip = rng.choice(head, int(noise * len(head)), replace=False)
+    y[flip] = (t[flip] + rng.integers(1, len(sizes) - 1, len(flip))) % (len(sizes) - 1)
+    return X.astype(np.float32), y, t
+
+
+CFG = AuditConfig(folds=3, probe_steps=80, rounds=1, knn_k=8)
+
+
+def test_planted_errors_rank_high_and_tail_not_overflagged():
+    X, y, t = planted()
+    res = aggregate(X, y, 5, CFG)
+    tb = res.table
+    wrong = y != t
+    top = tb.sort_values("rank").head(wrong.sum())
+    precision_at_k = wrong[top.index.to_numpy()].mean()
+    assert precision_at_k > 0.9
+    s = tb["label_issue_score"].to_numpy()
+    assert ((0 <= s) & (s <= 1)).all()
+    # the clean 12-sample tail class is not flagged for being rare
+    tail_flags = tb["is_label_issue"].to_numpy()[(y == 4)]
+    assert tail_flags.mean() <= 0.1
+    # suggestions recover the true class for most planted errors
+    assert (tb["suggested_label"].to_numpy()[wrong] == t[wrong]).mean() > 0.8
+    # ranks are a permutation 1..N with rank 1 = highest score
+    assert sorted(tb["rank"]) == list(range(1, len(y) + 1))
+    assert tb.loc[tb["rank"] == 1, "label_issue_score"].iloc[0] == pytest.approx(s.max())
+
+
+def test_prior_em_recovers_shifted_prior():
+    rng = np.random.default_rng(1)
+    true_pi = np.array([0.7, 0.2, 0.1])
+    t = rng.choice(3, 5000, p=true_pi)
+    M = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])  # M[c, o] = p(observation o | class c)
+    obs = np.array([rng.choice(3, p=M[c]) for c in t])
+    lik = M[:, obs].T / M[:, obs].T.sum(1, keepdims=True)  # uniform-prior posteriors p(c | o)
+    pi = estimate_prior_em(lik, iters=500)
+    assert np.abs(pi - true_pi).max() < 0.05
+
+
+def test_knn_graph_excludes_self_and_balances_votes():
+    X, y, t = planted(sizes=(50, 50, 8), noise=0.0)
+    idx, sim = knn_graph(X, 5)
+    assert idx.shape == (108, 5) and not (idx == np.arange(108)[:, None]).any()
+    L = knn_likelihood(idx, sim, y, np.ones(len(y)), 3)
+    np.testing.assert_allclose(L.sum(1), 1, rtol=1e-6)
+    assert (L.argmax(1) == t).mean() > 0.95
+
+
+def test_bad_labels_rejected():
+    X, y, _ = planted(sizes=(20, 20), noise=0.0)
+    with pytest.raises(ValueError, match="labels must lie"):
+        aggregate(X, y + 5, 2, CFG)
+    with pytest.raises(ValueError, match="rows"):
+        aggregate(X[:-1], y, 2, CFG)
+
+
+def test_tail_suggestions_option_keeps_scores():
+    X, y, t = planted(seed=3)
+    a = aggregate(X, y, 5, CFG).table
+    b = aggregate(X, y, 5, AuditConfig(**{**CFG.to_dict(), "tail_suggestions": True})).table
+    np.testing.assert_allclose(a["label_issue_score"], b["label_issue_score"])
+    wrong = y != t
+    assert (b["suggested_label"].to_numpy()[wrong] == t[wrong]).mean() > 0.7
