@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MANY_MIN = 100     # ≥ 100 images: many-shot
-FEW_MAX = 20       # ≤ 20 images: few-shot
+from curator.data.stats import FEW_MAX, MANY_MIN  # one definition of the shot groups (paper 002)
 DEFAULT_USABLE_FLOOR = 20
 
 
