@@ -3,6 +3,8 @@
 `SSLConfig` holds every knob of `curator pretrain` / `curator embed`. Fields left at ``None``
 take the method's defaults from `curator.ssl.methods.METHODS` (optimizer, base learning rate,
 weight decay, as in paper 000 §3.2) or are derived from the data (`image_size`, `backbone`).
+`fuse_views`, `fused_optimizer`, `compile_mode` and `compile_augment` are opt-in speed options for
+GPU training (off by default; only `fuse_views` changes what is computed: BatchNorm statistics).
 `recipe_for(image_size)` returns the default recipe for a dataset's image size, e.g. the fast
 digits recipe (tiny CNN, 8x8 images) that keeps the CPU demo within its time budget.
 """
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from curator.config import ConfigError, from_dict
+
+
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -32,6 +37,11 @@ class SSLConfig:
     amp: bool = True                   # bf16 autocast (CUDA only)
     channels_last: bool = True         # CUDA only
     compile: str = "auto"              # auto (CUDA and >= 300 steps) | on | off
+    # --- opt-in speed options (defaults keep the original behaviour; see docs/ssl.md) ---
+    fuse_views: bool = False           # all views through backbone/heads in ONE call (BN stats over all views)
+    fused_optimizer: bool = False      # torch.optim SGD/Adam(fused=True) where supported, else foreach
+    compile_mode: str | None = None    # torch.compile mode: default | reduce-overhead | max-autotune[-no-cudagraphs]
+    compile_augment: bool = False      # torch.compile the augmentation's tensor part too (when compiling)
     resident: str = "auto"             # auto | on | off: keep decoded uint8 images on the device
     resident_max_gb: float = 8.0       # auto-resident when the decoded images fit in this budget
     num_workers: int = 4               # DataLoader workers when not resident
@@ -51,8 +61,12 @@ class SSLConfig:
     def training_fingerprint_fields(self) -> dict[str, Any]:
         """The fields that change what training produces (not speed/monitor knobs)."""
         skip = {"device", "num_workers", "progress", "knn_every", "max_minutes", "embed_batch_size",
-                "embed_views", "resident", "resident_max_gb", "compile"}
-        return {k: v for k, v in self.to_dict().items() if k not in skip}
+                "embed_views", "resident", "resident_max_gb", "compile", "fused_optimizer", "compile_mode",
+                "compile_augment"}
+        out = {k: v for k, v in self.to_dict().items() if k not in skip}
+        if not out["fuse_views"]:   # absent at its default: fingerprints of older runs stay valid
+            del out["fuse_views"]
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "SSLConfig":
@@ -71,6 +85,8 @@ class SSLConfig:
             raise ConfigError(f"ssl.batch_size must be >= 2, got {self.batch_size}")
         if self.compile not in ("auto", "on", "off"):
             raise ConfigError(f"ssl.compile must be auto|on|off, got {self.compile!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"ssl.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
         if self.resident not in ("auto", "on", "off"):
             raise ConfigError(f"ssl.resident must be auto|on|off, got {self.resident!r}")
 

@@ -94,8 +94,13 @@ class ResidentBatches(BatchSource):
         self.device = device
 
     def batches(self, index_batches):
-        for idx in index_batches:
-            yield self.data[torch.as_tensor(idx, device=self.device)]
+        # one host->device copy of all indices, then device-side slices: no per-step synchronisation
+        index_batches = [np.asarray(i, np.int64) for i in index_batches]
+        if not index_batches:
+            return
+        flat = torch.as_tensor(np.concatenate(index_batches), device=self.device)
+        for part in flat.split([len(i) for i in index_batches]):
+            yield self.data[part]
 
 
 class _DecodeDataset(torch.utils.data.Dataset):

@@ -8,7 +8,11 @@
   epoch by rank 0; a rerun with the same config resumes from it. The data order and every
   augmentation draw come from generators seeded by (seed, epoch, rank), so an interrupted-then-
   resumed run reproduces an uninterrupted one;
-- DDP under torchrun: each rank trains on its shard with batch_size / world images per step.
+- DDP under torchrun: each rank trains on its shard with batch_size / world images per step;
+- opt-in speed options (SSLConfig): `fuse_views` (one backbone call for all views, views augmented
+  in one pass), `fused_optimizer`, `compile_mode`, `compile_augment`. The step loop never reads a
+  GPU value on the host (no .item(), no branching on tensors; the loss is summed on the device and
+  read once per epoch), so the host can run ahead of the GPU.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import torch
 from torch import nn
 
 from curator.rundir import atomic_path, fingerprint
-from curator.ssl.augment import AugmentRecipe, augment
+from curator.ssl.augment import AugmentRecipe, Augmenter
 from curator.ssl.backbones import build_backbone, resolve_backbone
 from curator.ssl.config import SSLConfig
 from curator.ssl.data import BatchSource
@@ -93,12 +97,20 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
 
 
 def make_optimizer(method: nn.Module, cfg: SSLConfig) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9) or Adam per the method; `cfg.fused_optimizer`: the fused (single-kernel)
+    implementation where this torch/device supports it, else the multi-tensor (foreach) one."""
     spec = METHODS[cfg.method]
     wd = cfg.weight_decay if cfg.weight_decay is not None else spec.weight_decay
     params = [p for p in method.parameters() if p.requires_grad]
-    if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=peak_lr(cfg), momentum=0.9, weight_decay=wd)
-    return torch.optim.Adam(params, lr=peak_lr(cfg), weight_decay=wd)
+    cls = torch.optim.SGD if spec.optimizer == "sgd" else torch.optim.Adam
+    kw = dict(lr=peak_lr(cfg), weight_decay=wd, **({"momentum": 0.9} if spec.optimizer == "sgd" else {}))
+    if cfg.fused_optimizer:
+        try:
+            return cls(params, fused=True, **kw)   # raises on a device/dtype without fused kernels
+        except (TypeError, RuntimeError) as exc:
+            LOG.info("fused %s unavailable (%s); using foreach", cls.__name__, exc)
+            return cls(params, foreach=True, **kw)
+    return cls(params, **kw)
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -151,8 +163,11 @@ def _holdout_split(data: TrainData, cfg: SSLConfig) -> tuple[np.ndarray, np.ndar
 
 
 def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.device, *, info: DistInfo = DistInfo(),
-             on_epoch_end: Callable[[int, dict], None] | None = None) -> PretrainResult:
-    """Train (or resume training) the configured SSL method on `data`; return the trained method."""
+             on_epoch_end: Callable[[int, dict], None] | None = None,
+             on_step: Callable[[int], None] | None = None) -> PretrainResult:
+    """Train (or resume training) the configured SSL method on `data`; return the trained method.
+
+    `on_step(global_step)` runs after every optimizer step (the benchmark's profiler hook)."""
     ckpt_dir = Path(ckpt_dir)
     torch.manual_seed(cfg.seed)
     method, rec, bb_name = build_method(cfg, data.image_size)
@@ -191,13 +206,19 @@ def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.devi
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None)
     use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda" and total >= 300)
-    fwd = torch.compile(model) if use_compile else model
+    method.fuse_views = cfg.fuse_views
+    mode = None if cfg.compile_mode in (None, "default") else cfg.compile_mode
+    fwd = torch.compile(model, mode=mode) if use_compile else model
+    mark_step = use_compile and mode is not None and "cudagraphs" not in mode and device.type == "cuda"
+    aug = Augmenter(rec, data.image_size, compile=use_compile and cfg.compile_augment)
     split = _holdout_split(data, cfg)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t_start = time.perf_counter()
     LOG.info("SSL %s: backbone %s, %d samples, %d px, %d steps/epoch x %d images (x%d ranks), lr %.4g, compile=%s",
-             cfg.method, bb_name, len(train_pos), data.image_size, steps, local_bs, info.world, peak, use_compile)
+             cfg.method, bb_name, len(train_pos), data.image_size, steps, local_bs, info.world, peak,
+             f"{use_compile} (mode {mode}, augment {use_compile and cfg.compile_augment}), fuse_views={cfg.fuse_views}, "
+             f"optimizer {type(opt).__name__} {'fused' if opt.defaults.get('fused') else 'foreach' if opt.defaults.get('foreach') else 'default'}")
     from tqdm import tqdm
 
     for epoch in range(start, cfg.epochs):
@@ -214,9 +235,11 @@ def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.devi
             gstep = epoch * steps + s
             for group in opt.param_groups:
                 group["lr"] = lr_at(gstep, total, warmup, peak)
-            views = [augment(x, rec, data.image_size, g) for _ in range(method.n_views)]
+            views = aug.views(x, g, method.n_views, fused=cfg.fuse_views)
             if device.type == "cuda" and cfg.channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+            if mark_step:  # CUDA graphs (reduce-overhead / max-autotune): a new iteration begins
+                torch.compiler.cudagraph_mark_step_begin()
             try:
                 with autocast(device, cfg.amp):
                     loss = fwd(views)["loss"]
@@ -232,6 +255,8 @@ def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.devi
             opt.step()
             method.after_step((gstep + 1) / total)
             loss_sum += loss.detach()
+            if on_step is not None:
+                on_step(gstep)
             bar.update(1)
             if s % 10 == 0:
                 bar.set_postfix(img_s=f"{(s + 1) * local_bs * info.world / (time.perf_counter() - t0):.0f}")

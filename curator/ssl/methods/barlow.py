@@ -33,5 +33,5 @@ class BarlowTwins(SSLMethod):
         self.lambd = lambd
 
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
+        z1, z2 = self.encode(views, self.backbone, self.projector)
         return {"loss": barlow_loss(z1, z2, self.lambd), "z": z1.detach()}

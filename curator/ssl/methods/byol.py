@@ -31,9 +31,9 @@ class BYOL(SSLMethod):
         self.tau = tau_base
 
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        q1, q2 = (self.predictor(self.projector(self.backbone(v))) for v in views)   # (B, 256)
+        q1, q2 = self.encode(views, self.backbone, self.projector, self.predictor)   # (B, 256)
         with torch.no_grad():
-            t1, t2 = (self.target_projector(self.target_backbone(v)) for v in views)
+            t1, t2 = self.encode(views, self.target_backbone, self.target_projector)
         loss = (2 - 2 * F.cosine_similarity(q1.float(), t2.float(), dim=-1).mean()) \
             + (2 - 2 * F.cosine_similarity(q2.float(), t1.float(), dim=-1).mean())
         return {"loss": loss, "z": q1.detach()}

@@ -18,7 +18,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)          # (2B, d)
     sim = z @ z.T / temperature                                     # (2B, 2B)
     sim.fill_diagonal_(float("-inf"))
-    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    target = (torch.arange(2 * b, device=z.device) + b) % (2 * b)  # i <-> i + B; built on the device (no sync)
     return F.cross_entropy(sim, target)
 
 
@@ -32,5 +32,5 @@ class SimCLR(SSLMethod):
         self.temperature = temperature
 
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
+        z1, z2 = self.encode(views, self.backbone, self.projector)
         return {"loss": nt_xent(z1, z2, self.temperature), "z": z1.detach()}

@@ -21,8 +21,8 @@ class SimSiam(SSLMethod):
         self.predictor = mlp([proj_dim, pred_hidden, proj_dim], bias=True)
 
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)   # (B, 2048) each
-        p1, p2 = self.predictor(z1), self.predictor(z2)
+        z1, z2 = self.encode(views, self.backbone, self.projector)   # (B, 2048) each
+        p1, p2 = self.encode([z1, z2], self.predictor)
         loss = -0.5 * (F.cosine_similarity(p1.float(), z2.detach().float(), dim=-1).mean()
                        + F.cosine_similarity(p2.float(), z1.detach().float(), dim=-1).mean())
         return {"loss": loss, "z": z1.detach()}
