@@ -50,7 +50,7 @@ from curator.signals.spec import SignalSpec, declare
 LOG = logging.getLogger(__name__)
 
 declare(
-    SignalSpec("gdw_weight", "higher_is_clean", "[0, ~1.2]",
+    SignalSpec("gdw_weight", "higher_is_clean", "[0, ~1.2] (batch mean 1 with normalize_weights)",
                "GDW's instance weight ω_t for the given label (mean over the last epochs): how much the meta set "
                "wants this sample's label learned; low on mislabeled samples.", "GDW head (paper 003)"),
     SignalSpec("gdw_suggested_label", "categorical", "class index",
@@ -73,7 +73,8 @@ class GDWConfig:
     epochs: int = 12
     batch_size: int = 128            # n (paper: 100)
     meta_batch_size: int = 128       # m (paper: 100), drawn class-balanced from the meta set
-    lr: float = 0.1                  # η_θ, SGD with momentum, cosine decay (App. C)
+    lr: float = 0.03                 # η_θ, SGD with momentum, cosine decay (paper App. C: 0.1 for a ResNet from
+                                     # scratch; 0.1 on an MLP over 32-d embeddings inverted ω_t, see docs)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     hidden: int = 512                # ProjectionHead (paper 000: 2 FC layers)
@@ -84,6 +85,7 @@ class GDWConfig:
     wnet_weight_decay: float = 1e-4
     omega_lr: float = 0.1            # mean step per weight entry: η_ω = omega_lr · n · C (paper η_ω = 100 at n = 100, C = 10)
     clip: float = 0.2                # c in eq. 11
+    normalize_weights: bool = False  # first-stage weights divided by their batch mean (MW-Net / L2RW), see docs
     warmup_epochs: int = 2           # without meta_mask: plain CE epochs before the dictionary is trusted
     dict_per_class: int = 100        # FSR dictionary slots per class (|R| / C)
     max_class_fraction: float = 0.25  # a class puts at most this share of its samples in the dictionary (keeps
@@ -163,7 +165,8 @@ class WeightingNet(nn.Module):
 
 def gdw_step(model: nn.Module, wnet: WeightingNet, opt: torch.optim.Optimizer, wopt: torch.optim.Optimizer,
              x: torch.Tensor, y: torch.Tensor, x_meta: torch.Tensor, y_meta: torch.Tensor, *,
-             lr: float, omega_lr: float, clip: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             lr: float, omega_lr: float, clip: float,
+             normalize: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Steps 1–3 of Algorithm 1 on one batch. Returns (ω (n, C) first stage, ω' (n, C) after eq. 11 + eq. 4,
     ω' (n, C) after eq. 11 only). Updates `model` (θ) and `wnet` (φ) in place.
     """
@@ -175,6 +178,8 @@ def gdw_step(model: nn.Module, wnet: WeightingNet, opt: torch.optim.Optimizer, w
     loss_i = F.cross_entropy(logits, y, reduction="none")               # (n,)
     # Step 1: first-stage weights ω_i = MW-Net(L_i), cloned C times; virtual step with the manipulated gradient
     w = wnet(loss_i.detach()[:, None])                                   # (n, 1)
+    if normalize:  # batch mean 1, differentiated through the mean (MW-Net / L2RW batch normalisation)
+        w = w / w.mean().clamp_min(1e-8)
     omega = w.repeat(1, n_classes)                                       # (n, C), a function of φ
     virtual = manipulated_surrogate(logits, y, omega).sum() / n
     grads = torch.autograd.grad(virtual, list(params.values()), create_graph=True)
@@ -266,7 +271,8 @@ def train_gdw(X, y, n_classes: int, *, cfg: GDWConfig | dict | None = None, meta
             else:
                 midx = fetch_balanced_batch(pool, y, cfg.meta_batch_size, rng)
                 om1, om2, _ = gdw_step(model, wnet, opt, wopt, xb, yb, xt[midx], yt[midx],
-                                       lr=lr, omega_lr=cfg.omega_lr, clip=cfg.clip)
+                                       lr=lr, omega_lr=cfg.omega_lr, clip=cfg.clip,
+                                       normalize=cfg.normalize_weights)
                 om2_np = om2.cpu().numpy()
                 omega_t[idx] = om2_np[np.arange(len(idx)), y[idx]]
                 omega_last[idx] = om2_np

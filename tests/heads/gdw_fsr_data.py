@@ -30,3 +30,10 @@ def noisy_long_tailed_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
         y[flip] = (t[flip] + rng.integers(1, 10, flip.sum())) % 10
     X = (X - X.mean(0)) / (X.std(0) + 1e-6)
     return X.astype(np.float32), y, t
+
+
+def learned_like_features(X: np.ndarray, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Low-dimensional, non-negative "learned-like" features of standardised pixels X (N, 64): a fixed random
+    projection to `dim` dims followed by a ReLU, like a small encoder's pooled output. (N, 64) -> (N, dim)."""
+    proj = np.random.default_rng(seed).normal(size=(X.shape[1], dim)) / np.sqrt(X.shape[1])
+    return np.maximum(X @ proj, 0.0).astype(np.float32)
