@@ -8,13 +8,14 @@ The audit treats "is this label wrong?" as posterior inference, so the score is 
    present, the robust heads' probabilities with their labelled prior divided out;
    each estimates p(x | c) up to a constant, i.e. a posterior under a uniform class prior;
 2. the true class prior π by EM (Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a
-   classifier to new a priori probabilities"), so p(c | x) ∝ L_c π_c uses the *estimated true*
-   class sizes, not the noisy label histogram (SPEC §7's class-size error);
+   classifier to new a priori probabilities"), shrunk a little toward uniform (``prior_smoothing``), so
+   p(c | x) ∝ L_c π_c uses the *estimated true* class sizes, not the noisy label histogram (SPEC §7);
 3. the noise transition T[c, l] = P(given l | true c) from the soft confident joint
    Σ_i p(c | x_i) 1[ỹ_i = l] (confident learning's joint, with probabilities instead of counts);
 4. the label posterior p(c | x, ỹ) ∝ p(c | x) T[c, ỹ]; the label-issue score is
    1 − p(ỹ | x, ỹ), the flag is score > threshold (0.5 = the Bayes decision), the suggested label is
-   the most probable other class for flagged samples, with its posterior as confidence;
+   the most probable other class for flagged samples and the most probable class of the image
+   (argmax p(c | x), ``unflagged_suggestion``) otherwise, with its posterior as confidence;
 5. self-training: the probe and the kNN vote are re-fitted on soft targets p(c | x, ỹ) (``relabel``; else
    samples are only re-weighted by p(ỹ | x, ỹ)) and steps 1–4 repeat (``rounds``).
 """
@@ -94,6 +95,18 @@ def estimate_prior_em(L: np.ndarray, *, iters: int = 200, tol: float = 1e-7) -> 
     return np.maximum(pi, EPS) / np.maximum(pi, EPS).sum()
 
 
+def smooth_prior(pi: np.ndarray, strength: float) -> np.ndarray:
+    """Shrink an EM prior (C,) toward uniform: (π + s/C) / (1 + s).
+
+    A MAP-style guard: maximum-likelihood EM on mis-specified likelihoods can drive a rare class whose
+    likelihood overlaps a head class's to ~0 (on long-tailed CIFAR-10N `worse`, "ship": 9 estimated vs 83 true),
+    after which its members can never be suggested. s = 0 is plain EM.
+    """
+    if strength <= 0:
+        return pi
+    return (pi + strength / len(pi)) / (1.0 + strength)
+
+
 def estimate_transition(class_posterior: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Soft confident joint → T[c, l] = P(given label l | true class c), rows sum to 1 (C, C)."""
     joint = np.zeros((n_classes, n_classes), np.float64)
@@ -120,6 +133,8 @@ def aggregate(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: A
         raise ValueError(f"embeddings have {len(embeddings)} rows but there are {n} training labels")
     if n and (y.min() < 0 or y.max() >= C):
         raise ValueError(f"labels must lie in 0..{C - 1}; found {int(y.min())}..{int(y.max())}")
+    if cfg.unflagged_suggestion not in ("image", "label"):
+        raise ValueError(f"audit.unflagged_suggestion must be 'image' or 'label', not {cfg.unflagged_suggestion!r}")
     X = standardise(embeddings)
     if knn is None or knn[0].shape[1] < 1:
         knn = knn_graph(X, cfg.knn_k)
@@ -137,7 +152,7 @@ def aggregate(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: A
         if heads and cfg.head_weight > 0:
             L = (1 - cfg.head_weight) * L + cfg.head_weight * np.mean(list(heads.values()), axis=0)
             comps.update({f"head_{h}": P for h, P in heads.items()})
-        prior = estimate_prior_em(L, iters=cfg.em_iters)
+        prior = smooth_prior(estimate_prior_em(L, iters=cfg.em_iters), cfg.prior_smoothing)
         Px = _normalise(L * prior[None, :])                     # p(c | x)
         T = estimate_transition(Px, y, C)                        # (C, C)
         post = _normalise(Px * T[:, y].T)                        # p(c | x, ỹ)
@@ -152,7 +167,10 @@ def aggregate(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: A
     # true classes more often at some cost in overall suggestion accuracy (docs/audit.md)
     other = (_normalise(L) if cfg.tail_suggestions else post).copy()
     other[rows, y] = -1.0
-    suggested = np.where(flag, other.argmax(1), post.argmax(1))
+    # unflagged samples: the class the image looks like, ignoring its label (p(c | x)); their label posterior's
+    # argmax is nearly always the given label itself, which makes a useless suggestion for a missed error
+    keep = Px if cfg.unflagged_suggestion == "image" else post
+    suggested = np.where(flag, other.argmax(1), keep.argmax(1))
     table = pd.DataFrame({
         "sample_id": pd.Series(sample_ids if sample_ids is not None else [str(i) for i in range(n)], dtype=str),
         "label": y, "label_issue_score": score.astype(np.float32), "is_label_issue": flag,

@@ -20,9 +20,11 @@ class AuditConfig:
     head_weight: float = 0.0        # share given to the robust heads' probabilities when present
     heads: list[str] = field(default_factory=lambda: ["lasl", "cbs", "gdw", "fsr"])
     em_iters: int = 200             # prior estimation (Saerens EM) iterations
+    prior_smoothing: float = 0.05   # π ← (π_EM + s/C) / (1 + s): keeps EM from collapsing a rare class (docs/audit.md)
     # decisions
     threshold: float = 0.5          # flag when P(given label wrong) > threshold (0.5 = Bayes decision)
     tail_suggestions: bool = False  # suggest from uniform-prior likelihoods (more rare-class rescues, fewer right overall)
+    unflagged_suggestion: str = "image"  # unflagged samples: "image" = argmax p(c | x), "label" = argmax p(c | x, ỹ)
     min_suggestion_confidence: float = 0.5   # relabel export uses suggestions at least this confident
     tail_min_clean: int = 20        # a class with fewer estimated clean samples is "at risk"
     top_issues_in_report: int = 30

@@ -3,7 +3,9 @@
 For each CIFAR-10N label set, on the same embeddings (default: the shared development SimSiam
 embeddings; ``--embeddings-dir`` points elsewhere, e.g. curator's own in .devcarry/own-embeddings):
 
-- **curator**: `curator.audit.aggregate.aggregate` (the audit stage's core) with the default AuditConfig;
+- **curator**: the audit stage's own code path (`curator.audit.aggregate.aggregate`, then
+  `curator.audit.classes.class_findings` for the estimated true class sizes, exactly as
+  `pipelines.audit.audit_stage` calls them) with the default AuditConfig (``--set`` overrides);
 - **cleanlab**: ``cleanlab.filter.find_label_issues`` for the flags, ``get_label_quality_scores`` for AUROC,
   argmax of the probabilities as suggestion, the confident-joint marginal as class sizes, all on 5-fold
   cross-validated multinomial logistic-regression probabilities (C = 1, L-BFGS:
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from curator.audit.aggregate import aggregate
+from curator.audit.classes import class_findings
 from curator.audit.config import AuditConfig
 from curator.audit.crossval import crossval_probs, standardise
 from curator.audit.evaluate import class_size_error, detection_metrics, tail_rescue
@@ -99,7 +102,9 @@ def run(args) -> dict:
         t0 = time.perf_counter()
         res = aggregate(X, y, 10, cfg)
         tb = res.table
-        sizes = np.bincount(res.posterior.argmax(1), minlength=10)  # as classes.parquet's estimated_true_size
+        classes = class_findings(res.posterior, y, tb["is_label_issue"].to_numpy(), [str(c) for c in range(10)],
+                                 tail_min_clean=cfg.tail_min_clean)   # as audit_stage writes classes.parquet
+        sizes = classes["estimated_true_size"].to_numpy()
         rows.append(_row("curator", ls, t, y, tb["label_issue_score"].to_numpy(), tb["is_label_issue"].to_numpy(),
                          tb["suggested_label"].to_numpy(), sizes, time.perf_counter() - t0))
         LOG.info("%s", rows[-1])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from curator.audit.aggregate import aggregate, estimate_prior_em, knn_graph, knn_likelihood
+from curator.audit.aggregate import aggregate, estimate_prior_em, knn_graph, knn_likelihood, smooth_prior
 from curator.audit.config import AuditConfig
 
 
@@ -77,3 +77,34 @@ def test_tail_suggestions_option_keeps_scores():
     np.testing.assert_allclose(a["label_issue_score"], b["label_issue_score"])
     wrong = y != t
     assert (b["suggested_label"].to_numpy()[wrong] == t[wrong]).mean() > 0.7
+
+
+def test_smooth_prior_shrinks_toward_uniform_and_keeps_a_distribution():
+    pi = np.array([0.9, 0.0999, 0.0001])
+    np.testing.assert_allclose(smooth_prior(pi, 0.0), pi)
+    q = smooth_prior(pi, 0.1)
+    assert q.sum() == pytest.approx(1.0)
+    assert q[2] >= 0.1 / 3 / 1.1 - 1e-12          # a collapsed class keeps a floor
+    assert q[0] < pi[0] and q[2] > pi[2]           # mass moves from the head to the tail
+    assert np.all(np.argsort(q) == np.argsort(pi))  # order of the classes is kept
+
+
+def test_unflagged_suggestion_names_the_image_class_not_the_label():
+    X, y, t = planted(seed=5, noise=0.35)
+    by_image = aggregate(X, y, 5, CFG).table
+    by_label = aggregate(X, y, 5, AuditConfig(**{**CFG.to_dict(), "unflagged_suggestion": "label"})).table
+    np.testing.assert_allclose(by_image["label_issue_score"], by_label["label_issue_score"])
+    flagged = by_label["is_label_issue"].to_numpy()
+    # "label": an unflagged sample's suggestion is its own label (its label posterior's argmax)
+    assert (by_label["suggested_label"].to_numpy()[~flagged] == y[~flagged]).all()
+    # flagged samples get the same suggestion either way; "image" never does worse on the true errors
+    np.testing.assert_array_equal(by_image["suggested_label"].to_numpy()[flagged], by_label["suggested_label"].to_numpy()[flagged])
+    # the blobs' missed errors (label posterior < 0.5 wrong) still look like their true class: "image" names it
+    missed = (y != t) & ~flagged
+    assert missed.sum() >= 2
+    assert (by_image["suggested_label"].to_numpy()[missed] == t[missed]).mean() > 0.5
+    # while unflagged clean samples keep their own label as suggestion
+    clean = (y == t) & ~flagged
+    assert (by_image["suggested_label"].to_numpy()[clean] == y[clean]).mean() > 0.95
+    with pytest.raises(ValueError, match="unflagged_suggestion"):
+        aggregate(X, y, 5, AuditConfig(**{**CFG.to_dict(), "unflagged_suggestion": "nope"}))
