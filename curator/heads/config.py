@@ -13,7 +13,9 @@ from typing import Any
 
 from curator.config import ConfigError, from_dict
 
-DEFAULT_HEADS = ["ce", "la", "lasl", "cbs"]
+# The audit computes every per-sample signal of SPEC §5 by default: σ* (lasl), GDW ω_t, FSR meta-margin,
+# and the class-balanced head (cbs). The long-tail baselines (cb, focal, ldam) and semi are opt-in.
+DEFAULT_HEADS = ["ce", "la", "lasl", "cbs", "gdw", "fsr"]
 
 
 @dataclass
