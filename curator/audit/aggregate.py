@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from curator.audit.config import AuditConfig
+from curator.audit.crossfit_heads import crossfit_mlp_probs
 from curator.audit.crossval import crossval_probs, standardise
 
 LOG = logging.getLogger(__name__)
@@ -124,8 +125,12 @@ def prior_free(P: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 def aggregate(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: AuditConfig | None = None, *,
               sample_ids=None, knn: tuple[np.ndarray, np.ndarray] | None = None,
-              head_probs: dict[str, np.ndarray] | None = None) -> AuditResult:
-    """Score every sample. embeddings (N, d); labels (N,) given labels; knn = (indices, similarities)."""
+              head_probs: dict[str, np.ndarray] | None = None,
+              crossfit_probs: np.ndarray | None = None) -> AuditResult:
+    """Score every sample. embeddings (N, d); labels (N,) given labels; knn = (indices, similarities).
+
+    crossfit_probs (N, C): precomputed out-of-fold MLP-head probabilities (else trained here when
+    ``cfg.crossfit_weight`` > 0)."""
     cfg = cfg or AuditConfig()
     y = np.asarray(labels, dtype=np.int64)
     n, C = len(y), int(n_classes)
@@ -133,6 +138,8 @@ def aggregate(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: A
         raise ValueError(f"embeddings have {len(embeddings)} rows but there are {n} training labels")
     if n and (y.min() < 0 or y.max() >= C):
         raise ValueError(f"labels must lie in 0..{C - 1}; found {int(y.min())}..{int(y.max())}")
+    if cfg.crossfit_blend not in ("arithmetic", "geometric"):
+        raise ValueError(f"audit.crossfit_blend must be 'arithmetic' or 'geometric', not {cfg.crossfit_blend!r}")
     if cfg.unflagged_suggestion not in ("image", "label"):
         raise ValueError(f"audit.unflagged_suggestion must be 'image' or 'label', not {cfg.unflagged_suggestion!r}")
     X = standardise(embeddings)
@@ -152,6 +159,15 @@ def aggregate(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: A
         if heads and cfg.head_weight > 0:
             L = (1 - cfg.head_weight) * L + cfg.head_weight * np.mean(list(heads.values()), axis=0)
             comps.update({f"head_{h}": P for h, P in heads.items()})
+        if cfg.crossfit_weight > 0:
+            if crossfit_probs is None:  # fitted once on the given labels; SuperLoss does the down-weighting
+                crossfit_probs = crossfit_mlp_probs(X, y, C, folds=cfg.folds, epochs=cfg.crossfit_epochs,
+                                                    hidden=cfg.crossfit_hidden, sl_lambda=cfg.crossfit_sl_lambda,
+                                                    seed=cfg.seed)
+            comps["crossfit_mlp"] = F = _normalise(np.asarray(crossfit_probs, np.float64) + 1e-6)
+            a = cfg.crossfit_weight
+            L = ((1 - a) * L + a * F if cfg.crossfit_blend == "arithmetic"
+                 else _normalise(np.exp((1 - a) * np.log(L + EPS) + a * np.log(F))))
         prior = smooth_prior(estimate_prior_em(L, iters=cfg.em_iters), cfg.prior_smoothing)
         Px = _normalise(L * prior[None, :])                     # p(c | x)
         T = estimate_transition(Px, y, C)                        # (C, C)

@@ -19,6 +19,12 @@ class AuditConfig:
     knn_weight: float = 0.5         # share of the kNN vote in the ensemble posterior (probe gets the rest)
     head_weight: float = 0.0        # share given to the robust heads' probabilities when present
     heads: list[str] = field(default_factory=lambda: ["lasl", "cbs", "gdw", "fsr"])
+    # cross-fitted MLP head (LA + SuperLoss, curator.audit.crossfit_heads): out-of-fold, fitted once (round 1)
+    crossfit_weight: float = 0.0    # its share in the likelihood ensemble (0 = not trained; docs/audit.md)
+    crossfit_blend: str = "arithmetic"  # "arithmetic" or "geometric" mean with the probe + kNN likelihood
+    crossfit_epochs: int = 10
+    crossfit_hidden: int = 256
+    crossfit_sl_lambda: float = 4.0  # SuperLoss λ (0 = plain logit-adjusted CE)
     em_iters: int = 200             # prior estimation (Saerens EM) iterations
     prior_smoothing: float = 0.05   # π ← (π_EM + s/C) / (1 + s): keeps EM from collapsing a rare class (docs/audit.md)
     # decisions

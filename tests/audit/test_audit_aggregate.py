@@ -108,3 +108,31 @@ def test_unflagged_suggestion_names_the_image_class_not_the_label():
     assert (by_image["suggested_label"].to_numpy()[clean] == y[clean]).mean() > 0.95
     with pytest.raises(ValueError, match="unflagged_suggestion"):
         aggregate(X, y, 5, AuditConfig(**{**CFG.to_dict(), "unflagged_suggestion": "nope"}))
+
+
+def test_crossfit_mlp_is_out_of_fold_and_balanced():
+    """Out-of-fold: a flipped label gets little of its own probability (in-sample fits would echo it)."""
+    from curator.audit.crossfit_heads import crossfit_mlp_probs
+    from curator.audit.crossval import standardise
+
+    X, y, t = planted(seed=1)
+    P = crossfit_mlp_probs(standardise(X), y, 5, folds=3, epochs=30, batch_size=64, hidden=32, lr=3e-3,
+                           threads=1)
+    assert P.shape == (len(y), 5) and np.allclose(P.sum(1), 1, atol=1e-4)
+    wrong = y != t
+    rows = np.arange(len(y))
+    assert P[rows, y][wrong].mean() < 0.3          # the wrong given label is not repeated
+    assert (P.argmax(1)[wrong] == t[wrong]).mean() > 0.8
+    assert (P.argmax(1)[y == 4] == 4).mean() > 0.8  # logit adjustment: the 12-sample tail is still predicted
+
+
+def test_crossfit_blend_runs_and_validates():
+    X, y, t = planted(seed=2)
+    for blend in ("arithmetic", "geometric"):
+        res = aggregate(X, y, 5, AuditConfig(folds=3, probe_steps=60, rounds=1, knn_k=8, crossfit_weight=0.3,
+                                             crossfit_blend=blend, crossfit_epochs=3, crossfit_hidden=32))
+        assert "crossfit_mlp" in res.components
+        wrong = y != t
+        assert res.table["is_label_issue"].to_numpy()[wrong].mean() > 0.8
+    with pytest.raises(ValueError, match="crossfit_blend"):
+        aggregate(X, y, 5, AuditConfig(crossfit_weight=0.3, crossfit_blend="median"))
