@@ -10,7 +10,6 @@ audit still runs on the embeddings); ``until`` stops after the named stage.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import time
 from pathlib import Path
@@ -26,23 +25,15 @@ from curator.audit.evaluate import class_size_error, evaluate
 from curator.audit.report import render_report
 from curator.data.manifest import UNKNOWN
 from curator.data.options import DatasetOptions
-from curator.data.problems import DataError
+from pipelines.heads import train_heads_stage
 from pipelines.prepare import prepare_run, train_rows
+from pipelines.signals import signals_stage
+from pipelines.ssl import embed_stage, pretrain_stage
 from pipelines.recipes import Recipe, load_recipe
 
 LOG = logging.getLogger(__name__)
 STAGES = ("prepare", "embed", "train", "signals", "audit", "report")
 AUDIT_OUTPUTS = ["audit.parquet", "classes.parquet", "transition.npy", "posterior.npy"]
-
-
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            LOG.warning("%s is not available yet; its stage is skipped", module)
-            return None
-        raise
 
 
 def _cfg_dict(cfg: Any) -> Any:
@@ -68,32 +59,11 @@ def resolve_options(options: DatasetOptions | dict | None, recipe: Recipe) -> Da
 
 
 def _embeddings(run, ds, recipe: Recipe, options: DatasetOptions) -> np.ndarray:
-    ssl = _optional("pipelines.ssl")
-    if ssl is not None:
-        if not options.embeddings:
-            ssl.pretrain_stage(run, ds, recipe.ssl)
-        return np.asarray(ssl.embed_stage(run, ds, recipe.ssl))
-    rows = train_rows(ds)
-    n = len(rows)
-
-    def fallback() -> None:
-        if options.embeddings:
-            try:
-                from curator.embeddings import load_embeddings_file
-                X = load_embeddings_file(options.embeddings, n)
-            except ModuleNotFoundError:
-                X = np.load(options.embeddings, allow_pickle=False, mmap_mode="r")
-                if len(X) != n:
-                    raise DataError(f"--embeddings {options.embeddings!r} has {len(X)} rows, expected {n} training samples")
-        else:  # no SSL stage yet: raw pixels (only sensible for tiny images such as digits)
-            LOG.warning("pipelines.ssl missing: using raw pixels as embeddings")
-            refs = ds.manifest["image_ref"].to_numpy()[rows]
-            X = ds.images.read_batch(refs).reshape(len(refs), -1).astype(np.float32)  # (N, H*W*3)
-        run.write_npy("embeddings.npy", np.asarray(X, np.float16))
-
-    src = {"embeddings": options.embeddings, "subset": options.subset_indices}
-    run.run_stage("embed", fallback, inputs=src, outputs=["embeddings.npy"], input_files=["manifest.parquet"])
-    return run.read_npy("embeddings.npy")
+    """SSL pre-training + embedding (or the user's --embeddings file, loaded by embed_stage)."""
+    explicit = dict(recipe.raw.get("ssl", {}))  # only what the recipe / --set named; the rest follows the image size
+    if not options.embeddings:
+        pretrain_stage(run, ds, explicit)
+    return np.asarray(embed_stage(run, ds, explicit))
 
 
 def _head_probs(run, head_results: dict) -> dict[str, np.ndarray]:
@@ -170,11 +140,11 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     if stop >= 1:
         embeddings = _embeddings(run, ds, rec, options)
     head_results: dict = {}
-    if stop >= 2 and (heads := _optional("pipelines.heads")) is not None:
-        head_results = heads.train_heads_stage(run, ds, embeddings, rec.heads) or {}
+    if stop >= 2:
+        head_results = train_heads_stage(run, ds, embeddings, rec.heads) or {}
     signals = None
-    if stop >= 3 and (sig := _optional("pipelines.signals")) is not None:
-        signals = sig.signals_stage(run, ds, embeddings, head_results, rec.signals)
+    if stop >= 3:
+        signals = signals_stage(run, ds, embeddings, head_results, rec.signals)
     if stop >= 4:
         cfg = rec.audit if isinstance(rec.audit, AuditConfig) else AuditConfig(**(rec.audit or {}))
         files = ["manifest.parquet", "embeddings.npy"] + [f for f in ("signals.parquet", "knn.npz") if run.exists(f)]

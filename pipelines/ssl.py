@@ -31,16 +31,27 @@ LOG = logging.getLogger(__name__)
 CKPT = "checkpoints/backbone.pt"
 
 
-def resolve_config(ds: Dataset, cfg: SSLConfig | None = None, overrides: dict | None = None) -> SSLConfig:
-    """The dataset's default recipe (by image size), then `cfg`'s non-default fields, then overrides."""
+def resolve_config(ds: Dataset, cfg: SSLConfig | dict | None = None, overrides: dict | None = None) -> SSLConfig:
+    """The SSL settings for `ds`: the default recipe for its image size, then explicit values.
+
+    `cfg` may be a dict of explicitly chosen values (a recipe's ``[ssl]`` section, ``--set ssl.*``),
+    or an `SSLConfig` — one returned by this function is final and returned unchanged; for any
+    other, its non-default fields count as explicit. `overrides` are applied last.
+    """
+    if isinstance(cfg, SSLConfig) and getattr(cfg, "_resolved", False) and not overrides:
+        return cfg
     rows = ds.train
     size = image_size_of(ds.images, rows["image_ref"].to_numpy())
     values = recipe_for(size, len(rows))
-    if cfg is not None:
+    if isinstance(cfg, dict):
+        values.update(cfg)
+    elif cfg is not None:
         default = SSLConfig().to_dict()
         values.update({k: v for k, v in cfg.to_dict().items() if v != default[k]})
     values.update(overrides or {})
-    return SSLConfig.from_dict(values)
+    out = SSLConfig.from_dict(values)
+    out._resolved = True  # not a dataclass field: marks a config that needs no further resolution
+    return out
 
 
 def _split_data(ds: Dataset, split: str, cfg: SSLConfig, device, problems: ProblemReport | None):
@@ -73,7 +84,7 @@ def _inputs(ds: Dataset, cfg: SSLConfig) -> dict:
     return {"manifest": manifest_fingerprint(ds.manifest), "ssl": cfg.training_fingerprint_fields()}
 
 
-def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | None = None):
+def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None):
     """Train the SSL encoder unless RUN/checkpoints/backbone.pt is up to date; return the PretrainResult or None."""
     cfg = resolve_config(ds, cfg)
     device = select_device(cfg.device)
@@ -114,7 +125,7 @@ def _embeddings_option(run: RunDir, ds: Dataset) -> str | None:
     return (conf.get("dataset") or {}).get("embeddings")
 
 
-def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | None = None) -> np.ndarray:
+def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None) -> np.ndarray:
     """Write (or reuse) RUN/embeddings.npy (N_train x d float16) and return it."""
     n_train = len(ds.train)
     supplied = _embeddings_option(run, ds)
