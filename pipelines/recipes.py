@@ -55,12 +55,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 def config_class(section: str):
     mod, cls = CONFIG_CLASSES[section]
-    try:
-        return getattr(importlib.import_module(mod), cls)
-    except ModuleNotFoundError as exc:
-        if exc.name == mod:
-            return None
-        raise
+    return getattr(importlib.import_module(mod), cls)
 
 
 def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrides: list[str] | None = None,
@@ -82,5 +77,5 @@ def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrid
     for section in CONFIG_CLASSES:
         cls = config_class(section)
         values = raw.get(section, {})
-        setattr(rec, section, from_dict(cls, values, where=f"[{section}]") if cls else dict(values))
+        setattr(rec, section, from_dict(cls, values, where=f"[{section}]"))
     return rec

@@ -6,7 +6,6 @@ few, so their ids are looked up in the run's id index (O(decisions)).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
@@ -57,27 +56,14 @@ def describe_decision(status_code: int, new_label: int, class_name) -> str:
     return {"unreviewed": "not reviewed", "keep": "kept (label confirmed)", "drop": "dropped"}[s]
 
 
-class ExportUnavailable(RuntimeError):
-    """The export library (curator.audit.export) is not installed in this build."""
-
-
 def export_manifest(run_path: str | Path, policy: str, out: str | Path) -> dict:
     """Export the reviewed run with `curator.audit.export` (decisions override the automatic flags).
 
     Returns what the export function returned (a summary) as a dict, with ``out`` added.
     """
-    try:
-        mod = importlib.import_module("curator.audit.export")
-    except ModuleNotFoundError as exc:
-        if exc.name == "curator.audit.export":
-            raise ExportUnavailable("export is not available yet: curator.audit.export is missing from this "
-                                    "build; decisions are saved in decisions.parquet and will be used by "
-                                    "`curator export` once it exists") from None
-        raise
-    fn = getattr(mod, "export_run", None) or getattr(mod, "export", None)
-    if fn is None:
-        raise ExportUnavailable("curator.audit.export has no export_run(run_dir, policy=..., out=...) function")
-    result = fn(Path(run_path), policy=policy, out=Path(out))
+    from curator.audit.export import export_run
+
+    result = export_run(Path(run_path), policy=policy, out=Path(out))
     summary = dict(result) if isinstance(result, dict) else {"result": str(result)}
     summary.setdefault("out", str(out))
     return summary

@@ -29,13 +29,9 @@ MANIFEST_USED = ["sample_id", "label", "true_label", "split", "source", "image_r
 
 def shot_groups_for_counts(counts: np.ndarray) -> np.ndarray:
     """Shot group per class (paper 002, SPEC §5): many >= 100, medium 20-100, few <= 20 samples."""
-    try:  # the signals engineer's definition wins once it exists
-        from curator.signals.tail import shot_group  # type: ignore
+    from curator.signals.tail import shot_group
 
-        return np.asarray(shot_group(np.asarray(counts)), dtype=object)
-    except ImportError:
-        counts = np.asarray(counts)
-        return np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few")).astype(object)
+    return np.asarray(shot_group(np.asarray(counts)), dtype=object)
 
 
 def _align(table_ids: pd.Index, other: pd.DataFrame, name: str) -> pd.DataFrame:

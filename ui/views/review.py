@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from curator.data.problems import DataError
-from curator.explore.review import REVIEW_STATUSES, ExportUnavailable, export_manifest
+from curator.explore.review import REVIEW_STATUSES, export_manifest
 from curator.review import load_decisions
 from ui.common import filtered_positions, get_run, get_status, save_decision
 
@@ -71,8 +71,6 @@ if st.button("Export", key="export_button"):
     out = run.path / "exports" / safe
     try:
         summary = export_manifest(run.path, policy, out)
-    except ExportUnavailable as exc:
-        st.warning(str(exc))
     except (DataError, ValueError) as exc:
         st.error(f"Export failed: {exc}")
     else:
