@@ -162,6 +162,23 @@ def _holdout_split(data: TrainData, cfg: SSLConfig) -> tuple[np.ndarray, np.ndar
     return np.sort(pos[n_q:][: cfg.knn_max_bank]), np.sort(pos[:n_q])
 
 
+LONG_RUN_WARNING_S = 30 * 60
+
+
+def _warn_if_long(first_epoch_s: float, epochs_left: int, device: torch.device, max_minutes: float | None) -> None:
+    """After the first epoch, say how long the rest will take when that is long (e.g. ResNet pre-training on a CPU)."""
+    remaining = first_epoch_s * epochs_left
+    if max_minutes is not None:
+        remaining = min(remaining, max_minutes * 60)
+    if remaining < LONG_RUN_WARNING_S:
+        return
+    hint = ("pre-training is meant for a GPU; on this CPU consider --embeddings FILE (bring your own), "
+            "or fewer epochs (--epochs / --set ssl.epochs=N), or --set ssl.max_minutes=M"
+            if device.type == "cpu" else "set ssl.max_minutes to cap it")
+    LOG.warning("SSL pre-training: about %.1f h left at %.0f s/epoch on %s (%d epochs to go); %s",
+                remaining / 3600, first_epoch_s, device.type, epochs_left, hint)
+
+
 def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.device, *, info: DistInfo = DistInfo(),
              on_epoch_end: Callable[[int, dict], None] | None = None,
              on_step: Callable[[int], None] | None = None) -> PretrainResult:
@@ -280,6 +297,8 @@ def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.devi
         result.history.append(rec_e)
         LOG.info("epoch %d/%d loss %.4f %.1f s %.0f img/s%s", epoch + 1, cfg.epochs, loss_mean, epoch_s,
                  rec_e["images_per_s"], f" kNN {rec_e['knn_acc']:.4f}" if rec_e.get("knn_acc") is not None else "")
+        if epoch == start and info.is_main:
+            _warn_if_long(epoch_s, cfg.epochs - epoch - 1, device, cfg.max_minutes)
         if info.is_main:
             with atomic_path(last) as tmp:
                 torch.save({"model": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
