@@ -11,24 +11,14 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from curator.signals.spec import SIGNAL_SPECS
+from curator.signals.tail import shot_group  # the one shared definition of the shot groups
 
 TAIL_SIZE = 100  # SPEC §7: a tail class has fewer than 100 samples
 
 
 def shot_groups(counts: np.ndarray) -> np.ndarray:
-    """Shot group name per class from its size: many ≥ 100, medium 21–99, few ≤ 20 (paper 002 §4).
-
-    Uses `curator.signals.tail.shot_group(counts)` (the shared definition) when it exists.
-    """
-    counts = np.asarray(counts)
-    try:
-        from curator.signals.tail import shot_group
-        out = np.asarray(shot_group(counts)).astype(str)
-        if out.shape == counts.shape:
-            return out
-    except (ImportError, TypeError, ValueError):
-        pass
-    return np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few"))
+    """Shot group name per class from its size: many ≥ 100, medium 21–99, few ≤ 20 (paper 002 §4)."""
+    return np.asarray(shot_group(np.asarray(counts))).astype(str)
 
 
 def detection_metrics(is_issue: np.ndarray, score: np.ndarray | None, flag: np.ndarray | None) -> dict:
