@@ -101,13 +101,14 @@ def _wait_for(driver, predicate, timeout=60, what="condition"):
         except Exception:  # the page is still building
             pass
         time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
+    pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
 
 
-def _loaded_images(driver) -> int:
-    return driver.execute_script(
+def _image_states(driver) -> list[tuple[bool, int]]:
+    """(finished loading, natural width) of every image in the main area, in page order."""
+    return [tuple(x) for x in driver.execute_script(
         "return Array.from(document.querySelectorAll('[data-testid=\"stMain\"] img'))"
-        ".filter(i => i.complete && i.naturalWidth > 0).length;")
+        ".map(i => [i.complete, i.naturalWidth]);")]
 
 
 def test_overview_renders(browser, server, tmp_path):
@@ -126,10 +127,16 @@ def test_overview_renders(browser, server, tmp_path):
 def test_flagged_grid_renders_thumbnails(browser, server, tmp_path):
     browser.get(f"{server}/flagged")
     _wait_for(browser, lambda: "Flagged samples" in browser.find_element("tag name", "h1").text, what="the grid title")
-    n = _wait_for(browser, lambda: _loaded_images(browser) >= 12 and _loaded_images(browser), what="12 thumbnails")
-    widths = browser.execute_script(
-        "return Array.from(document.querySelectorAll('[data-testid=\"stMain\"] img')).map(i => i.naturalWidth);")
-    assert n >= 12 and all(w > 0 for w in widths[:n])
+    # Wait until the grid shows at least 12 images, every one finished loading and decoded. The page
+    # may still be adding images (or replacing them on a rerun) while earlier ones load, so the
+    # condition is checked on one snapshot of all images; a thumbnail that stays broken times out.
+    last: list = []
+
+    def all_decoded():
+        last[:] = _image_states(browser)
+        return len(last) >= 12 and all(done and width > 0 for done, width in last)
+
+    _wait_for(browser, all_decoded, what=lambda: f"12 decoded thumbnails; last seen (complete, naturalWidth): {last}")
     assert "samples match the filters" in browser.find_element("tag name", "body").text
     shot = tmp_path / "flagged.png"
     browser.save_screenshot(str(shot))
