@@ -12,7 +12,7 @@ relabel = use the new label):
   count per class) so ``torch.utils.data.WeightedRandomSampler(weights, len(weights))`` draws classes evenly.
 
 Output: a Parquet or CSV table (``sample_id``, ``source``, ``image_ref``, ``label``, ``original_label``,
-``weight``, ``decision``, ``decided_by``) and ``weights.npy`` (float64, same order) beside it. Both are
+``weight``, ``decision``, ``decided_by``) and ``<name>.weights.npy`` (float64, same order) beside it. Both are
 written atomically, and never outside the chosen directory (`resolve_output`).
 """
 from __future__ import annotations
@@ -116,13 +116,14 @@ def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: flo
 
 def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, *, fmt: str | None = None,
                base: str | os.PathLike | None = None, **kwargs) -> dict:
-    """Write the export table and ``weights.npy`` beside it; return a summary dict."""
+    """Write the export table and ``<stem>.weights.npy`` beside it (``clean.parquet`` → ``clean.weights.npy``, so
+    several exports can share a folder); return a summary dict."""
     target = resolve_output(out, base)
     fmt = fmt or ("csv" if target.suffix.lower() == ".csv" else "parquet")
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {FORMATS}")
     table = build_export(run_dir, policy, **kwargs)
-    weights_path = resolve_output("weights.npy", target.parent)
+    weights_path = resolve_output(f"{target.stem}.weights.npy", target.parent)
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False) if fmt == "csv" else table.to_parquet(tmp, index=False)
     write_npy_atomic(weights_path, table["weight"].to_numpy(np.float64))

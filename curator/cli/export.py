@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="an audited run directory")
     p.add_argument("--policy", choices=["clean", "relabel", "reweight"], required=True)
     p.add_argument("--format", dest="fmt", choices=["parquet", "csv"], default=None, help="default: from the suffix of --out")
-    p.add_argument("--out", required=True, help="output file; weights.npy is written beside it")
+    p.add_argument("--out", required=True, help="output file; <stem>.weights.npy is written beside it")
     p.add_argument("--base-dir", default=None, help="directory the output must stay inside (then --out is relative to it)")
     p.add_argument("--min-confidence", type=float, default=0.5, help="relabel: least suggestion confidence used")
     p.add_argument("--class-balanced", action="store_true", help="reweight: balance classes by estimated clean mass")

@@ -60,10 +60,12 @@ def test_export_files_and_crafted_paths(run, tmp_path):
     out_dir = tmp_path / "exports"
     out_dir.mkdir()
     s = export_run(run, "reweight", "m.csv", base=out_dir)
+    c = export_run(run, "clean", "c.parquet", base=out_dir)      # a second export in the same folder
     table = pd.read_csv(out_dir / "m.csv")
-    w = np.load(out_dir / "weights.npy")
-    np.testing.assert_allclose(w, table["weight"].to_numpy())
-    assert s["n_rows"] == len(table)
+    w = np.load(out_dir / "m.weights.npy")
+    np.testing.assert_allclose(w, table["weight"].to_numpy())    # not overwritten by the clean export
+    assert s["n_rows"] == len(table) and s["weights"] == str(out_dir / "m.weights.npy")
+    assert len(np.load(out_dir / "c.weights.npy")) == c["n_rows"] == len(pd.read_parquet(out_dir / "c.parquet"))
     outside = tmp_path / "outside"
     outside.mkdir()
     os.symlink(outside, out_dir / "link")
