@@ -62,8 +62,8 @@ else:
 
 st.subheader("Export")
 st.caption("clean: drop flagged samples · relabel: replace flagged labels by confident suggestions, drop the rest · "
-           "reweight: keep every sample, weight = the audit's P(label correct), at least 0.05. Your decisions override the automatic "
-           "ones.")
+           "reweight: keep every sample, weight = the audit's P(label correct), at least 0.05. "
+           "Your decisions override the automatic ones.")
 c1, c2 = st.columns([1, 2])
 policy = c1.selectbox("Policy", ["clean", "relabel", "reweight"], key="export_policy")
 name = c2.text_input("File name (written under RUN/exports/)", value=f"{policy}.parquet", key="export_name")
