@@ -13,9 +13,12 @@ The audit treats "is this label wrong?" as posterior inference, so the score is 
 3. the noise transition T[c, l] = P(given l | true c) from the soft confident joint
    Σ_i p(c | x_i) 1[ỹ_i = l] (confident learning's joint, with probabilities instead of counts);
 4. the label posterior p(c | x, ỹ) ∝ p(c | x) T[c, ỹ]; the label-issue score is
-   1 − p(ỹ | x, ỹ), the flag is score > threshold (0.5 = the Bayes decision), the suggested label is
-   the most probable other class for flagged samples and the most probable class of the image
-   (argmax p(c | x), ``unflagged_suggestion``) otherwise, with its posterior as confidence;
+   1 − p(ỹ | x, ỹ), the flag is score > threshold (0.5 = the Bayes decision); the suggested label of a
+   flagged sample is the most likely other class under a uniform class prior (``tail_suggestions``: the
+   per-class fairest choice, so rare classes get their members back; with it off, the most probable other
+   class under p(c | x, ỹ)), and of an unflagged sample the most probable class of the image (argmax p(c | x),
+   ``unflagged_suggestion``); the confidence is always the suggestion's posterior p(c | x, ỹ), which is what
+   the relabel export thresholds;
 5. self-training: the probe and the kNN vote are re-fitted on soft targets p(c | x, ỹ) (``relabel``; else
    samples are only re-weighted by p(ỹ | x, ỹ)) and steps 1–4 repeat (``rounds``).
 """
@@ -179,8 +182,9 @@ def aggregate(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: A
         LOG.info("audit round %d/%d: %.1f%% of labels believed wrong", r + 1, cfg.rounds + 1, 100 * np.mean(post[rows, y] < 0.5))
     score = 1.0 - post[rows, y]
     flag = score > cfg.threshold
-    # suggestions: the label posterior, or (tail_suggestions) the uniform-prior likelihood, which names rare
-    # true classes more often at some cost in overall suggestion accuracy (docs/audit.md)
+    # suggestions: the uniform-prior likelihood (tail_suggestions, default), which names rare true classes far more
+    # often (lt100 `worse`: rescue 0.14 -> 0.43) at some cost in overall suggestion accuracy on long-tailed data
+    # (0.75 -> 0.66) and none on balanced data; or the label posterior (docs/audit.md, "Suggestions")
     other = (_normalise(L) if cfg.tail_suggestions else post).copy()
     other[rows, y] = -1.0
     # unflagged samples: the class the image looks like, ignoring its label (p(c | x)); their label posterior's

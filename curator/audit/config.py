@@ -29,7 +29,7 @@ class AuditConfig:
     prior_smoothing: float = 0.05   # π ← (π_EM + s/C) / (1 + s): keeps EM from collapsing a rare class (docs/audit.md)
     # decisions
     threshold: float = 0.5          # flag when P(given label wrong) > threshold (0.5 = Bayes decision)
-    tail_suggestions: bool = False  # suggest from uniform-prior likelihoods (more rare-class rescues, fewer right overall)
+    tail_suggestions: bool = True   # flagged: suggest from uniform-prior likelihoods (per-class fairest; docs/audit.md)
     unflagged_suggestion: str = "image"  # unflagged samples: "image" = argmax p(c | x), "label" = argmax p(c | x, ỹ)
     min_suggestion_confidence: float = 0.5   # relabel export uses suggestions at least this confident
     tail_min_clean: int = 20        # a class with fewer estimated clean samples is "at risk"

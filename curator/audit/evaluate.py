@@ -70,6 +70,15 @@ def signal_issue_score(signals: pd.DataFrame, name: str) -> np.ndarray | None:
     return None
 
 
+def balanced_suggestion_accuracy(true_label, label, suggested) -> float | None:
+    """Mean over true classes of the share of that class's mislabeled samples whose suggestion is the true class:
+    suggestion accuracy with every class counting the same, so a tool that never names a rare class scores low."""
+    t, y, s = (np.asarray(a, np.int64) for a in (true_label, label, suggested))
+    wrong = t != y
+    per = [float(np.mean(s[wrong & (t == c)] == c)) for c in np.unique(t[wrong])]
+    return float(np.mean(per)) if per else None
+
+
 def evaluate(audit: pd.DataFrame, true_label: np.ndarray, n_classes: int, *, estimated_sizes: np.ndarray | None = None,
              signals: pd.DataFrame | None = None) -> dict:
     """metrics.json: overall, per shot group, suggestion accuracy, per signal, tail rescue, size error."""
@@ -86,6 +95,7 @@ def evaluate(audit: pd.DataFrame, true_label: np.ndarray, n_classes: int, *, est
     m = detection_metrics(issue, score, flag)
     m["noise_rate"] = float(issue.mean())
     m["suggested_label_accuracy"] = float(np.mean(sugg[issue] == t[issue])) if issue.any() else None
+    m["suggested_label_balanced_accuracy"] = balanced_suggestion_accuracy(t, y, sugg)
     m["per_shot"] = {g: {**detection_metrics(issue[groups == g], score[groups == g], flag[groups == g]),
                          "suggested_label_accuracy": float(np.mean(sugg[(groups == g) & issue] == t[(groups == g) & issue]))
                          if ((groups == g) & issue).any() else None}

@@ -13,6 +13,12 @@ embeddings; ``--embeddings-dir`` points elsewhere, e.g. curator's own in .devcar
   shared READMEs used for cleanlab's reference numbers).
 
 ``--variant lt100`` uses the long-tailed subset (γ = 100 by true class) and its own embeddings.
+
+``--oracle`` adds a ceiling row that no real method can reach: a cross-fitted MLP head (as
+`curator.audit.crossfit_heads`, plain logit-adjusted CE) trained on the **true** labels, combined with the
+**true** class prior and the **true** noise transition T[c, l] by Bayes' rule, flagged at 0.5, suggestions by the
+audit's own rules (``tail_suggestions``: the uniform-prior likelihood for flagged samples; p(c | x) otherwise). It
+measures how much the embeddings themselves allow; a target above it needs better embeddings, not a better audit.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from curator.audit.aggregate import aggregate
 from curator.audit.classes import class_findings
 from curator.audit.config import AuditConfig
 from curator.audit.crossval import crossval_probs, standardise
-from curator.audit.evaluate import class_size_error, detection_metrics, tail_rescue
+from curator.audit.evaluate import balanced_suggestion_accuracy, class_size_error, detection_metrics, tail_rescue
 
 NAME = "detect-cifar10n"
 HELP = "label-issue detection on CIFAR-10N: curator vs cleanlab on the same embeddings"
@@ -45,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embeddings-dir", default=None,
                    help="folder with train.npy (and indices.npy for lt100); default: the shared development embeddings")
     p.add_argument("--skip-cleanlab", action="store_true", help="only run curator")
+    p.add_argument("--oracle", action="store_true",
+                   help="add the ceiling row: an MLP trained on the true labels + the true noise transition")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an AuditConfig field (e.g. --set rounds=1)")
 
@@ -70,7 +78,8 @@ def _row(method, label_set, t, y, score, flag, sugg, sizes, seconds) -> dict:
     wrong = t != y
     return {"labels": label_set, "method": method, "noise": round(float(wrong.mean()), 3), "auroc": m["auroc"],
             "precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
-            "suggest_acc": float(np.mean(sugg[wrong] == t[wrong])), "tail_rescue": rescue, "n_tail": n_tail,
+            "suggest_acc": float(np.mean(sugg[wrong] == t[wrong])),
+            "suggest_bacc": balanced_suggestion_accuracy(t, y, sugg), "tail_rescue": rescue, "n_tail": n_tail,
             "size_err": class_size_error(sizes, counts), "seconds": round(seconds, 1)}
 
 
@@ -81,6 +90,24 @@ def _cv_logreg(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     except ImportError:
         return crossval_probs(standardise(X), y, 10, folds=5, balanced=False, seed=seed)
     return cross_val_probs(np.asarray(X, np.float32), y, 10, folds=5, seed=seed)
+
+
+def oracle_posterior(X: np.ndarray, true_label: np.ndarray, label: np.ndarray, n_classes: int, *,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p(c | x, ỹ), p(c | x), B), each (N, C), from cheating inputs: B = out-of-fold class-balanced MLP
+    probabilities fitted on the TRUE labels (a uniform-prior likelihood), times the true class prior (→ p(c | x)),
+    times the true transition T[c, ỹ] (rows: true class, columns: given)."""
+    from curator.audit.crossfit_heads import crossfit_mlp_probs
+
+    B = crossfit_mlp_probs(standardise(X), true_label, n_classes, epochs=20, sl_lambda=0.0, seed=seed)
+    prior = np.bincount(true_label, minlength=n_classes) / len(true_label)
+    T = np.zeros((n_classes, n_classes))
+    np.add.at(T, (true_label, label), 1.0)
+    T /= np.maximum(T.sum(1, keepdims=True), 1.0)
+    px = B.astype(np.float64) * prior[None, :]
+    post = px * T[:, label].T
+    return (post / np.maximum(post.sum(1, keepdims=True), 1e-300),
+            px / np.maximum(px.sum(1, keepdims=True), 1e-300), B.astype(np.float64))
 
 
 def _cfg(overrides) -> AuditConfig:
@@ -119,6 +146,17 @@ def run(args) -> dict:
             score = 1 - get_label_quality_scores(y, P)
             sizes = estimate_joint(y, P).sum(0) * len(y)   # joint[given, true] -> true marginal
             rows.append(_row("cleanlab", ls, t, y, score, flag, P.argmax(1), sizes, time.perf_counter() - t0))
+            LOG.info("%s", rows[-1])
+        if args.oracle:
+            t0 = time.perf_counter()
+            post, px, B = oracle_posterior(X, t, y, 10, seed=cfg.seed)
+            rows_ = np.arange(len(y))
+            flag = post[rows_, y] < 0.5
+            other = (B if cfg.tail_suggestions else post).copy()  # the audit's suggestion rule, on perfect inputs
+            other[rows_, y] = -1.0
+            sugg = np.where(flag, other.argmax(1), px.argmax(1))  # the audit's rule (unflagged: the image's class)
+            rows.append(_row("oracle ceiling", ls, t, y, 1.0 - post[rows_, y], flag, sugg,
+                             np.bincount(post.argmax(1), minlength=10), time.perf_counter() - t0))
             LOG.info("%s", rows[-1])
     return {"variant": args.variant, "embeddings": edir, "n_samples": int(len(X)), "audit_config": cfg.to_dict(),
             "rows": rows}

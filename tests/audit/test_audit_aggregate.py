@@ -72,7 +72,7 @@ def test_bad_labels_rejected():
 
 def test_tail_suggestions_option_keeps_scores():
     X, y, t = planted(seed=3)
-    a = aggregate(X, y, 5, CFG).table
+    a = aggregate(X, y, 5, AuditConfig(**{**CFG.to_dict(), "tail_suggestions": False})).table
     b = aggregate(X, y, 5, AuditConfig(**{**CFG.to_dict(), "tail_suggestions": True})).table
     np.testing.assert_allclose(a["label_issue_score"], b["label_issue_score"])
     wrong = y != t

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from curator.audit.evaluate import class_size_error, evaluate, shot_groups, tail_rescue
+from curator.audit.evaluate import balanced_suggestion_accuracy, class_size_error, evaluate, shot_groups, tail_rescue
 
 
 def hand_case():
@@ -28,6 +28,7 @@ def test_metrics_match_sklearn():
     assert m["f1"] == pytest.approx(f1_score(wrong, audit["is_label_issue"]))
     # mislabeled: idx 2 (true 1, sugg 1 ok), 4 (true 2, sugg 1 no), 8 (true 0, sugg 0 ok)
     assert m["suggested_label_accuracy"] == pytest.approx(2 / 3)
+    assert m["suggested_label_balanced_accuracy"] == pytest.approx((1 + 0 + 1) / 3)  # one error per true class
     # true sizes 4, 2, 4 -> errors |3-4|/4, |3-2|/2, 0
     assert m["class_size_error"] == pytest.approx((0.25 + 0.5 + 0) / 3)
     assert set(m["per_shot"]) == {"few"}
@@ -45,3 +46,11 @@ def test_tail_rescue_and_shot_groups():
     assert n == 10 and r == pytest.approx(0.4)
     assert list(shot_groups(np.array([150, 100, 99, 21, 20, 1]))) == ["many", "many", "medium", "medium", "few", "few"]
     assert class_size_error([100, 50], [100, 25]) == pytest.approx(0.5)
+
+
+def test_balanced_suggestion_accuracy_weights_classes_equally():
+    true = np.array([0] * 9 + [1] + [1] * 5)
+    label = np.array([1] * 9 + [0] + [1] * 5)       # nine head-class errors, one tail-class error, five clean
+    sugg = np.array([0] * 9 + [0] + [1] * 5)         # every head error fixed, the tail error not
+    assert balanced_suggestion_accuracy(true, label, sugg) == pytest.approx(0.5)   # overall would be 0.9
+    assert balanced_suggestion_accuracy(true, true, sugg) is None                  # no errors: undefined
