@@ -5,8 +5,6 @@ torch.save) and ``embeddings-simsiam-r18/train.npy``. Ten Gaussian classes, a cl
 that swaps 30% of labels, and checks that curator, cleanlab and the oracle ceiling each produce a row
 that detects the planted swaps, and that the ceiling (which sees the true labels) is not beaten by much.
 """
-import argparse
-
 import numpy as np
 import pytest
 import torch
@@ -29,20 +27,11 @@ def _write_miniature(root, n_per_class=80, d=16, noise=0.3, seed=0):
     return t, worse
 
 
-def _args(**over):
-    p = argparse.ArgumentParser()
-    detect_cifar10n.add_arguments(p)
-    a = p.parse_args([])
-    for k, v in over.items():
-        setattr(a, k, v)
-    return a
-
-
 @pytest.mark.slow
-def test_detect_bench_rows_and_oracle_ceiling(tmp_path):
+def test_detect_bench_rows_and_oracle_ceiling(tmp_path, bench_args):
     pytest.importorskip("cleanlab")
     t, worse = _write_miniature(tmp_path)
-    out = detect_cifar10n.run(_args(data_dir=str(tmp_path), label_sets="worse", oracle=True))
+    out = detect_cifar10n.run(bench_args(detect_cifar10n, data_dir=str(tmp_path), label_sets="worse", oracle=True))
     rows = {r["method"]: r for r in out["rows"]}
     assert set(rows) == {"curator", "cleanlab", "oracle ceiling"}
     for name, r in rows.items():

@@ -1,24 +1,13 @@
 """`curator bench knn-scale` at toy size: every CPU backend runs, says what it is, and finds neighbours."""
-import argparse
-
 import numpy as np
 import pytest
 
 from curator.bench import knn_scale
 
 
-def _args(**over):
-    p = argparse.ArgumentParser()
-    knn_scale.add_arguments(p)
-    a = p.parse_args([])
-    for k, v in over.items():
-        setattr(a, k, v)
-    return a
-
-
 @pytest.mark.slow
-def test_knn_scale_runs_all_cpu_backends_at_toy_size():
-    args = _args(sizes="1000", dim=32, exact_full_max=500, exact_queries=200, recall_queries=100,
+def test_knn_scale_runs_all_cpu_backends_at_toy_size(bench_args):
+    args = bench_args(knn_scale, sizes="1000", dim=32, exact_full_max=500, exact_queries=200, recall_queries=100,
                  backends="faiss-cpu-flat,faiss-cpu-ivf,sklearn-brute,torch-exact")
     out = knn_scale.run(args)
     rows = {r["backend"]: r for r in out["rows"]}
@@ -41,9 +30,9 @@ def test_clustered_embeddings_are_seeded_and_clustered():
 
 
 @pytest.mark.slow
-def test_unavailable_gpu_backends_are_reported_as_skipped(monkeypatch):
+def test_unavailable_gpu_backends_are_reported_as_skipped(monkeypatch, bench_args):
     monkeypatch.setattr(knn_scale.torch.cuda, "is_available", lambda: False)
-    out = knn_scale.run(_args(sizes="600", dim=8, backends=None, recall_queries=50))
+    out = knn_scale.run(bench_args(knn_scale, sizes="600", dim=8, backends=None, recall_queries=50))
     status = {r["backend"]: r["status"] for r in out["rows"]}
     assert status["faiss-gpu-flat"].startswith("skipped")
     assert status["torch-exact"].startswith("skipped")
