@@ -86,7 +86,8 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
              f"<p>{len(audit)} training samples, {int(audit['is_label_issue'].sum())} flagged as likely label issues "
              f"({100 * audit['is_label_issue'].mean():.1f}%).</p>"]
     if metrics:
-        keys = ["auroc", "precision", "recall", "f1", "suggested_label_accuracy", "tail_rescue", "class_size_error"]
+        keys = ["auroc", "precision", "recall", "f1", "suggested_label_accuracy", "suggested_label_balanced_accuracy",
+                "tail_rescue", "class_size_error"]
         parts.append("<h2>Evaluation against known truth</h2>" + _table(pd.DataFrame([{k: metrics.get(k) for k in keys}])))
         if metrics.get("per_shot"):
             parts.append(_table(pd.DataFrame([{"shot_group": g, **{k: v.get(k) for k in ("n", "n_mislabeled", "auroc", "precision", "recall", "f1")}}
