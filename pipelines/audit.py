@@ -21,6 +21,7 @@ import pandas as pd
 from curator.audit.aggregate import aggregate
 from curator.audit.classes import class_findings, transition_matrix
 from curator.audit.config import AuditConfig
+from curator.audit.diagnostics import audit_diagnostics
 from curator.audit.evaluate import class_size_error, evaluate
 from curator.audit.report import render_report
 from curator.data.manifest import UNKNOWN
@@ -33,7 +34,7 @@ from pipelines.recipes import Recipe, load_recipe
 
 LOG = logging.getLogger(__name__)
 STAGES = ("prepare", "embed", "train", "signals", "audit", "report")
-AUDIT_OUTPUTS = ["audit.parquet", "classes.parquet", "transition.npy", "posterior.npy"]
+AUDIT_OUTPUTS = ["audit.parquet", "classes.parquet", "transition.npy", "posterior.npy", "diagnostics.json"]
 
 
 def _cfg_dict(cfg: Any) -> Any:
@@ -96,6 +97,7 @@ def audit_stage(run, ds, embeddings: np.ndarray, signals: pd.DataFrame | None, h
     run.write_parquet("classes.parquet", classes)
     run.write_npy("transition.npy", transition_matrix(res.posterior, y, ds.n_classes).astype(np.float32))
     run.write_npy("posterior.npy", res.posterior.astype(np.float16))
+    run.write_json("diagnostics.json", audit_diagnostics(y, res.class_posterior, table["is_label_issue"].to_numpy()))
     if truth:
         m = evaluate(table, t, ds.n_classes, estimated_sizes=classes["estimated_true_size"].to_numpy(), signals=signals)
         m["class_size_error_soft"] = class_size_error(classes["estimated_true_size_soft"].to_numpy(), np.bincount(t[t >= 0], minlength=ds.n_classes))
@@ -106,10 +108,12 @@ def report_stage(run, ds) -> None:
     audit = run.read_parquet("audit.parquet")
     classes = run.read_parquet("classes.parquet")
     metrics = run.read_json("metrics.json")
+    diagnostics = run.read_json("diagnostics.json") or {}
     train = ds.manifest.iloc[train_rows(ds)]
     t = train["true_label"].to_numpy(np.int64)
     html = render_report(audit, classes, class_names=ds.class_names, metrics=metrics,
-                         true_label=t if (t != UNKNOWN).all() else None, title=f"curator audit: {ds.name}")
+                         true_label=t if (t != UNKNOWN).all() else None, title=f"curator audit: {ds.name}",
+                         warnings=diagnostics.get("warnings", []))
     _write_text(run.path / "report.html", html)
 
 
@@ -155,11 +159,15 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
                       input_files=files)
         audit = run.read_parquet("audit.parquet", columns=["is_label_issue"])
         summary["n_flagged"] = int(audit["is_label_issue"].sum())
+        summary["warnings"] = list((run.read_json("diagnostics.json") or {}).get("warnings", []))
+        for w in summary["warnings"]:  # logged on every run, also when the audit stage was up to date
+            LOG.warning("audit: %s", w)
         if truth:
             summary["metrics"] = run.read_json("metrics.json")
     if stop >= 5:
         run.run_stage("report", lambda: report_stage(run, ds), inputs={"report": 1}, outputs=["report.html"],
-                      input_files=["audit.parquet", "classes.parquet"] + (["metrics.json"] if run.exists("metrics.json") else []))
+                      input_files=["audit.parquet", "classes.parquet", "diagnostics.json"]
+                      + (["metrics.json"] if run.exists("metrics.json") else []))
         summary["report"] = str(run / "report.html")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary

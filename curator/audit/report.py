@@ -75,7 +75,8 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: list[str], metrics: dict | None = None,
-                  true_label: np.ndarray | None = None, title: str = "curator audit", top: int = 30) -> str:
+                  true_label: np.ndarray | None = None, title: str = "curator audit", top: int = 30,
+                  warnings: list[str] | None = None) -> str:
     """The HTML text (see module docstring)."""
     names = np.asarray(class_names)
     top_df = audit.sort_values("rank").head(top).copy()
@@ -85,6 +86,7 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>{len(audit)} training samples, {int(audit['is_label_issue'].sum())} flagged as likely label issues "
              f"({100 * audit['is_label_issue'].mean():.1f}%).</p>"]
+    parts += [f'<p class="warning"><strong>Warning:</strong> {html.escape(w)}</p>' for w in warnings or []]
     if metrics:
         keys = ["auroc", "precision", "recall", "f1", "suggested_label_accuracy", "suggested_label_balanced_accuracy",
                 "tail_rescue", "class_size_error"]
@@ -101,6 +103,7 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
         parts.append("<h2>Individual signals (AUROC vs truth)</h2>" + _table(pd.DataFrame(
             [{"signal": k, "auroc": v.get("auroc")} for k, v in metrics["per_signal"].items()])))
     style = ("<style>body{font-family:sans-serif;max-width:1000px;margin:auto} table.t{border-collapse:collapse;font-size:12px}"
-             " table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}</style>")
+             " table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}"
+             " p.warning{background:#fff4e5;border-left:4px solid #e8a33d;padding:8px 12px}</style>")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{style}</head><body>" \
            + "\n".join(parts) + "</body></html>"

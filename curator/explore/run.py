@@ -60,6 +60,7 @@ class ExplorerRun:
     config: dict[str, Any]
     metrics: dict[str, Any] | None = None
     classes: pd.DataFrame | None = None    # RUN/classes.parquet as written by the audit
+    warnings: list[str] = field(default_factory=list)  # the audit's RUN/diagnostics.json warnings
     signal_columns: list[str] = field(default_factory=list)
     id_index: pd.Index = field(default_factory=lambda: pd.Index([]))
     sort_cache: dict = field(default_factory=dict, repr=False)  # (column, descending) -> full order, see filter_samples
@@ -177,6 +178,8 @@ def load_run(path: str | Path) -> ExplorerRun:
         table["is_label_issue"] = table["is_label_issue"].fillna(False).astype(bool)
     metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else None
     classes = pd.read_parquet(path / "classes.parquet") if (path / "classes.parquet").exists() else None
+    diagnostics = json.loads((path / "diagnostics.json").read_text()) if (path / "diagnostics.json").exists() else {}
     LOG.info("explorer: loaded %s (%d training samples, %d columns)", path, len(table), table.shape[1])
     return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
-                       classes=classes, signal_columns=signal_columns, id_index=id_index)
+                       classes=classes, warnings=list(diagnostics.get("warnings", [])), signal_columns=signal_columns,
+                       id_index=id_index)

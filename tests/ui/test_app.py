@@ -156,3 +156,15 @@ def test_export_button_uses_decisions(app, run_dir):
     assert out, "export wrote a file under RUN/exports/"
     table = pd.read_parquet(out[0]) if out[0].suffix == ".parquet" else pd.read_csv(out[0])
     assert keep_first_unflagged not in set(table["sample_id"].astype(str)), "a dropped decision removes the sample"
+
+
+def test_overview_shows_the_audits_warnings(tmp_path, monkeypatch):
+    run = write_fixture_run(tmp_path / "run")
+    text = "84% of the labels are flagged as wrong. Either most labels really are wrong, or ..."
+    (run / "diagnostics.json").write_text(json.dumps({"flagged_share": 0.84, "warnings": [text]}))
+    monkeypatch.setenv("CURATOR_RUN_DIR", str(run))
+    monkeypatch.setenv("CURATOR_MAP_METHOD", "pca")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(w.value == text for w in at.warning)

@@ -15,6 +15,9 @@ st.title("Overview")
 stats = overview_stats(run)
 _, _, n_decisions = get_status(run)
 
+for w in run.warnings:
+    st.warning(w, icon="⚠️")
+
 cols = st.columns(5)
 cols[0].metric("Training samples", f"{stats['n_samples']:,}")
 cols[1].metric("Classes", stats["n_classes"])

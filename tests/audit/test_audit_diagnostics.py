@@ -1,0 +1,41 @@
+"""The audit says so when it flags most labels: label noise and useless embeddings look alike."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from curator.audit.diagnostics import audit_diagnostics
+from curator.data.options import DatasetOptions
+from pipelines.audit import run_pipeline
+
+
+def test_warning_only_when_most_labels_are_flagged():
+    y = np.array([0] * 60 + [1] * 40)
+    P = np.zeros((100, 2))
+    P[np.arange(100), y] = 1.0
+    P[:20] = [0.0, 1.0]                                   # the image-only class disagrees with 20 labels (all class 0)
+    quiet = audit_diagnostics(y, P, np.arange(100) < 30)
+    assert quiet["warnings"] == [] and quiet["flagged_share"] == pytest.approx(0.3)
+    assert quiet["label_agreement"] == pytest.approx(0.8) and quiet["chance_agreement"] == pytest.approx(0.6)
+    loud = audit_diagnostics(y, P, np.arange(100) < 70)
+    assert len(loud["warnings"]) == 1
+    assert "70%" in loud["warnings"][0] and "80%" in loud["warnings"][0] and "60%" in loud["warnings"][0]
+    assert audit_diagnostics(np.zeros(0, int), np.zeros((0, 2)), np.zeros(0, bool))["warnings"] == []
+
+
+@pytest.mark.slow
+def test_uninformative_embeddings_give_a_warning_everywhere(tmp_path):
+    # clean digits labels, random embeddings: whatever the audit flags, it must say that it cannot tell
+    emb = tmp_path / "random.npy"
+    np.save(emb, np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32))
+    recipe = {"dataset": {"dataset": "digits", "imbalance": "none", "noise": "none", "limit": 400,
+                          "embeddings": str(emb)},
+              "heads": {"heads": ["ce"], "epochs": 2}, "signals": {"confident_learning": False},
+              "audit": {"folds": 3, "rounds": 1, "probe_steps": 60, "knn_k": 10}}
+    out = tmp_path / "run"
+    s = run_pipeline(DatasetOptions(), out, recipe=recipe)
+    flagged = pd.read_parquet(out / "audit.parquet")["is_label_issue"].mean()
+    assert flagged > 0.5                                  # the failure mode the warning is for
+    assert len(s["warnings"]) == 1 and "do not separate the classes" in s["warnings"][0]
+    assert "do not separate the classes" in (out / "report.html").read_text()
+    from curator.explore.run import load_run
+    assert load_run(out).warnings == s["warnings"]
