@@ -116,7 +116,9 @@ def filter_sidebar(run: ExplorerRun) -> SampleFilter:
     classes = sb.multiselect("Given label", list(names), format_func=names.get, key="f_classes")
     suggested = sb.multiselect("Suggested label", list(names), format_func=names.get, key="f_suggested")
     shots = sb.multiselect("Shot group", list(SHOT_GROUPS), key="f_shots",
-                           help="Size of the given class: many >= 100, medium 20-100, few <= 20 samples.")
+                           help="Size of the given label's class as the audit estimates it (its estimated true size, "
+                                "not the label count; the label count before the audit has run): "
+                                "many >= 100, medium 20-100, few <= 20 samples.")
     score = (0.0, 1.0)
     if run.has_audit:
         score = sb.slider("label_issue_score", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_score",

@@ -24,7 +24,7 @@ st.caption(f"Page {page + 1} of {n_pages}. Given → suggested label; the score 
            "(1 = almost surely mislabelled). Open a sample for every signal and its neighbours.")
 
 shown = page_of(positions, page, page_size)
-n_cols = 6
+n_cols = 4  # six cards per row left the keep / fix / drop icon buttons too narrow to show on a 1400 px window
 has_sug = "suggested_label" in t.columns
 for start in range(0, len(shown), n_cols):
     cols = st.columns(n_cols)

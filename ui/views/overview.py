@@ -18,7 +18,7 @@ _, _, n_decisions = get_status(run)
 for w in run.warnings:
     st.warning(w, icon="⚠️")
 
-cols = st.columns(5)
+cols = st.columns([1, 1, 1, 1.8, 1])  # the flagged count carries its share: give it room not to be cut off
 cols[0].metric("Training samples", f"{stats['n_samples']:,}")
 cols[1].metric("Classes", stats["n_classes"])
 cols[2].metric("Imbalance ratio", f"{stats['imbalance_ratio']:.1f}", help="Largest class size / smallest class size (given labels).")
@@ -39,7 +39,9 @@ summary = class_summary(run)
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Class sizes")
-    st.caption("Given-label counts on a log scale, coloured by shot group (many >= 100, medium 20-100, few <= 20).")
+    st.caption("Given-label counts on a log scale, coloured by the shot group of that count (many >= 100, medium "
+               "20-100, few <= 20). The grid's shot groups use the audit's estimated true class sizes instead "
+               "(hover a bar for both).")
     hist = alt.Chart(summary).mark_bar().encode(
         x=alt.X("name:N", sort=None, title="class"),
         y=alt.Y("count:Q", scale=alt.Scale(type="log", domainMin=1), title="samples (log)"), y2=alt.datum(1),
