@@ -102,7 +102,7 @@ for col in t.columns:
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"meaning": st.column_config.TextColumn(width="large")})
 
-g, h = st.columns(2)
+g, _ = st.columns([3, 2])  # the class-weight bars; the history below gets the full width
 with g:
     st.subheader("GDW class weights")
     omega = run.head_array("gdw", "omega")
@@ -117,17 +117,18 @@ with g:
             x=alt.X("class:N", sort=None), y="omega:Q",
             color=alt.Color("role:N", scale=alt.Scale(domain=["given label", "other"], range=["#d62728", "#1f77b4"])),
             tooltip=["class", "omega"]), width="stretch")
-with h:
-    st.subheader("Training history")
-    hist = run.sample_history(pos)
-    if len(hist) == 0:
-        st.info("No per-epoch history in this run (history/*.npz).")
-    else:
-        st.caption("Per-epoch records of this sample: loss, SuperLoss σ*, GDW ω_t, FSR meta-margin, …")
-        hist["series"] = hist["head"] + " · " + hist["record"]
-        st.altair_chart(alt.Chart(hist).mark_line(point=True).encode(
-            x="epoch:Q", y=alt.Y("value:Q", title=None), color=alt.Color("series:N", legend=None),
-            facet=alt.Facet("record:N", columns=2, title=None)).resolve_scale(y="independent").properties(height=110, width=230))
+st.subheader("Training history")
+hist = run.sample_history(pos)
+if len(hist) == 0:
+    st.info("No per-epoch history in this run (history/*.npz).")
+else:
+    st.caption("Per-epoch records of this sample, one panel per quantity, one colour per head: loss, margin, "
+               "SuperLoss σ*, GDW ω_t, FSR meta-margin, …")
+    st.altair_chart(alt.Chart(hist).mark_line(point=True).encode(
+        x="epoch:Q", y=alt.Y("value:Q", title=None),
+        color=alt.Color("head:N", legend=alt.Legend(orient="bottom", title="head")),
+        tooltip=["head", "record", "epoch", "value"],
+        facet=alt.Facet("record:N", columns=4, title=None)).resolve_scale(y="independent").properties(height=110, width=170))
 
 st.subheader("Nearest neighbours")
 knn = run.knn()
