@@ -58,7 +58,9 @@ st.caption(f"{len(data):,} points (2-D map of the embeddings, cached in umap.par
            "the map holds every flagged sample plus a random sample of the rest). Drag a rectangle to list its samples.")
 region = alt.selection_interval(name="region", encodings=["x", "y"])
 chart = alt.Chart(data).mark_circle(size=18, opacity=0.7).encode(
-    x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color=alt.Color(f"{colour}:{kind}", title=colour),
+    # zero=False: UMAP coordinates sit far from 0; a zero-based domain squashed the map into a corner
+    x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)), y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
+    color=alt.Color(f"{colour}:{kind}", title=colour),
     tooltip=["sample_id", "given label", "flag", "review status"]).add_params(region).properties(height=560)
 event = st.altair_chart(chart, width="stretch", on_select="rerun", key="map_chart")
 
