@@ -73,7 +73,7 @@ with right:
     if b[1].button("Drop sample", key="s_drop"):
         save_decision(run, [sid], "drop")
         st.rerun()
-    if b[2].button("Clear decision", key="s_clear"):
+    if b[2].button("Clear", key="s_clear", help="Forget the decision on this sample (back to the audit's choice)"):
         save_decision(run, [sid], "clear")
         st.rerun()
     names = list(range(run.n_classes))
