@@ -19,6 +19,8 @@ import time
 import numpy as np
 import torch
 
+from curator.audit.crossval import fold_assignment, torch_threads
+
 LOG = logging.getLogger(__name__)
 BALANCED_HEADS = ("lasl", "la", "cbs", "ldam")  # heads whose probabilities are uniform-prior posteriors
 
@@ -40,22 +42,17 @@ def crossfit_head_probs(name: str, X: np.ndarray, labels: np.ndarray, n_classes:
     if len(X) != n:
         raise ValueError(f"embeddings have {len(X)} rows but there are {n} labels")
     cfg = heads_cfg or HeadsConfig(heads=[name], epochs=epochs)
-    folds = int(max(2, min(folds, n)))
-    fold_of = np.random.default_rng(seed + 1).permutation(np.arange(n) % folds)
+    folds, fold_of = fold_assignment(n, folds, seed + 1)
     Xf = np.ascontiguousarray(X, dtype=np.float32)
     out = np.zeros((n, n_classes), np.float32)
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
     t0 = time.perf_counter()
-    try:
+    with torch_threads(threads):
         for k in range(folds):
             tr, te = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)
             res = train_head(name, Xf[tr], y[tr], n_classes, cfg, seed=seed + k, device="cpu")
             with torch.no_grad():
                 out[te] = torch.softmax(res.model(torch.from_numpy(Xf[te])), 1).float().numpy()
             LOG.info("cross-fitted %s: fold %d/%d done (%.1f s)", name, k + 1, folds, time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(old)
     return out
 
 
@@ -107,22 +104,17 @@ def crossfit_mlp_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, *, wei
     if len(X) != n:
         raise ValueError(f"embeddings have {len(X)} rows but there are {n} labels")
     w = np.ones(n) if weights is None else np.clip(np.asarray(weights, np.float64), 1e-6, None)
-    folds = int(max(2, min(folds, n)))
-    fold_of = np.random.default_rng(seed + 1).permutation(np.arange(n) % folds)
+    folds, fold_of = fold_assignment(n, folds, seed + 1)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     yt, wt = torch.from_numpy(y), torch.from_numpy(w.astype(np.float32))
     out = np.zeros((n, n_classes), np.float32)
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
     t0 = time.perf_counter()
-    try:
+    with torch_threads(threads):
         for k in range(folds):
             tr, te = torch.from_numpy(np.flatnonzero(fold_of != k)), np.flatnonzero(fold_of == k)
             out[te] = _fit_mlp(Xt[tr], yt[tr], wt[tr], Xt[te], n_classes, epochs=epochs, batch_size=batch_size,
                                hidden=hidden, lr=lr, weight_decay=weight_decay, sl_lambda=sl_lambda, seed=seed + k)
             LOG.debug("cross-fitted MLP: fold %d/%d done (%.1f s)", k + 1, folds, time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(old)
     LOG.info("cross-fitted MLP head: %d folds x %d epochs on %d x %d in %.1f s", folds, epochs, n, X.shape[1],
              time.perf_counter() - t0)
     return out

@@ -17,6 +17,7 @@ per fold for 50k × 512 on a CPU), on L2-normalised then standardised embeddings
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -31,6 +32,23 @@ def standardise(X: np.ndarray) -> np.ndarray:
     X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     X = X - X.mean(0, keepdims=True)
     return X / (X.std(0, keepdims=True) + 1e-6)
+
+
+def fold_assignment(n: int, folds: int, seed: int) -> tuple[int, np.ndarray]:
+    """(K, fold index per sample (n,)): K = folds clipped to [2, n], folds as equal as possible, seeded."""
+    k = int(max(2, min(folds, n)))
+    return k, np.random.default_rng(seed).permutation(np.arange(n) % k)
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with torch using `n` intra-op threads (at least 1); the previous count is restored after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _fit_predict(X_tr: torch.Tensor, Q_tr: torch.Tensor, X_te: torch.Tensor, n_classes: int, *,
@@ -65,21 +83,15 @@ def crossval_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, *, weights
     if X.shape[0] != n:
         raise ValueError(f"embeddings have {X.shape[0]} rows but there are {n} labels")
     w = np.ones(n, np.float64) if weights is None else np.clip(np.asarray(weights, np.float64), 1e-6, None)
-    folds = int(max(2, min(folds, n)))
-    rng = np.random.default_rng(seed)
-    fold_of = rng.permutation(np.arange(n) % folds)
+    folds, fold_of = fold_assignment(n, folds, seed)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     Q = np.eye(n_classes)[labels] if soft_targets is None else np.asarray(soft_targets, np.float64)  # (N, C)
     Q = Q * w[:, None]
     out = np.zeros((n, n_classes), np.float32)
-    threads = torch.get_num_threads()
-    if X.shape[0] * X.shape[1] < SMALL_PROBLEM:
-        torch.set_num_threads(1)  # tiny matmuls: thread start-up and spinning cost more than they save
-    try:
+    # tiny matmuls: thread start-up and spinning cost more than they save
+    with torch_threads(1 if X.shape[0] * X.shape[1] < SMALL_PROBLEM else torch.get_num_threads()):
         _folds(Xt, Q, fold_of, folds, n_classes, balanced, out, steps=steps, lr=lr, weight_decay=weight_decay,
                seed=seed)
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 

@@ -2,7 +2,6 @@
 separates planted label errors (30% uniform noise, exponential tail γ = 10) from clean samples."""
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 
@@ -12,15 +11,6 @@ from curator.heads.registry import train_head
 from curator.signals.spec import SIGNAL_SPECS
 
 FAST = HeadsConfig(epochs=8, batch_size=64, hidden=128)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: one thread avoids oversubscription on shared 2-core machines
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,5 @@
 """Self-training relabel (paper 001): distrusted samples get the robust head's pseudo-labels."""
 import numpy as np
-import pytest
-import torch
 from sklearn.datasets import load_digits
 
 from curator.heads.base import HeadResult
@@ -10,14 +8,6 @@ from curator.heads.registry import train_head
 from curator.heads.semi import distrusted_mask
 
 CFG = HeadsConfig(epochs=8, batch_size=64, hidden=128)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_distrusted_mask_rules():
