@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
-from curator.signals.spec import SIGNAL_SPECS
+from curator.columns import column
 from curator.signals.tail import shot_group  # the one shared definition of the shot groups
 
 TAIL_SIZE = 100  # SPEC §7: a tail class has fewer than 100 samples
@@ -54,18 +54,16 @@ def tail_rescue(true_label, label, flag, suggested, true_counts) -> tuple[float 
 
 
 def signal_issue_score(signals: pd.DataFrame, name: str) -> np.ndarray | None:
-    """An individual signal oriented so that higher = more likely an issue (None if not orientable)."""
-    spec = SIGNAL_SPECS.get(name)
+    """An individual signal oriented so that higher = more likely an issue, by its declared direction
+    (curator.columns); None for columns that are not numeric scores (classes, groups, flags, information)."""
+    spec = column(name)
     col = signals[name]
-    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+    if spec is None or not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
         return None
     v = col.to_numpy(np.float64)
-    direction = spec.direction if spec else ("higher_is_clean" if name.endswith(("_prob_label", "_margin", "_sigma",
-                                                                                   "_weight", "agreement", "quality"))
-                                             else "higher_is_issue" if name.endswith(("_loss", "_distance")) else None)
-    if direction == "higher_is_clean":
+    if spec.direction == "higher_is_clean":
         return -v
-    if direction == "higher_is_issue":
+    if spec.direction == "higher_is_issue":
         return v
     return None
 

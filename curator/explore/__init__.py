@@ -6,7 +6,6 @@
 - `curator.explore.thumbnails`: thumbnails through the dataset's image accessor, cached.
 - `curator.explore.embedding_map`: the cached 2-D UMAP of the embeddings, region selection.
 - `curator.explore.overview`: dataset summary, per-class table, signal distributions.
-- `curator.explore.explain`: plain explanations of every signal column.
 """
 from curator.explore.filters import SampleFilter, filter_samples
 from curator.explore.run import ExplorerRun, load_run

@@ -26,9 +26,7 @@ from torch import nn
 from curator.heads.base import HeadResult
 from curator.heads.config import HeadsConfig
 from curator.heads.mlp import ProjectionHead
-from curator.heads.train_loop import Objective, common_signals, declare_head_signals, fit
-
-declare_head_signals("cbs", "CBS+RRS head (class-balanced classifier)")
+from curator.heads.train_loop import Objective, common_signals, fit
 
 
 def class_balanced_batches(y: np.ndarray, k: int, z: int, n_batches: int,

@@ -44,29 +44,8 @@ from curator.heads.meta import (
     initial_dictionary, mean_last, meta_margin, reward_gradient, select_dictionary, soft_cross_entropy,
 )
 from curator.heads.mlp import ProjectionHead
-from curator.signals.spec import SignalSpec, declare
 
 LOG = logging.getLogger(__name__)
-SRC = "FSR head (paper 004)"
-
-declare(
-    SignalSpec("fsr_meta_margin", "higher_is_clean", "real (≈ [−1, 1])",
-               "Momentum meta-margin: how much the sample's loss falls when the model learns FSR's trusted "
-               "dictionary; negative = it contradicts the dictionary.", SRC),
-    SignalSpec("fsr_weight", "higher_is_clean", "[0, b] (1 = average)",
-               "FSR's learned sample weight relative to the batch average (mean over the last epochs); "
-               "0 = excluded from training.", SRC),
-    SignalSpec("fsr_in_dictionary", "higher_is_clean", "bool",
-               "Whether FSR picked the sample for its class-balanced dictionary of trusted samples.", SRC),
-    SignalSpec("fsr_pseudo_label", "categorical", "class index",
-               "Argmax of FSR's momentum re-label (moving average of the head's predictions).", SRC),
-    SignalSpec("fsr_prob_label", "higher_is_clean", "[0, 1]", "FSR head's probability of the given label.", SRC),
-    SignalSpec("fsr_pred", "categorical", "class index", "FSR head's predicted class.", SRC),
-    SignalSpec("fsr_margin", "higher_is_clean", "real",
-               "Given-label logit minus the best other logit, mean over the last epochs.", SRC),
-    SignalSpec("fsr_loss", "higher_is_issue", "[0, inf)",
-               "Cross-entropy of the given label, mean over the last epochs.", SRC),
-)
 
 
 @dataclass

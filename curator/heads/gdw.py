@@ -45,25 +45,8 @@ from curator.heads.meta import (
     meta_margin, reward_gradient, select_dictionary,
 )
 from curator.heads.mlp import ProjectionHead
-from curator.signals.spec import SignalSpec, declare
 
 LOG = logging.getLogger(__name__)
-
-declare(
-    SignalSpec("gdw_weight", "higher_is_clean", "[0, ~1.2] (batch mean 1 with normalize_weights)",
-               "GDW's instance weight ω_t for the given label (mean over the last epochs): how much the meta set "
-               "wants this sample's label learned; low on mislabeled samples.", "GDW head (paper 003)"),
-    SignalSpec("gdw_suggested_label", "categorical", "class index",
-               "The other class whose 'not this class' gradient GDW suppressed most: where the meta set thinks "
-               "the sample really belongs.", "GDW head (paper 003)"),
-    SignalSpec("gdw_prob_label", "higher_is_clean", "[0, 1]",
-               "GDW head's probability of the given label.", "GDW head (paper 003)"),
-    SignalSpec("gdw_pred", "categorical", "class index", "GDW head's predicted class.", "GDW head (paper 003)"),
-    SignalSpec("gdw_margin", "higher_is_clean", "real",
-               "Given-label logit minus the best other logit, mean over the last epochs.", "GDW head (paper 003)"),
-    SignalSpec("gdw_loss", "higher_is_issue", "[0, inf)",
-               "Cross-entropy of the given label, mean over the last epochs.", "GDW head (paper 003)"),
-)
 
 
 @dataclass

@@ -28,20 +28,8 @@ from curator.heads.base import HeadResult
 from curator.heads.config import HeadsConfig
 from curator.heads.standard import build_projection_head, class_counts
 from curator.heads.train_loop import Objective, fit
-from curator.signals.spec import SignalSpec, declare
 
 LOG = logging.getLogger(__name__)
-
-declare(
-    SignalSpec("semi_pseudo_label", "categorical", "class index",
-               "Class given by the self-trained student (paper 001), which learned the distrusted samples "
-               "from the robust head's pseudo-labels.", "semi-supervised relabelling"),
-    SignalSpec("semi_pseudo_confidence", "info", "[0, 1]",
-               "The student's probability of its suggested class.", "semi-supervised relabelling"),
-    SignalSpec("semi_distrusted", "info", "bool",
-               "The robust head distrusted the given label, so self-training treated the sample as unlabeled.",
-               "semi-supervised relabelling"),
-)
 
 
 def distrusted_mask(y: np.ndarray, teacher: HeadResult, sigma_threshold: float = 1.0) -> np.ndarray:

@@ -29,16 +29,9 @@ from curator.heads import losses
 from curator.heads.base import HeadResult
 from curator.heads.config import HeadsConfig
 from curator.heads.mlp import ProjectionHead
-from curator.heads.train_loop import Objective, common_signals, declare_head_signals, fit, last_mean
-from curator.signals.spec import SignalSpec, declare
+from curator.heads.train_loop import Objective, common_signals, fit, last_mean
 
-LABELS = {"ce": "cross-entropy head", "la": "logit-adjusted head", "lasl": "LA+SuperLoss head",
-          "cb": "class-balanced-loss head", "focal": "focal-loss head", "ldam": "LDAM-DRW head"}
-for _h, _label in LABELS.items():
-    declare_head_signals(_h, _label)
-declare(SignalSpec("lasl_sigma", "higher_is_clean", "(0, e]",
-                   "SuperLoss confidence σ*: below 1 the sample's loss is above τ = log C (hard or mislabeled); "
-                   "mean over the last epochs.", "LA+SuperLoss head"))
+STANDARD_HEADS = ("ce", "la", "lasl", "cb", "focal", "ldam")
 
 
 def class_counts(y: torch.Tensor | np.ndarray, n_classes: int) -> np.ndarray:
@@ -161,7 +154,7 @@ def make_objective(name: str, cfg: HeadsConfig) -> Objective:
         return Focal(cfg.focal_gamma)
     if name == "ldam":
         return LDAMDRW(cfg.ldam_max_margin, cfg.ldam_scale, cfg.drw_start, cfg.cb_beta)
-    raise KeyError(f"unknown standard head {name!r}; known: {sorted(LABELS)}")
+    raise KeyError(f"unknown standard head {name!r}; known: {STANDARD_HEADS}")
 
 
 def build_projection_head(d_in: int, n_classes: int, cfg: HeadsConfig) -> ProjectionHead:

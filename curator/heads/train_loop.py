@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from curator.heads.losses import label_margin
-from curator.signals.spec import SignalSpec, declare
 
 LOG = logging.getLogger(__name__)
 RECORD_CHUNK = 16384
@@ -138,19 +137,6 @@ def fit(model: nn.Module, X: torch.Tensor, y: np.ndarray, n_classes: int, object
 
 
 # --- summaries of the records into signal columns --------------------------------------------------
-def declare_head_signals(head: str, label: str) -> None:
-    """Declare the four columns every head contributes (contract: `{h}_prob_label` ... `{h}_loss`)."""
-    declare(
-        SignalSpec(f"{head}_prob_label", "higher_is_clean", "[0, 1]",
-                   f"{label}: the head's probability of the given label.", label),
-        SignalSpec(f"{head}_pred", "categorical", "class index", f"{label}: the head's predicted class.", label),
-        SignalSpec(f"{head}_margin", "higher_is_clean", "(-inf, inf)",
-                   f"{label}: given-label logit minus the best other logit, mean over the last epochs.", label),
-        SignalSpec(f"{head}_loss", "higher_is_issue", "[0, inf)",
-                   f"{label}: the head's training loss of the sample, mean over the last epochs.", label),
-    )
-
-
 def last_mean(history: dict[str, np.ndarray], key: str, last_epochs: int) -> np.ndarray:
     """Mean of a (E, N) record over its last `last_epochs` epochs, (N,) float32 (NaN stays NaN)."""
     h = history[key]

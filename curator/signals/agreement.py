@@ -113,25 +113,3 @@ def near_duplicates(sims: np.ndarray, idx: np.ndarray, labels: np.ndarray, thres
         conflict[in_group] = lo[g] != hi[g]
     return {"dup_group": group, "dup_conflict": conflict}
 
-
-def _declare() -> None:
-    from curator.signals.spec import SignalSpec, declare
-
-    src = "kNN in embedding space (curator.signals.knn)"
-    declare(
-        SignalSpec("knn_agreement", "higher_is_clean", "[0, 1]",
-                   "Similarity-weighted share of the nearest neighbours that carry this sample's label.", src),
-        SignalSpec("knn_suggested_label", "categorical", "class index",
-                   "The label most of the nearest neighbours carry (their weighted vote).", src),
-        SignalSpec("knn_suggested_share", "info", "[0, 1]",
-                   "Weighted share of the neighbours' vote won by the suggested label.", src),
-        SignalSpec("knn_kth_distance", "higher_is_issue", "[0, 2]",
-                   "Cosine distance to the k-th nearest neighbour; large values mark isolated samples (outliers).", src),
-        SignalSpec("dup_group", "categorical", "group index or -1",
-                   "Group of near-identical samples (cosine similarity above the duplicate threshold); -1 when none.", src),
-        SignalSpec("dup_conflict", "higher_is_issue", "bool",
-                   "This sample has a near-duplicate that carries a different label.", src),
-    )
-
-
-_declare()

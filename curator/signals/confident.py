@@ -189,19 +189,3 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.nd
         "cl_is_issue": (j_star >= 0) & (j_star != labels),
     }
 
-
-def _declare() -> None:
-    from curator.signals.spec import SignalSpec, declare
-
-    src = "confident learning on cross-validated logistic regression"
-    declare(
-        SignalSpec("cl_label_quality", "higher_is_clean", "[0, 1]",
-                   "Out-of-fold probability a simple classifier on the embeddings gives to the given label.", src),
-        SignalSpec("cl_suggested_label", "categorical", "class index",
-                   "The class the cross-validated classifier is confident about (confident-learning rule).", src),
-        SignalSpec("cl_is_issue", "higher_is_issue", "bool",
-                   "Confident learning counts this sample off the diagonal of the confident joint (likely mislabelled).", src),
-    )
-
-
-_declare()

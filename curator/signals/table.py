@@ -4,7 +4,7 @@ Columns, in order: ``sample_id``, ``label``, ``true_label`` (−1 unknown); then
 ``signals`` columns (already named ``<head>_<quantity>``; ``<head>_prob_label`` and
 ``<head>_pred`` are derived from the head's ``probs`` when the head did not supply them); then the
 kNN columns (`curator.signals.agreement`) and the confident-learning columns
-(`curator.signals.confident`). Every column is declared in `curator.signals.spec.SIGNAL_SPECS`.
+(`curator.signals.confident`). Every column is declared in `curator.columns` (checked on build).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from curator.signals.agreement import knn_agreement, near_duplicates
 from curator.signals.config import SignalsConfig
 from curator.signals.confident import confident_learning, cross_val_probs
 from curator.signals.knn import build_index
-from curator.signals.spec import SIGNAL_SPECS, SignalSpec, declare
+from curator.columns import check_columns
 
 LOG = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ def compute_cv_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int,
     return probs
 
 
-def _declare_head_defaults(head: str) -> None:
-    src = f"{head} head"
-    if f"{head}_prob_label" not in SIGNAL_SPECS:
-        declare(SignalSpec(f"{head}_prob_label", "higher_is_clean", "[0, 1]",
-                           f"Probability the {head} head gives to the given label.", src))
-    if f"{head}_pred" not in SIGNAL_SPECS:
-        declare(SignalSpec(f"{head}_pred", "categorical", "class index", f"The class the {head} head predicts.", src))
-
-
 def head_columns(head_results: Mapping[str, HeadResult] | list[HeadResult], labels: np.ndarray) -> dict[str, np.ndarray]:
     """All heads' per-sample columns, checked for length and name clashes."""
     results = list(head_results.values()) if isinstance(head_results, Mapping) else list(head_results)
@@ -84,15 +75,12 @@ def head_columns(head_results: Mapping[str, HeadResult] | list[HeadResult], labe
             pl[ok] = probs[np.flatnonzero(ok), labels[ok]]
             own.setdefault(f"{hr.name}_prob_label", pl)
             own.setdefault(f"{hr.name}_pred", probs.argmax(axis=1).astype(np.int64))
-            _declare_head_defaults(hr.name)
         for name, values in own.items():
             values = np.asarray(values)
             if values.shape != (n,):
                 raise ValueError(f"head {hr.name!r}: signal {name!r} has shape {values.shape}, expected ({n},)")
             if name in cols or name in ID_COLUMNS:
                 raise ValueError(f"head {hr.name!r}: signal column {name!r} is produced twice")
-            if name not in SIGNAL_SPECS:
-                LOG.warning("signal column %r from head %r is not declared in curator.signals.spec", name, hr.name)
             cols[name] = values
     return cols
 
@@ -136,5 +124,6 @@ def build_signals_table(train_manifest: pd.DataFrame, embeddings: np.ndarray,
                 cl[name][ok] = values
         table.update(cl)
     df = pd.DataFrame(table)
+    check_columns(df.columns, "signals")
     LOG.info("signals table: %d samples x %d columns", len(df), df.shape[1])
     return df

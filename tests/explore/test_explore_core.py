@@ -16,7 +16,7 @@ from tests.fixtures_run import write_fixture_run  # noqa: E402
 from curator.data.images import ArrayImages  # noqa: E402
 from curator.data.problems import DataError  # noqa: E402
 from curator.explore.embedding_map import choose_map_rows, embedding_map, samples_in_region  # noqa: E402
-from curator.explore.explain import explain  # noqa: E402
+from curator.columns import describe  # noqa: E402
 from curator.explore.filters import SampleFilter, filter_samples, page_of  # noqa: E402
 from curator.explore.overview import class_summary, overview_stats, signal_histogram, tails_at_risk  # noqa: E402
 from curator.explore.review import REVIEW_STATUSES, decide, review_status  # noqa: E402
@@ -157,11 +157,11 @@ def test_to_thumbnail_shrinks_large_images():
 
 def test_explanations_cover_every_column(run):
     for col in run.table.columns:
-        e = explain(col)
-        assert e.text and e.name == col
-    assert explain("label_issue_score").direction == "higher_is_issue"
-    assert explain("lasl_prob_label").direction == "higher_is_clean"
-    assert "LA+SuperLoss" in explain("lasl_loss").source or "lasl" in explain("lasl_loss").source.lower()
+        e = describe(col)
+        assert e.explanation and e.name == col
+    assert describe("label_issue_score").direction == "higher_is_issue"
+    assert describe("lasl_prob_label").direction == "higher_is_clean"
+    assert "LA+SuperLoss" in describe("lasl_loss").source or "lasl" in describe("lasl_loss").source.lower()
 
 
 def test_overview_numbers(run):

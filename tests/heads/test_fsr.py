@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from curator.heads.fsr import FSRConfig, fsr_sample_weights, train_fsr
 from curator.heads.meta import fetch_balanced_batch, gradient_alignment, meta_margin, reward_gradient
-from curator.signals.spec import SIGNAL_SPECS
+from curator.columns import COLUMNS as SIGNAL_SPECS
 
 
 def _case(seed=0, n=9, m=6, h=4, c=3):

@@ -11,7 +11,7 @@ from curator.heads.gdw import (
     GDWConfig, manipulated_surrogate, second_stage_update, train_gdw, zero_mean_constraint,
 )
 from curator.heads.meta import class_quota, initial_dictionary, select_dictionary
-from curator.signals.spec import SIGNAL_SPECS
+from curator.columns import COLUMNS as SIGNAL_SPECS
 
 
 def _linear_case(seed=0, n=7, d=5, c=4):

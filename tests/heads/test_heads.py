@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 from curator.heads.config import HeadsConfig
 from curator.heads.predict import accuracy_report, evaluate_on_test, predict_probs
 from curator.heads.registry import train_head
-from curator.signals.spec import SIGNAL_SPECS
+from curator.columns import COLUMNS as SIGNAL_SPECS
 
 FAST = HeadsConfig(epochs=8, batch_size=64, hidden=128)
 

@@ -7,7 +7,7 @@ import pipelines.signals as stage
 from curator.data.options import DatasetOptions
 from curator.heads.base import HeadResult
 from curator.signals.config import SignalsConfig
-from curator.signals.spec import SIGNAL_SPECS, SignalSpec, declare
+from curator.columns import COLUMNS
 from pipelines.prepare import prepare_run, train_rows
 
 
@@ -19,8 +19,7 @@ def digits_run(tmp_path):
     emb = ((pixels - pixels.mean(0)) / (pixels.std(0) + 1e-6)).astype(np.float16)
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), len(train)).astype(np.float32)
-    declare(SignalSpec("toy_margin", "higher_is_clean", "real", "test column", "test head"))
-    heads = {"toy": HeadResult("toy", probs, signals={"toy_margin": rng.normal(size=len(train)).astype(np.float32)})}
+    heads = {"ce": HeadResult("ce", probs, signals={"ce_margin": rng.normal(size=len(train)).astype(np.float32)})}
     return run, ds, emb, heads, probs
 
 
@@ -30,13 +29,13 @@ def test_stage_writes_contract_files_and_skips_when_unchanged(digits_run, monkey
     df = stage.signals_stage(run, ds, emb, heads, cfg)
     n = len(emb)
     assert len(df) == n and list(df.columns[:3]) == ["sample_id", "label", "true_label"]
-    for col in ["toy_prob_label", "toy_pred", "toy_margin", "knn_agreement", "knn_suggested_label",
+    for col in ["ce_prob_label", "ce_pred", "ce_margin", "knn_agreement", "knn_suggested_label",
                 "knn_suggested_share", "knn_kth_distance", "dup_group", "dup_conflict",
                 "cl_label_quality", "cl_suggested_label", "cl_is_issue"]:
         assert col in df.columns, col
-    assert all(c in SIGNAL_SPECS for c in df.columns[3:])           # every signal column is declared
+    assert all(c in COLUMNS for c in df.columns[3:])           # every signal column is declared
     labels = df["label"].to_numpy()
-    np.testing.assert_allclose(df["toy_prob_label"], probs[np.arange(n), labels])
+    np.testing.assert_allclose(df["ce_prob_label"], probs[np.arange(n), labels])
     sims, idx = stage.load_knn(run)
     assert sims.shape == idx.shape == (n, 8) and idx.dtype == np.int64
     assert not (idx == np.arange(n)[:, None]).any()
@@ -58,6 +57,13 @@ def test_stage_writes_contract_files_and_skips_when_unchanged(digits_run, monkey
 
 def test_head_with_wrong_length_is_named(digits_run):
     run, ds, emb, heads, probs = digits_run
-    heads["bad"] = HeadResult("bad", probs[:-1])
-    with pytest.raises(ValueError, match="head 'bad'"):
+    heads["la"] = HeadResult("la", probs[:-1])
+    with pytest.raises(ValueError, match="head 'la'"):
+        stage.signals_stage(run, ds, emb, heads, SignalsConfig(k=5, cv_folds=3))
+
+
+def test_a_column_the_contract_does_not_declare_is_refused(digits_run):
+    run, ds, emb, heads, probs = digits_run
+    heads["ce"].signals["ce_novelty"] = np.zeros(len(emb), np.float32)
+    with pytest.raises(ValueError, match="ce_novelty"):
         stage.signals_stage(run, ds, emb, heads, SignalsConfig(k=5, cv_folds=3))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from curator.explore.explain import explain
+from curator.columns import describe
 from curator.explore.filters import sortable_columns
 from curator.explore.overview import class_summary, overview_stats, signal_histogram, tails_at_risk
 from ui.common import get_run, get_status
@@ -80,8 +80,8 @@ numeric = [c for c in sortable_columns(run.table) if c not in ("label", "true_la
 if numeric:
     default = numeric.index("label_issue_score") if "label_issue_score" in numeric else 0
     column = st.selectbox("Signal", numeric, index=default, key="ov_signal")
-    e = explain(column)
-    st.caption(f"{e.text} ({e.direction_words}; source: {e.source}). "
+    e = describe(column)
+    st.caption(f"{e.explanation} ({e.direction_words}; source: {e.source}). "
                + ("Split by the known truth." if run.has_truth else "Split by the audit's flag."))
     h = signal_histogram(run, column)
     chart = alt.Chart(h).mark_bar(opacity=0.6).encode(

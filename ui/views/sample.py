@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from curator.data.problems import DataError
-from curator.explore.explain import explain
+from curator.columns import describe
 from ui.common import decision_text, filtered_positions, get_run, open_sample, save_decision, thumbnail
 
 run = get_run()
@@ -91,14 +91,14 @@ for col in t.columns:
     if col in skip:
         continue
     v = t[col].iat[pos]
-    e = explain(col)
+    e = describe(col)
     if e.direction == "categorical" and isinstance(v, (int, np.integer)) and col.endswith(("label", "_pred")):
         shown = f"{int(v)}: {run.class_name(int(v))}" if v >= 0 else "—"
     elif isinstance(v, (float, np.floating)):
         shown = f"{v:.4g}"
     else:
         shown = str(v)
-    rows.append({"signal": col, "value": shown, "meaning": e.text, "direction": e.direction_words, "source": e.source})
+    rows.append({"signal": col, "value": shown, "meaning": e.explanation, "direction": e.direction_words, "source": e.source})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"meaning": st.column_config.TextColumn(width="large")})
 

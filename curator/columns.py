@@ -1,0 +1,169 @@
+"""The column contract: every column of ``signals.parquet`` and ``audit.parquet``, declared once.
+
+Each `Column` says which table it belongs to, which way is suspicious (``direction``), its range and
+one plain sentence for people. The explorer's explanations, `curator.audit.evaluate`'s per-signal
+orientation and the column tables in ``docs/signals.md`` / ``docs/audit.md`` all read this module;
+the stages that write the two tables check their columns against it (`check_columns`), so a column
+nobody declared cannot be written. The module imports nothing from curator and has no side effects.
+
+Robust heads contribute the same four columns each (``<head>_prob_label``, ``_pred``, ``_margin``,
+``_loss``), generated from `HEADS`; a head with columns of its own lists them in `HEAD_COLUMNS`.
+Adding a head therefore touches its own module, one registry line and its lines here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+Direction = Literal["higher_is_clean", "higher_is_issue", "categorical", "info"]
+Table = Literal["signals", "audit"]
+DIRECTION_WORDS = {"higher_is_clean": "higher = more likely clean", "higher_is_issue": "higher = more likely a label issue",
+                   "categorical": "a class or group", "info": "information"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    tables: tuple[str, ...]   # "signals" and/or "audit"
+    direction: Direction
+    range: str                # e.g. "[0, 1]", "class index", "bool"
+    explanation: str          # one sentence for people
+    source: str               # what produced it
+
+    @property
+    def direction_words(self) -> str:
+        return DIRECTION_WORDS[self.direction]
+
+
+#: head name -> how people call it; every head writes the four columns of `_HEAD_COMMON`
+HEADS: dict[str, str] = {
+    "ce": "cross-entropy head", "la": "logit-adjusted head", "lasl": "LA+SuperLoss head",
+    "cb": "class-balanced-loss head", "focal": "focal-loss head", "ldam": "LDAM-DRW head",
+    "cbs": "CBS+RRS head (class-balanced classifier)", "gdw": "GDW head (paper 003)", "fsr": "FSR head (paper 004)",
+    "semi": "self-training head (paper 001)",
+}
+_HEAD_COMMON = (
+    ("prob_label", "higher_is_clean", "[0, 1]", "the head's probability of the given label (trained on every sample, "
+                                                "so it partly echoes the label)."),
+    ("pred", "categorical", "class index", "the head's predicted class."),
+    ("margin", "higher_is_clean", "real", "given-label logit minus the best other logit, mean over the last epochs "
+                                          "(negative = the head prefers another class)."),
+    ("loss", "higher_is_issue", "[0, inf)", "the head's training loss of the sample, mean over the last epochs."),
+)
+#: columns a head writes besides the common four: (name, direction, range, explanation)
+HEAD_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "lasl": (("lasl_sigma", "higher_is_clean", "(0, e]",
+              "SuperLoss confidence σ*: below 1 the sample's loss stayed above τ = log C (hard or mislabelled); "
+              "mean over the last epochs."),),
+    "gdw": (("gdw_weight", "higher_is_clean", "[0, ~1.2]",
+             "GDW's instance weight ω_t of the given label (mean over the last epochs): how much the meta set wants "
+             "this label learned; low on mislabelled samples."),
+            ("gdw_suggested_label", "categorical", "class index",
+             "The other class whose 'not this class' gradient GDW suppressed most: where the meta set thinks the "
+             "sample belongs.")),
+    "fsr": (("fsr_meta_margin", "higher_is_clean", "real (≈ [−1, 1])",
+             "Momentum meta-margin: how much the sample's loss falls when the model learns FSR's trusted dictionary; "
+             "negative = it contradicts the dictionary."),
+            ("fsr_weight", "higher_is_clean", "[0, b] (1 = average)",
+             "FSR's learned sample weight relative to the batch average (mean over the last epochs); 0 = excluded."),
+            ("fsr_in_dictionary", "higher_is_clean", "bool",
+             "FSR picked the sample for its class-balanced dictionary of trusted samples."),
+            ("fsr_pseudo_label", "categorical", "class index",
+             "Argmax of FSR's momentum re-label (moving average of the head's predictions).")),
+    "semi": (("semi_pseudo_label", "categorical", "class index",
+              "Class given by the self-trained student, which learned the distrusted samples from the robust head's "
+              "pseudo-labels."),
+             ("semi_pseudo_confidence", "info", "[0, 1]", "The student's probability of its suggested class."),
+             ("semi_distrusted", "info", "bool",
+              "The robust head distrusted the given label, so self-training treated the sample as unlabelled.")),
+}
+
+_S, _A, _SA = ("signals",), ("audit",), ("signals", "audit")
+_KNN = "kNN graph of the embeddings (RUN/knn.npz)"
+_CL = "confident learning on the out-of-fold probe (RUN/oof_probs.npy)"
+_AUDIT = "audit (curator.audit.aggregate)"
+
+_BASE = (
+    Column("sample_id", _SA, "info", "text", "Stable id of the sample (from the dataset adapter).", "dataset"),
+    Column("label", _SA, "categorical", "class index", "The label the dataset gives this sample.", "dataset"),
+    Column("true_label", _S, "categorical", "class index or -1",
+           "The true label, when the dataset knows it (-1 = unknown).", "dataset"),
+    # neighbourhood (curator.signals.agreement)
+    Column("knn_agreement", _S, "higher_is_clean", "[0, 1]",
+           "Similarity-weighted share of the nearest neighbours that carry this sample's label.", _KNN),
+    Column("knn_suggested_label", _S, "categorical", "class index",
+           "The label most of the nearest neighbours carry (their weighted vote).", _KNN),
+    Column("knn_suggested_share", _S, "info", "[0, 1]", "Weighted share of the neighbours' vote won by that label.", _KNN),
+    Column("knn_kth_distance", _S, "higher_is_issue", "[0, 2]",
+           "Cosine distance to the k-th nearest neighbour; large values mark isolated samples (outliers).", _KNN),
+    Column("dup_group", _S, "categorical", "group index or -1",
+           "Group of near-identical samples (cosine similarity above the duplicate threshold); -1 when none.", _KNN),
+    Column("dup_conflict", _S, "higher_is_issue", "bool",
+           "This sample has a near-duplicate that carries a different label: an error in plain sight.", _KNN),
+    # confident learning (curator.signals.confident)
+    Column("cl_label_quality", _S, "higher_is_clean", "[0, 1]",
+           "Out-of-fold probability the class-balanced linear probe gives to the given label (a probe that never saw "
+           "this sample).", _CL),
+    Column("cl_suggested_label", _S, "categorical", "class index",
+           "The class the out-of-fold probe is confident about (confident-learning rule).", _CL),
+    Column("cl_is_issue", _S, "higher_is_issue", "bool",
+           "Confident learning counts this sample off the diagonal of the confident joint (likely mislabelled).", _CL),
+    # the audit's decisions (curator.audit.aggregate)
+    Column("label_issue_score", _A, "higher_is_issue", "[0, 1]",
+           "Probability that the given label is wrong, 1 − p(label | image, label), from the audit's posterior.", _AUDIT),
+    Column("is_label_issue", _A, "higher_is_issue", "bool",
+           "The audit flags the sample as probably mislabelled (score above the threshold, 0.5 by default).", _AUDIT),
+    Column("suggested_label", _A, "categorical", "class index",
+           "Flagged: the most likely other class; not flagged: the class the image itself looks like.", _AUDIT),
+    Column("suggested_label_confidence", _A, "info", "[0, 1]",
+           "The audit's posterior probability that the suggested label is the true class.", _AUDIT),
+    Column("rank", _A, "info", "1..N", "Position in the list of likely label errors (1 = most suspicious).", _AUDIT),
+    Column("shot_group", _A, "categorical", "many / medium / few",
+           "Size group of the given label's class by its estimated true size: many ≥ 100, medium 21–99, few ≤ 20.",
+           _AUDIT),
+)
+
+
+def _head_columns() -> list[Column]:
+    out = []
+    for head, who in HEADS.items():
+        for suffix, direction, rng, text in _HEAD_COMMON:
+            out.append(Column(f"{head}_{suffix}", _S, direction, rng, f"{who[0].upper()}{who[1:]}: {text}", who))
+        for name, direction, rng, text in HEAD_COLUMNS.get(head, ()):
+            out.append(Column(name, _S, direction, rng, text, who))
+    return out
+
+
+COLUMNS: dict[str, Column] = {c.name: c for c in (*_BASE, *_head_columns())}
+
+
+def column(name: str) -> Column | None:
+    """The declaration of column `name`, or None when nothing declares it."""
+    return COLUMNS.get(name)
+
+
+def describe(name: str) -> Column:
+    """The declaration of `name`, or a generic one for a column the contract does not know (e.g. of an old run)."""
+    return COLUMNS.get(name) or Column(name, (), "info", "", "A per-sample value recorded by the run.", "run")
+
+
+def undeclared(names: Iterable[str], table: Table) -> list[str]:
+    """Names in `names` that the contract does not declare for `table`."""
+    return [n for n in names if n not in COLUMNS or table not in COLUMNS[n].tables]
+
+
+def check_columns(names: Iterable[str], table: Table) -> None:
+    """Raise ValueError naming every column of `table` that the contract does not declare."""
+    bad = undeclared(list(names), table)
+    if bad:
+        raise ValueError(f"{table}.parquet would get column(s) {bad} that curator/columns.py does not declare "
+                         "for it; declare them there (name, direction, range, explanation)")
+
+
+def markdown_table(table: Table) -> str:
+    """The columns of `table` as a Markdown table (docs/signals.md and docs/audit.md hold this text)."""
+    lines = ["| column | direction | range | meaning | from |", "|---|---|---|---|---|"]
+    for c in COLUMNS.values():
+        if table in c.tables:
+            lines.append(f"| `{c.name}` | {c.direction_words} | {c.range} | {c.explanation} | {c.source} |")
+    return "\n".join(lines)
