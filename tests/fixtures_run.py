@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curator.data.stats import shot_group
+
 N_CLASSES = 10
 
 
@@ -30,10 +32,6 @@ def _long_tail_indices(labels: np.ndarray, rng: np.random.Generator) -> np.ndarr
         pool = np.flatnonzero(labels == c)
         keep.append(np.sort(rng.choice(pool, size=min(n_c, len(pool)), replace=False)))
     return np.concatenate(keep)
-
-
-def _shot_group(counts: np.ndarray) -> np.ndarray:
-    return np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few"))
 
 
 def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int = 0, with_umap: bool = False) -> Path:
@@ -122,7 +120,7 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
     score = np.clip(1 - agreement + rng.normal(0, 0.03, n), 0, 1).astype(np.float32)
     flagged = score > 0.5
     counts = np.bincount(label, minlength=N_CLASSES)
-    shot = _shot_group(counts)[label]
+    shot = shot_group(counts)[label]
     order = np.argsort(-score, kind="stable")
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(1, n + 1)
@@ -133,7 +131,7 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
     run.write_parquet("audit.parquet", audit)
     est_clean = np.bincount(label[~flagged], minlength=N_CLASSES) + np.bincount(knn_pred[flagged], minlength=N_CLASSES)
     run.write_parquet("classes.parquet", pd.DataFrame({
-        "class": np.arange(N_CLASSES), "name": class_names, "count": counts, "shot_group": _shot_group(counts),
+        "class": np.arange(N_CLASSES), "name": class_names, "count": counts, "shot_group": shot_group(counts),
         "n_flagged": np.bincount(label[flagged], minlength=N_CLASSES), "estimated_true_count": est_clean,
     }))
     tp = int((flagged & noisy).sum())

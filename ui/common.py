@@ -16,7 +16,8 @@ import streamlit as st
 
 from curator.explore.filters import FLAG_CHOICES, SampleFilter, filter_samples, sortable_columns
 from curator.explore.review import REVIEW_STATUSES, decide, describe_decision, review_status
-from curator.explore.run import SHOT_GROUPS, ExplorerRun, load_run
+from curator.data.stats import SHOT_GROUPS
+from curator.explore.run import ExplorerRun, load_run
 from curator.review import DECISIONS_FILE, load_decisions
 
 RUN_ENV = "CURATOR_RUN_DIR"

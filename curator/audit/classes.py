@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from curator.audit.evaluate import shot_groups
+from curator.data.stats import shot_group
 
 
 def soft_joint(posterior: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -44,8 +44,8 @@ def class_findings(posterior: np.ndarray, labels: np.ndarray, flags: np.ndarray,
         "estimated_clean_count": est_clean,
         "estimated_noise_rate": np.where(labelled > 0, 1 - est_clean / np.maximum(labelled, 1), 0.0),
         "n_flagged": np.bincount(y[np.asarray(flags, bool)], minlength=C),
-        "shot_group": shot_groups(np.bincount(posterior.argmax(1), minlength=C)),
-        "shot_group_labelled": shot_groups(labelled),
+        "shot_group": shot_group(np.bincount(posterior.argmax(1), minlength=C)),
+        "shot_group_labelled": shot_group(labelled),
         "at_risk": est_clean < tail_min_clean,
         "top_confusion_true_class": hidden_from,
         "top_confusion_share": np.where(labelled > 0, off[hidden_from, np.arange(C)] / np.maximum(labelled, 1), 0.0),

@@ -11,14 +11,9 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from curator.columns import column
-from curator.signals.tail import shot_group  # the one shared definition of the shot groups
+from curator.data.stats import shot_group
 
 TAIL_SIZE = 100  # SPEC §7: a tail class has fewer than 100 samples
-
-
-def shot_groups(counts: np.ndarray) -> np.ndarray:
-    """Shot group name per class from its size: many ≥ 100, medium 21–99, few ≤ 20 (paper 002 §4)."""
-    return np.asarray(shot_group(np.asarray(counts))).astype(str)
 
 
 def detection_metrics(is_issue: np.ndarray, score: np.ndarray | None, flag: np.ndarray | None) -> dict:
@@ -89,7 +84,7 @@ def evaluate(audit: pd.DataFrame, true_label: np.ndarray, n_classes: int, *, est
     score, flag = a["label_issue_score"].to_numpy(), a["is_label_issue"].to_numpy(bool)
     sugg = a["suggested_label"].to_numpy()
     true_counts = np.bincount(t, minlength=n_classes)
-    groups = shot_groups(true_counts)[t]
+    groups = shot_group(true_counts)[t]
     m = detection_metrics(issue, score, flag)
     m["noise_rate"] = float(issue.mean())
     m["suggested_label_accuracy"] = float(np.mean(sugg[issue] == t[issue])) if issue.any() else None

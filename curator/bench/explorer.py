@@ -37,6 +37,7 @@ def add_arguments(parser) -> None:
 def write_synthetic_run(path: str | Path, n: int, seed: int = 0) -> Path:
     """A contract-shaped run with `n` generated training samples (no embeddings, no heads)."""
     from curator.data.manifest import make_manifest
+    from curator.data.stats import shot_group
     from curator.data.options import DatasetOptions
     from curator.review import record_decisions
     from curator.rundir import RunDir
@@ -68,7 +69,7 @@ def write_synthetic_run(path: str | Path, n: int, seed: int = 0) -> Path:
                     "dup_group": np.full(n, -1, np.int64), "dup_conflict": np.zeros(n, bool)})
     run.write_parquet("signals.parquet", pd.DataFrame(signals))
     counts = np.bincount(label, minlength=N_CLASSES)
-    shot = np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few"))[label]
+    shot = shot_group(counts)[label]
     flagged = score > 0.5
     run.write_parquet("audit.parquet", pd.DataFrame({
         "sample_id": ids, "label": label, "label_issue_score": score, "is_label_issue": flagged,

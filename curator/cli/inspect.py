@@ -91,7 +91,7 @@ def format_summary(s: dict, *, show_problems: int = 10) -> str:
             break
         bar = "#" * (round(30 * n / top) if top else 0)
         tc = f"  {true_counts[c]:>9,}" if true_counts else ""
-        lines.append(f"{c:>5}  {name:<{width}}  {n:>9,}{tc}  {shot_group(n):<6}  {bar}")
+        lines.append(f"{c:>5}  {name:<{width}}  {n:>9,}{tc}  {str(shot_group(n)):<6}  {bar}")
     p = s["problems"]
     lines.append("")
     lines.append(f"problems     {p['n']}" + (": " + ", ".join(f"{k} {v}" for k, v in p["by_kind"].items()) if p["n"] else ""))

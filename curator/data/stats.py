@@ -30,21 +30,21 @@ def imbalance_ratio(counts: Sequence[int] | np.ndarray) -> float | None:
     return float(c.max() / c.min()) if len(c) else None
 
 
-def shot_group(count: int) -> str:
-    """'many' (>= 100), 'medium' (21..99) or 'few' (<= 20) for one class size."""
-    if count >= MANY_MIN:
-        return "many"
-    if count <= FEW_MAX:
-        return "few"
-    return "medium"
+def shot_group(counts: int | Sequence[int] | np.ndarray) -> np.ndarray:
+    """The shot group of each class size — the one definition in curator (paper 002 §4): "many" (≥ 100),
+    "medium" (21–99) or "few" (≤ 20). Array in, array of str out (a 0-d array for one number: use str())."""
+    c = np.asarray(counts, dtype=np.float64)
+    return np.where(c >= MANY_MIN, "many", np.where(c <= FEW_MAX, "few", "medium"))
 
 
-def shot_groups(counts: Sequence[int] | np.ndarray, class_names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+def shot_group_summary(counts: Sequence[int] | np.ndarray,
+                       class_names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """{group: {"n_classes": k, "classes": [class indices], "names": [...]}} for many / medium / few."""
     counts = np.asarray(counts)
+    groups = shot_group(counts)
     out: dict[str, dict[str, Any]] = {}
     for g in SHOT_GROUPS:
-        idx = [int(c) for c in range(len(counts)) if shot_group(int(counts[c])) == g]
+        idx = [int(c) for c in np.flatnonzero(groups == g)]
         out[g] = {"n_classes": len(idx), "classes": idx}
         if class_names is not None:
             out[g]["names"] = [str(class_names[c]) for c in idx]
@@ -78,7 +78,7 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         "class_counts": counts.tolist(),
         "imbalance_ratio": imbalance_ratio(counts),
         "empty_classes": [int(c) for c in np.flatnonzero(counts == 0)],
-        "shot_groups": shot_groups(counts, ds.class_names),
+        "shot_groups": shot_group_summary(counts, ds.class_names),
         "splits": {s: int((ds.manifest["split"] == s).sum()) for s in SPLITS if (ds.manifest["split"] == s).any()},
         "n_trusted": int(train["trusted"].sum()),
         "n_unlabeled": int((labels < 0).sum()),
@@ -91,7 +91,7 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         out["noise_rate_counts_same_class_as_noise"] = False
         out["true_class_counts"] = true_counts.tolist()
         out["true_imbalance_ratio"] = imbalance_ratio(true_counts)
-        out["true_shot_groups"] = shot_groups(true_counts, ds.class_names)
+        out["true_shot_groups"] = shot_group_summary(true_counts, ds.class_names)
     problems = ds.problems
     out["problems"] = {
         "n": len(problems.problems),

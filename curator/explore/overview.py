@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from curator.explore.run import ExplorerRun, shot_groups_for_counts
+from curator.data.stats import shot_group
+from curator.explore.run import ExplorerRun
 
 _TRUE_COUNT_NAMES = ("estimated_true_count", "est_true_count", "estimated_clean_count", "est_clean_count")
 
@@ -42,7 +43,7 @@ def class_summary(run: ExplorerRun) -> pd.DataFrame:
     valid = labels >= 0
     counts = np.bincount(labels[valid], minlength=c)
     df = pd.DataFrame({"class": np.arange(c), "name": run.class_names, "count": counts,
-                       "shot_group": shot_groups_for_counts(counts)})
+                       "shot_group": shot_group(counts)})
     if "is_label_issue" in t.columns:
         flag = t["is_label_issue"].to_numpy(bool)
         df["n_flagged"] = np.bincount(labels[valid & flag], minlength=c)

@@ -20,18 +20,11 @@ import numpy as np
 import pandas as pd
 
 from curator.data.problems import DataError
+from curator.data.stats import SHOT_GROUPS, shot_group
 
 LOG = logging.getLogger(__name__)
 
-SHOT_GROUPS = ("many", "medium", "few")
 MANIFEST_USED = ["sample_id", "label", "true_label", "split", "source", "image_ref"]
-
-
-def shot_groups_for_counts(counts: np.ndarray) -> np.ndarray:
-    """Shot group per class (paper 002, SPEC §5): many >= 100, medium 20-100, few <= 20 samples."""
-    from curator.signals.tail import shot_group
-
-    return np.asarray(shot_group(np.asarray(counts)), dtype=object)
 
 
 def _align(table_ids: pd.Index, other: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -171,7 +164,7 @@ def load_run(path: str | Path) -> ExplorerRun:
     class_names += [str(c) for c in range(len(class_names), n_classes)]
     counts = np.bincount(labels[labels >= 0], minlength=n_classes)
     if "shot_group" not in table.columns:
-        groups = shot_groups_for_counts(counts)
+        groups = shot_group(counts)
         table["shot_group"] = np.where(labels >= 0, groups[np.clip(labels, 0, None)], "few")
     table["shot_group"] = pd.Categorical(table["shot_group"].astype(str), categories=list(SHOT_GROUPS))
     if "is_label_issue" in table.columns:

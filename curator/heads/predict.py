@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from curator.data.stats import shot_group
 from curator.device import select_device
 
 
@@ -25,19 +26,6 @@ def predict_probs(model: torch.nn.Module, X: np.ndarray, *, device: str | torch.
     return torch.cat(out).numpy()
 
 
-def shot_groups(train_counts: np.ndarray) -> np.ndarray:
-    """Shot group of each class from its training count: "many" (>= 100), "medium", "few" (<= 20).
-
-    Uses `curator.signals.tail.shot_group` when that module exists, so both agree.
-    """
-    try:
-        from curator.signals.tail import shot_group  # the signals engineer's definition
-    except ImportError:
-        counts = np.asarray(train_counts)
-        return np.where(counts >= 100, "many", np.where(counts > 20, "medium", "few")).astype(object)
-    return np.asarray(shot_group(np.asarray(train_counts)), dtype=object)
-
-
 def accuracy_report(probs: np.ndarray, y_test: np.ndarray, train_counts: np.ndarray) -> dict:
     """Accuracy overall, per class and per shot group (mean of the groups' per-class accuracies,
     as paper 002 reports). probs (M, C), y_test (M,), train_counts (C,) labelled training counts."""
@@ -45,7 +33,7 @@ def accuracy_report(probs: np.ndarray, y_test: np.ndarray, train_counts: np.ndar
     pred = probs.argmax(1)
     C = probs.shape[1]
     per_class = np.array([np.mean(pred[y_test == c] == c) if (y_test == c).any() else np.nan for c in range(C)])
-    groups = shot_groups(train_counts)
+    groups = shot_group(train_counts)
     per_shot = {}
     for g in ("many", "medium", "few"):
         sel = (groups == g) & ~np.isnan(per_class)

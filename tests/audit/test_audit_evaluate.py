@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from curator.audit.evaluate import balanced_suggestion_accuracy, class_size_error, evaluate, shot_groups, tail_rescue
+from curator.audit.evaluate import balanced_suggestion_accuracy, class_size_error, evaluate, tail_rescue
+from curator.data.stats import shot_group
 
 
 def hand_case():
@@ -44,7 +45,7 @@ def test_tail_rescue_and_shot_groups():
     sugg[150:154] = 1                      # 4 of the 6 flagged get their true class
     r, n = tail_rescue(true, label, flag, sugg, np.bincount(true))
     assert n == 10 and r == pytest.approx(0.4)
-    assert list(shot_groups(np.array([150, 100, 99, 21, 20, 1]))) == ["many", "many", "medium", "medium", "few", "few"]
+    assert list(shot_group(np.array([150, 100, 99, 21, 20, 1]))) == ["many", "many", "medium", "medium", "few", "few"]
     assert class_size_error([100, 50], [100, 25]) == pytest.approx(0.5)
 
 

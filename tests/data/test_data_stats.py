@@ -3,7 +3,7 @@ import pytest
 
 from curator.data.options import DatasetOptions
 from curator.data.registry import load_dataset
-from curator.data.stats import class_counts, dataset_summary, imbalance_ratio, noise_rate, shot_group, shot_groups
+from curator.data.stats import class_counts, dataset_summary, imbalance_ratio, noise_rate, shot_group, shot_group_summary
 
 
 @pytest.mark.parametrize("n,group", [(1000, "many"), (100, "many"), (99, "medium"), (21, "medium"), (20, "few"), (0, "few")])
@@ -15,7 +15,7 @@ def test_counts_ratio_groups_noise():
     counts = class_counts(np.array([0, 0, 0, 2, 2, -1, 3]), 4)
     assert counts.tolist() == [3, 0, 2, 1]
     assert imbalance_ratio(counts) == 3.0 and imbalance_ratio([0, 0]) is None
-    g = shot_groups([150, 50, 5], ["a", "b", "c"])
+    g = shot_group_summary([150, 50, 5], ["a", "b", "c"])
     assert g["many"]["names"] == ["a"] and g["medium"]["classes"] == [1] and g["few"]["n_classes"] == 1
     assert noise_rate(np.array([1, 2, 3, 4]), np.array([1, 0, -1, -1])) == 0.5
     assert noise_rate(np.array([1]), np.array([-1])) is None
