@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import torch
 
@@ -17,3 +18,14 @@ def select_device(prefer: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {choice!r} requested but CUDA is not available")
     return device
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with torch using `n` intra-op threads (at least 1); the previous count is restored after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

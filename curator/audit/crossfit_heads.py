@@ -19,7 +19,8 @@ import time
 import numpy as np
 import torch
 
-from curator.audit.crossval import fold_assignment, torch_threads
+from curator.audit.crossval import fold_assignment
+from curator.device import torch_threads
 
 LOG = logging.getLogger(__name__)
 BALANCED_HEADS = ("lasl", "la", "cbs", "ldam")  # heads whose probabilities are uniform-prior posteriors

@@ -17,10 +17,11 @@ per fold for 50k × 512 on a CPU), on L2-normalised then standardised embeddings
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 
 import numpy as np
 import torch
+
+from curator.device import torch_threads
 
 LOG = logging.getLogger(__name__)
 SMALL_PROBLEM = 20_000_000  # N * d below which the probe runs single-threaded
@@ -38,17 +39,6 @@ def fold_assignment(n: int, folds: int, seed: int) -> tuple[int, np.ndarray]:
     """(K, fold index per sample (n,)): K = folds clipped to [2, n], folds as equal as possible, seeded."""
     k = int(max(2, min(folds, n)))
     return k, np.random.default_rng(seed).permutation(np.arange(n) % k)
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run the block with torch using `n` intra-op threads (at least 1); the previous count is restored after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _fit_predict(X_tr: torch.Tensor, Q_tr: torch.Tensor, X_te: torch.Tensor, n_classes: int, *,

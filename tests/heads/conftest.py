@@ -1,7 +1,7 @@
 """Shared fixtures for the head tests."""
 import pytest
 
-from curator.audit.crossval import torch_threads
+from curator.device import torch_threads
 
 
 @pytest.fixture(autouse=True)
