@@ -1,36 +1,48 @@
-"""Recipes: per-dataset defaults in ``pipelines/recipes/<dataset>.toml`` loaded into typed configs.
+"""Recipes: per-dataset defaults in ``pipelines/recipes/<dataset>.toml``, loaded into typed configs.
 
-A recipe has sections ``[dataset]`` (DatasetOptions fields), ``[ssl]``, ``[heads]``, ``[signals]`` and
-``[audit]`` (each the fields of that stage's config dataclass). Command-line overrides
+A recipe has sections ``[dataset]`` (DatasetOptions fields), ``[ssl]``, ``[heads]``, ``[evidence]``,
+``[signals]`` and ``[audit]`` (each the fields of that stage's config dataclass). Command-line overrides
 ``--set section.key=value`` (value parsed as TOML, else taken as a string) are applied on top, and every
-key is validated by `curator.config.from_dict`, which names an unknown key.
+key is validated by `curator.config.from_dict`, which names an unknown key. `resolve_recipe` is the one
+way every command (`audit`, `pretrain`, `embed`, `train`, `signals`, `inspect`) turns a dataset name, an
+optional recipe file, overrides and the options given on the command line into the run's settings.
 """
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curator.audit.config import AuditConfig
 from curator.config import ConfigError, from_dict, load_toml
+from curator.data.options import DatasetOptions
+from curator.evidence.config import EvidenceConfig
+from curator.heads.config import HeadsConfig
+from curator.signals.config import SignalsConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-SECTIONS = ("dataset", "ssl", "heads", "signals", "audit")
-# section -> (module, class) of its typed config; a stage not written yet keeps a plain dict
-CONFIG_CLASSES = {"ssl": ("curator.ssl.config", "SSLConfig"), "heads": ("curator.heads.config", "HeadsConfig"),
-                  "signals": ("curator.signals.config", "SignalsConfig"), "audit": ("curator.audit.config", "AuditConfig")}
+SECTIONS = ("dataset", "ssl", "heads", "evidence", "signals", "audit")
 
 
 @dataclass
 class Recipe:
-    dataset: dict[str, Any] = field(default_factory=dict)
-    ssl: Any = None
-    heads: Any = None
-    signals: Any = None
-    audit: Any = None
-    raw: dict[str, Any] = field(default_factory=dict)   # the merged TOML (recorded in config.json)
+    dataset: dict[str, Any] = field(default_factory=dict)   # the recipe's [dataset] values (merged with the CLI's)
+    ssl: dict[str, Any] = field(default_factory=dict)       # explicit SSL values; the rest follows the images
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     path: str | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """What RUN/config.json keeps of the recipe: every section as resolved, the file and the overrides."""
+        out: dict[str, Any] = {"dataset": dict(self.dataset), "ssl": dict(self.ssl)}
+        for section in ("heads", "evidence", "signals", "audit"):
+            out[section] = dataclasses.asdict(getattr(self, section))
+        return out | {"path": self.path, "overrides": list(self.overrides)}
 
 
 def recipe_path(dataset: str) -> Path | None:
@@ -53,11 +65,6 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, name.strip(), parsed
 
 
-def config_class(section: str):
-    mod, cls = CONFIG_CLASSES[section]
-    return getattr(importlib.import_module(mod), cls)
-
-
 def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrides: list[str] | None = None,
                 raw: dict | None = None) -> Recipe:
     """The recipe for `dataset` (or the file `path`, or the dict `raw`) with `overrides` applied."""
@@ -73,9 +80,42 @@ def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrid
     for text in overrides or []:
         section, name, value = parse_override(text)
         raw.setdefault(section, {})[name] = value
-    rec = Recipe(dataset=raw.get("dataset", {}), raw=raw, path=str(p) if p else None)
-    for section in CONFIG_CLASSES:
-        cls = config_class(section)
-        values = raw.get(section, {})
-        setattr(rec, section, from_dict(cls, values, where=f"[{section}]"))
-    return rec
+    from_dict(DatasetOptions, raw.get("dataset"), where="[dataset]")       # validate the keys now
+    return Recipe(dataset=raw.get("dataset", {}), ssl=raw.get("ssl", {}),
+                  heads=from_dict(HeadsConfig, raw.get("heads"), where="[heads]"),
+                  evidence=from_dict(EvidenceConfig, raw.get("evidence"), where="[evidence]"),
+                  signals=from_dict(SignalsConfig, raw.get("signals"), where="[signals]"),
+                  audit=from_dict(AuditConfig, raw.get("audit"), where="[audit]"),
+                  path=str(p) if p else None, overrides=list(overrides or []))
+
+
+def resolve_options(options: DatasetOptions | dict | None, recipe: Recipe) -> DatasetOptions:
+    """Recipe [dataset] values, then the user's options on top: a dict holds exactly the options given
+    explicitly (the CLI passes these); from a DatasetOptions every non-default value counts as given."""
+    base = from_dict(DatasetOptions, recipe.dataset, where="[dataset]")
+    if options is None:
+        return base
+    if isinstance(options, dict):
+        return from_dict(DatasetOptions, {**dataclasses.asdict(base), **options}, where="dataset options")
+    default = DatasetOptions()
+    for f in dataclasses.fields(DatasetOptions):
+        v = getattr(options, f.name)
+        if v != getattr(default, f.name):
+            setattr(base, f.name, v)
+    return base
+
+
+def resolve_recipe(options: DatasetOptions | dict | None, *, recipe: str | Path | dict | Recipe | None = None,
+                   overrides: list[str] | None = None) -> tuple[DatasetOptions, Recipe]:
+    """(dataset options, recipe) for a command: the dataset named by `options` (default digits) picks the
+    recipe file unless `recipe` names one (a path, or the recipe's sections as a dict); `overrides` apply on
+    top; the options given override [dataset]."""
+    if isinstance(recipe, Recipe):
+        rec = recipe
+    else:
+        name = (options.get("dataset") if isinstance(options, dict) else getattr(options, "dataset", None)) if options else None
+        if isinstance(recipe, dict):
+            rec = load_recipe(name or "digits", raw=recipe, overrides=overrides)
+        else:
+            rec = load_recipe(name or "digits", path=recipe, overrides=overrides)
+    return resolve_options(options, rec), rec

@@ -12,8 +12,8 @@ RECIPE = {
     "dataset": {"dataset": "digits", "noise": "uniform", "noise_rate": 0.3, "seed": 1, "limit": 500},
     "ssl": {"epochs": 2, "max_minutes": 0.3},
     "heads": {"heads": ["lasl"], "epochs": 3},
-    "signals": {"confident_learning": False},
-    "audit": {"folds": 3, "rounds": 1, "probe_steps": 80, "knn_k": 10},
+    "evidence": {"k": 10, "folds": 3, "probe_steps": 80},
+    "audit": {"rounds": 1},
 }
 
 

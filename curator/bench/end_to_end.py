@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
+
+from curator import runfiles
 
 NAME = "end-to-end"
 HELP = "wall time of the whole `curator audit` pipeline (default: digits, the embedded default)"
@@ -28,9 +31,9 @@ def run(args) -> dict:
         t0 = time.perf_counter()
         s = run_pipeline(options, out, recipe=args.recipe, overrides=args.overrides)
         wall = time.perf_counter() - t0
-        from curator.rundir import RunDir
+        import json
 
-        timings = (RunDir(out).read_json("provenance.json", {}) or {}).get("timings_s", {})
+        timings = json.loads((Path(out) / runfiles.PROVENANCE).read_text()).get("timings_s", {})
     m = s.get("metrics") or {}
     row = {"dataset": options.get("dataset", "digits"), "n_samples": s["n_samples"], "wall_s": round(wall, 1), "n_flagged": s.get("n_flagged"),
            "auroc": m.get("auroc"), "f1": m.get("f1"), "tail_rescue": m.get("tail_rescue"),

@@ -1,52 +1,87 @@
-"""`curator audit`: dataset → ranked label issues, per-class findings, evaluation, report (SPEC §1, §10)."""
+"""`curator audit`: dataset → ranked label issues, per-class findings, evaluation, report (SPEC §1, §10).
+
+`add_pipeline_args` and `run_until` are shared by every command that runs the pipeline (`audit`,
+`pretrain`, `embed`, `train`, `signals`): the same dataset options, `--out`, `--recipe`, `--set` and the
+same SSL shortcuts, resolved through the same recipe (`pipelines.recipes.resolve_recipe`).
+"""
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 from curator.data.options import DatasetOptions, add_dataset_args
 from curator.log import print_json
 
+LOG = logging.getLogger("curator")
+
+#: command-line shortcut -> the [ssl] recipe key it sets (`--epochs 50` = `--set ssl.epochs=50`)
+SSL_SHORTCUTS = {"method": "method", "epochs": "epochs", "batch_size": "batch_size", "base_lr": "base_lr",
+                 "backbone": "backbone", "device": "device", "compile": "compile"}
+
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    from curator.ssl.methods import METHODS
+
     add_dataset_args(p)
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<YYYYmmdd-HHMMSS>)")
     p.add_argument("--recipe", default=None, help="recipe TOML (default pipelines/recipes/<dataset>.toml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value, e.g. --set heads.epochs=5 (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    g = p.add_argument_group("self-supervised pre-training (shortcuts for --set ssl.KEY=VALUE)")
+    g.add_argument("--method", choices=sorted(METHODS), default=None, help="SSL method (default simsiam)")
+    g.add_argument("--epochs", type=int, default=None, help="pre-training epochs (default: the recipe's)")
+    g.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="global batch size")
+    g.add_argument("--lr", dest="base_lr", type=float, default=None, help="base lr per 256 images (default: the method's)")
+    g.add_argument("--backbone", default=None, help="auto|resnet18_cifar|resnet18|resnet50|tiny_cnn")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: CUDA when present)")
+    g.add_argument("--compile", choices=["auto", "on", "off"], default=None)
 
 
-def run_until(args: argparse.Namespace, until: str) -> int:
+def pipeline_overrides(args: argparse.Namespace) -> list[str]:
+    """--set values, then the SSL shortcuts as ssl.KEY=VALUE (a shortcut wins over --set for the same key)."""
+    out = list(args.overrides or [])
+    for attr, key in SSL_SHORTCUTS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            out.append(f"ssl.{key}={value!r}" if isinstance(value, str) else f"ssl.{key}={value}")
+    return out
+
+
+def run_until(args: argparse.Namespace, until: str) -> dict | None:
+    """Run the pipeline up to stage `until`; the summary, or None after a configuration error (logged)."""
     from curator.config import ConfigError
     from pipelines.audit import run_pipeline
 
     given = {k: v for k, v in vars(DatasetOptions.from_args(args)).items() if getattr(args, k, None) is not None}
     out = args.out or f"runs/{given.get('dataset', 'digits')}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        summary = run_pipeline(given, out, recipe=args.recipe, overrides=args.overrides, until=until)
+        return run_pipeline(given, out, recipe=args.recipe, overrides=pipeline_overrides(args), until=until)
     except ConfigError as exc:
-        import logging
+        LOG.error("%s", exc)
+        return None
 
-        logging.getLogger("curator").error("%s", exc)
+
+def _run(args: argparse.Namespace) -> int:
+    summary = run_until(args, "report")
+    if summary is None:
         return 2
     if args.json:
         print_json(summary)
-    else:
-        print(f"run directory: {summary['run_dir']}")
-        if "n_flagged" in summary:
-            print(f"{summary['n_flagged']} of {summary['n_samples']} samples flagged as likely label issues")
-        m = summary.get("metrics")
-        if m:
-            print("vs truth: " + ", ".join(f"{k} {m[k]:.3f}" for k in ("auroc", "precision", "recall", "f1",
-                                                                      "suggested_label_accuracy", "class_size_error")
-                                              if isinstance(m.get(k), float)))
-        if "report" in summary:
-            print(f"report: {summary['report']}")
+        return 0
+    print(f"run directory: {summary['run_dir']}")
+    print(f"{summary['n_flagged']} of {summary['n_samples']} samples flagged as likely label issues")
+    m = summary.get("metrics")
+    if m:
+        print("vs truth: " + ", ".join(f"{k} {m[k]:.3f}" for k in ("auroc", "precision", "recall", "f1",
+                                                                  "suggested_label_accuracy", "class_size_error")
+                                          if isinstance(m.get(k), float)))
+    print(f"report: {summary['report']}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="run the whole pipeline: ranked label issues, tail report, metrics, report.html")
     add_pipeline_args(p)
-    p.set_defaults(func=lambda args: run_until(args, "report"))
+    p.set_defaults(func=_run)

@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from curator.data.registry import load_dataset
     from curator.data.stats import dataset_summary
+    from pipelines.recipes import resolve_recipe
 
-    options = DatasetOptions.from_args(args)
+    given = {k: v for k, v in vars(DatasetOptions.from_args(args)).items() if getattr(args, k, None) is not None}
+    options, _ = resolve_recipe(given)   # the data `curator audit` would audit (the recipe's [dataset] included)
     ds = load_dataset(options)
     if args.check_images:
         from curator.data.validate import check_images

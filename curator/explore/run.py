@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curator import runfiles
 from curator.data.problems import DataError
+from curator.evidence.graph import KnnGraph, read_knn_graph
 from curator.data.stats import SHOT_GROUPS, shot_group
 
 LOG = logging.getLogger(__name__)
@@ -94,14 +96,11 @@ class ExplorerRun:
                 self._cache[key] = loader()
             return self._cache[key]
 
-    def knn(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(indices (N, k) int64, similarities (N, k) float32) from RUN/knn.npz, or None."""
+    def knn(self) -> KnnGraph | None:
+        """The run's kNN graph (RUN/knn.npz, `curator.evidence.graph.read_knn_graph`), or None."""
         def load():
-            p = self.path / "knn.npz"
-            if not p.exists():
-                return None
-            with np.load(p, allow_pickle=False) as z:
-                return np.asarray(z["indices"]), np.asarray(z["similarities"])
+            p = self.path / runfiles.KNN
+            return read_knn_graph(p) if p.exists() else None
         return self._once("knn", load)
 
     def head_array(self, head: str, name: str) -> np.ndarray | None:

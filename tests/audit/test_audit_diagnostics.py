@@ -29,8 +29,8 @@ def test_uninformative_embeddings_give_a_warning_everywhere(tmp_path):
     np.save(emb, np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32))
     recipe = {"dataset": {"dataset": "digits", "imbalance": "none", "noise": "none", "limit": 400,
                           "embeddings": str(emb)},
-              "heads": {"heads": ["ce"], "epochs": 2}, "signals": {"confident_learning": False},
-              "audit": {"folds": 3, "rounds": 1, "probe_steps": 60, "knn_k": 10}}
+              "heads": {"heads": ["ce"], "epochs": 2}, "evidence": {"k": 10, "folds": 3, "probe_steps": 60},
+              "audit": {"rounds": 1}}
     out = tmp_path / "run"
     s = run_pipeline(DatasetOptions(), out, recipe=recipe)
     flagged = pd.read_parquet(out / "audit.parquet")["is_label_issue"].mean()

@@ -17,7 +17,9 @@ def test_every_recipe_loads():
 def test_overrides_and_errors():
     r = load_recipe("digits", overrides=["audit.rounds=0", "audit.threshold=0.7", "dataset.noise_rate=0.1"])
     assert r.audit.rounds == 0 and r.audit.threshold == 0.7 and r.dataset["noise_rate"] == 0.1
-    assert parse_override("audit.heads=['lasl']") == ("audit", "heads", ["lasl"])
+    assert parse_override("heads.heads=['lasl']") == ("heads", "heads", ["lasl"])
+    r = load_recipe("digits", overrides=["evidence.k=7"])
+    assert r.evidence.k == 7
     with pytest.raises(ConfigError, match="bogus"):
         load_recipe("digits", overrides=["audit.bogus=1"])
     with pytest.raises(ConfigError, match="section"):
@@ -28,7 +30,7 @@ def test_overrides_and_errors():
 
 def test_explicit_options_override_recipe():
     from curator.data.options import DatasetOptions
-    from pipelines.audit import resolve_options
+    from pipelines.recipes import resolve_options
 
     r = load_recipe("digits")
     o = resolve_options({"dataset": "digits", "noise": "none"}, r)   # explicit default value still wins

@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from curator.evidence import KnnGraph
+from curator.evidence.knn import self_knn
 from curator.signals.agreement import knn_agreement, near_duplicates
-from curator.signals.knn import self_knn
+
+
+def _graph(x, k):
+    sims, idx = self_knn(x, k, device="cpu")
+    return KnnGraph(idx, sims)
 
 
 def _brute_force(x, labels, n_classes, k, weighting, temperature=0.1):
@@ -40,8 +46,7 @@ def test_knn_agreement_equals_brute_force(weighting):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 12)).astype(np.float32)
     labels = rng.integers(0, 4, 300)
-    sims, idx = self_knn(x, 8, device="cpu")
-    got = knn_agreement(sims, idx, labels, 4, weighting=weighting)
+    got = knn_agreement(_graph(x, 8), labels, 4, weighting=weighting)
     ref = _brute_force(x.astype(np.float64), labels, 4, 8, weighting)
     for key in ("knn_agreement", "knn_suggested_share", "knn_kth_distance"):
         np.testing.assert_allclose(got[key], ref[key], atol=1e-4, err_msg=key)
@@ -62,8 +67,7 @@ def test_planted_conflicting_duplicates_are_found():
     labels[103] = labels[3]
     x[200] = x[201] = x[202] = x[5]                                 # a group of four
     labels[[5, 200, 201, 202]] = [1, 1, 1, 2]
-    sims, idx = self_knn(x, 5, device="cpu")
-    d = near_duplicates(sims, idx, labels, threshold=0.99)
+    d = near_duplicates(_graph(x, 5), labels, threshold=0.99)
     for a, b in pairs:
         assert d["dup_group"][a] == d["dup_group"][b] >= 0
     assert d["dup_conflict"][[0, 100, 1, 101, 2, 102]].all()
@@ -88,7 +92,6 @@ def test_knn_agreement_separates_planted_noise_on_long_tailed_digits():
     labels = train["label"].to_numpy()
     noisy = labels != train["true_label"].to_numpy()
     assert 0.15 < noisy.mean() < 0.4                                  # noise really was planted
-    sims, idx = self_knn(x, 10, device="cpu")
-    sig = knn_agreement(sims, idx, labels, 10)
+    sig = knn_agreement(_graph(x, 10), labels, 10)
     auroc = roc_auc_score(noisy, -sig["knn_agreement"])
     assert auroc >= 0.85, auroc

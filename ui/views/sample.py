@@ -131,11 +131,11 @@ else:
         facet=alt.Facet("record:N", columns=4, title=None)).resolve_scale(y="independent").properties(height=110, width=170))
 
 st.subheader("Nearest neighbours")
-knn = run.knn()
-if knn is None:
+graph = run.knn()
+if graph is None:
     st.info("No kNN graph in this run (knn.npz).")
 else:
-    idx, sim = knn
+    idx, sim = graph.indices, graph.similarities
     st.caption("The most similar training samples in embedding space, with their given labels and cosine similarity.")
     cols = st.columns(min(10, idx.shape[1]))
     for col, j, s in zip(cols, idx[pos][: len(cols)], sim[pos][: len(cols)]):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from curator.data.problems import DataError
-from curator.signals.knn import build_index, self_knn, torch_exact_search
+from curator.evidence.knn import build_index, self_knn, torch_exact_search
 
 
 def _random(n=400, d=24, seed=0):
@@ -95,7 +95,7 @@ def test_ivf_recall_at_10_on_clustered_data():
     _, got = index.self_knn(10)
     flat = build_index(x, exact=True, device="cpu")
     s, i = flat.search(x[qi], 11)
-    from curator.signals.knn import drop_self
+    from curator.evidence.knn import drop_self
     _, truth = drop_self(s, i, qi, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got[qi], truth)])
     assert recall >= 0.95

@@ -1,0 +1,33 @@
+"""`EvidenceConfig`: the settings of the evidence stage (recipe section ``[evidence]``)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from curator.config import ConfigError
+
+
+@dataclass
+class EvidenceConfig:
+    # the kNN graph (curator.evidence.graph, the engine in curator.evidence.knn)
+    k: int = 20                       # neighbours per sample
+    knn_exact_max_n: int = 20_000     # CPU: exact FAISS search up to this many rows, IVF above
+    knn_target_recall: float = 0.95   # IVF: nprobe is raised until recall@10 of sampled self-queries reaches this
+    # the out-of-fold probe (curator.evidence.probe, curator.evidence.crossfit)
+    folds: int = 5                    # K of the K-fold cross-fitting (stratified by the given label)
+    probe_steps: int = 150            # full-batch Adam steps per fold
+    probe_lr: float = 0.01
+    probe_weight_decay: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"evidence.k must be ≥ 1, got {self.k}")
+        if self.folds < 2:
+            raise ConfigError(f"evidence.folds must be ≥ 2, got {self.folds}")
+        if not 0.0 < self.knn_target_recall <= 1.0:
+            raise ConfigError(f"evidence.knn_target_recall must be in (0, 1], got {self.knn_target_recall}")
+        if self.probe_steps < 1:
+            raise ConfigError(f"evidence.probe_steps must be ≥ 1, got {self.probe_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

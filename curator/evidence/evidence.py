@@ -1,0 +1,104 @@
+"""`Evidence`: the kNN graph and the out-of-fold probe probabilities of one run, with what re-fits need.
+
+`compute_evidence` computes both from the embeddings and the given labels; `write_evidence` stores them as
+RUN/knn.npz, RUN/oof_probs.npy and RUN/folds.npy; `load_evidence` is their one reader. `curator audit`
+writes them in its evidence stage and every later stage loads them; `curator bench detect-cifar10n` calls
+`compute_evidence` and the same audit functions directly.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curator import runfiles
+from curator.evidence.config import EvidenceConfig
+from curator.evidence.crossfit import fold_assignment
+from curator.evidence.graph import KnnGraph, knn_graph, read_knn_graph, write_knn_graph
+from curator.evidence.probe import ProbeSettings, oof_probs, standardise
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class Evidence:
+    features: np.ndarray        # (N, d) float32 standardised embeddings, the one normalisation
+    labels: np.ndarray          # (N,) int64 given labels the probe learned
+    n_classes: int
+    graph: KnnGraph             # self-excluded kNN graph on `features`
+    folds: np.ndarray           # (N,) int16 fold of each sample
+    oof_probs: np.ndarray       # (N, C) float32 out-of-fold probe probabilities, every sample weighted 1
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    seed: int = 0
+    device: str | None = None
+
+    def refit(self, weights: np.ndarray, round_: int) -> np.ndarray:
+        """Out-of-fold probabilities (N, C) of the probe re-fitted with sample `weights` (N,), on the same folds."""
+        return oof_probs(self.features, self.labels, self.n_classes, self.folds, self.probe, weights=weights,
+                         seed=self.seed + 97 * round_, device=self.device)
+
+
+def probe_settings(cfg: EvidenceConfig) -> ProbeSettings:
+    return ProbeSettings(steps=cfg.probe_steps, lr=cfg.probe_lr, weight_decay=cfg.probe_weight_decay)
+
+
+def _check_labels(labels: np.ndarray, n_classes: int, n: int) -> np.ndarray:
+    y = np.asarray(labels, dtype=np.int64)
+    if len(y) != n:
+        raise ValueError(f"embeddings have {n} rows but there are {len(y)} labels")
+    if n and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}; found {int(y.min())}..{int(y.max())}")
+    return y
+
+
+def compute_graph(features: np.ndarray, cfg: EvidenceConfig, *, seed: int = 0, device=None) -> KnnGraph:
+    """The kNN graph of standardised `features` (label-free: reusable across label sets)."""
+    return knn_graph(features, cfg.k, exact_max_n=cfg.knn_exact_max_n, target_recall=cfg.knn_target_recall,
+                     seed=seed, device=device)
+
+
+def compute_evidence(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: EvidenceConfig | None = None, *,
+                     seed: int = 0, device: str | None = None, graph: KnnGraph | None = None) -> Evidence:
+    """Everything of `Evidence` from raw embeddings (N, d) and given labels (N,); `graph` may be passed
+    when already built on the same embeddings (it does not depend on the labels)."""
+    cfg = cfg or EvidenceConfig()
+    X = standardise(embeddings)
+    y = _check_labels(labels, n_classes, len(X))
+    t0 = time.perf_counter()
+    graph = graph if graph is not None else compute_graph(X, cfg, seed=seed, device=device)
+    t1 = time.perf_counter()
+    folds = fold_assignment(y, cfg.folds, seed)
+    settings = probe_settings(cfg)
+    probs = oof_probs(X, y, n_classes, folds, settings, seed=seed, device=device)
+    LOG.info("evidence: kNN graph (k=%d, %s) in %.1f s, %d-fold out-of-fold probe in %.1f s", graph.k,
+             graph.info.get("backend", "given"), t1 - t0, int(folds.max()) + 1, time.perf_counter() - t1)
+    return Evidence(X, y, n_classes, graph, folds, probs, settings, seed, device)
+
+
+def write_evidence(run, ev: Evidence) -> None:
+    """RUN/knn.npz, RUN/oof_probs.npy, RUN/folds.npy."""
+    write_knn_graph(Path(run / runfiles.KNN), ev.graph)
+    run.write_npy(runfiles.OOF_PROBS, ev.oof_probs.astype(np.float32))
+    run.write_npy(runfiles.FOLDS, ev.folds.astype(np.int16))
+
+
+def load_evidence(run, embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: EvidenceConfig, *,
+                  seed: int = 0, device: str | None = None) -> Evidence:
+    """The run's evidence: the stored graph, folds and probabilities plus the standardised `embeddings`."""
+    X = standardise(embeddings)
+    y = _check_labels(labels, n_classes, len(X))
+    graph = read_knn_graph(run / runfiles.KNN)
+    folds = run.read_npy(runfiles.FOLDS)
+    probs = run.read_npy(runfiles.OOF_PROBS)
+    if graph.indices.shape[0] != len(y) or len(folds) != len(y) or probs.shape != (len(y), n_classes):
+        raise ValueError(f"the run's evidence does not match its {len(y)} training samples and {n_classes} classes "
+                         "(re-run the evidence stage)")
+    return Evidence(X, y, n_classes, graph, folds, probs, probe_settings(cfg), seed, device)
+
+
+def read_oof_probs(run) -> np.ndarray:
+    """RUN/oof_probs.npy (N, C) float32."""
+    return run.read_npy(runfiles.OOF_PROBS)

@@ -1,0 +1,89 @@
+"""The kNN graph of the training samples: built once, read by the signals, the audit and the explorer.
+
+`knn_graph(features, k, ...)` indexes the standardised features (`curator.evidence.probe.standardise`)
+with the one kNN engine (`curator.evidence.knn.build_index`: exact FAISS up to ``exact_max_n`` rows, IVF
+tuned to a target recall above, exact GPU search when CUDA is present) and answers every sample's k
+nearest other samples by cosine similarity. RUN/knn.npz holds it; `read_knn_graph` is its one reader.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curator.evidence.knn import build_index
+
+WEIGHTINGS = ("similarity", "softmax", "uniform")
+
+
+@dataclass
+class KnnGraph:
+    """Self-excluded kNN graph: row i lists sample i's k nearest other samples, best first."""
+
+    indices: np.ndarray        # (N, k) int64 row positions among the training samples
+    similarities: np.ndarray   # (N, k) float32 cosine similarity on the standardised features
+    info: dict = field(default_factory=dict)   # backend, nlist, nprobe, tuned recall (RUN/provenance.json)
+
+    @property
+    def k(self) -> int:
+        return int(self.indices.shape[1])
+
+    def __post_init__(self) -> None:
+        if self.indices.shape != self.similarities.shape or self.indices.ndim != 2:
+            raise ValueError(f"kNN graph: indices {self.indices.shape} and similarities {self.similarities.shape} "
+                             "must both be (N, k)")
+
+    def weights(self, weighting: str = "similarity", temperature: float = 0.1) -> np.ndarray:
+        """(N, k) non-negative vote weights of the neighbours: "similarity" max(s, 0), "softmax" exp(s / T)
+        (the kNN monitor's weighting, Wu et al. 2018), "uniform" 1; a row of all zeros falls back to uniform."""
+        s = np.asarray(self.similarities, dtype=np.float64)
+        if weighting == "similarity":
+            w = np.clip(s, 0.0, None)
+        elif weighting == "softmax":
+            w = np.exp((s - s.max(axis=1, keepdims=True)) / temperature)  # shift-invariant per row
+        elif weighting == "uniform":
+            w = np.ones_like(s)
+        else:
+            raise ValueError(f"unknown neighbour weighting {weighting!r}; use one of {WEIGHTINGS}")
+        w[w.sum(axis=1) <= 0] = 1.0
+        return w
+
+    def votes(self, mass: np.ndarray, weighting: str = "similarity", temperature: float = 0.1) -> np.ndarray:
+        """(N, C) weighted vote of every sample's neighbours: Σ_j w_ij · mass[j, c], where `mass` (N, C) is what
+        each sample votes for (one-hot of its label, times a sample weight, or a belief over classes)."""
+        from scipy.sparse import csr_matrix
+
+        n, k = self.indices.shape
+        w = self.weights(weighting, temperature)                       # (N, k)
+        W = csr_matrix((w.ravel(), self.indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, len(mass)))
+        return np.asarray(W @ np.asarray(mass, dtype=np.float64))      # (N, C), no (N, k, C) temporary
+
+
+def knn_graph(features: np.ndarray, k: int, *, exact_max_n: int = 20_000, target_recall: float = 0.95,
+              seed: int = 0, device=None) -> KnnGraph:
+    """Self-kNN graph of `features` (N, d) with k = min(k, N − 1) neighbours; the engine picks the backend."""
+    k = int(min(k, len(features) - 1))
+    if k < 1:
+        raise ValueError(f"a kNN graph needs at least 2 samples, got {len(features)}")
+    index = build_index(features, exact_max_n=exact_max_n, target_recall=target_recall, seed=seed, device=device)
+    sims, idx = index.self_knn(k)
+    return KnnGraph(idx.astype(np.int64, copy=False), sims.astype(np.float32, copy=False), index.describe())
+
+
+def write_knn_graph(path: str | os.PathLike, graph: KnnGraph) -> None:
+    """Write RUN/knn.npz atomically: ``indices``, ``similarities`` and ``info`` (a JSON string)."""
+    from curator.rundir import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, indices=graph.indices, similarities=graph.similarities, info=np.array(json.dumps(graph.info)))
+
+
+def read_knn_graph(path: str | os.PathLike) -> KnnGraph:
+    """The one reader of RUN/knn.npz (no pickles)."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        info = json.loads(str(z["info"])) if "info" in z.files else {}
+        return KnnGraph(np.asarray(z["indices"]), np.asarray(z["similarities"]), info)

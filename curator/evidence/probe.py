@@ -1,0 +1,89 @@
+"""The class-balanced, sample-weighted linear probe whose out-of-fold probabilities are the audit's evidence.
+
+Every training sample gets class probabilities from a probe that never saw it (`curator.evidence.crossfit`),
+as in confident learning (Northcutt et al. 2021; cleanlab's ``estimate_cv_predicted_probabilities``), with
+two changes that make it tail-aware:
+
+- **class-balanced loss**: inside every training split each class carries the same total loss mass, so the
+  probe estimates p(x | c) up to a constant (a uniform-prior posterior) instead of inheriting the labelled
+  class histogram; the audit estimates the true prior separately (`curator.audit.aggregate`);
+- **sample weights**: the audit re-fits the probe with each sample weighted by its current probability of a
+  correct label, so likely-wrong labels stop teaching it (`Evidence.refit`).
+
+The probe is multinomial logistic regression, ``Linear(d, C)``, trained full-batch with Adam in torch on the
+standardised features (`standardise`), on the GPU when there is one (`curator.device.select_device`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from curator.device import select_device, torch_threads
+from curator.evidence.crossfit import crossfit
+
+SMALL_PROBLEM = 20_000_000  # N * d below which the CPU probe runs single-threaded (thread start-up costs more)
+
+
+def standardise(X: np.ndarray) -> np.ndarray:
+    """The one normalisation of the embeddings (N, d) -> (N, d) float32: L2-normalise rows, then z-score columns."""
+    X = np.asarray(X, dtype=np.float32)
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    X = X - X.mean(0, keepdims=True)
+    return X / (X.std(0, keepdims=True) + 1e-6)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    steps: int = 150            # full-batch Adam steps
+    lr: float = 0.01
+    weight_decay: float = 1e-3
+
+
+def _fit_predict(X_tr: torch.Tensor, Q_tr: torch.Tensor, X_te: torch.Tensor, n_classes: int,
+                 settings: ProbeSettings, seed: int) -> np.ndarray:
+    """Fit on X_tr (n_tr, d) with per-class target mass Q_tr (n_tr, C); softmax probabilities of X_te (n_te, C)."""
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(X_tr.shape[1], n_classes).to(X_tr.device)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    Q = Q_tr / Q_tr.sum()
+    for _ in range(settings.steps):
+        opt.zero_grad(set_to_none=True)
+        loss = -(torch.log_softmax(model(X_tr), dim=1) * Q).sum()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return torch.softmax(model(X_te), dim=1).float().cpu().numpy()
+
+
+def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray, settings: ProbeSettings, *,
+              weights: np.ndarray | None = None, balanced: bool = True, seed: int = 0,
+              device: str | torch.device | None = None) -> np.ndarray:
+    """Out-of-fold class probabilities (N, C) float32 of the probe.
+
+    X: (N, d) standardised features; labels (N,) in [0, C); folds (N,) from `fold_assignment`;
+    weights (N,) ≥ 0 or None (all 1). With ``balanced`` every class carries the same target mass inside each
+    training split. Fold k is fitted with seed ``seed + k``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    if X.shape[0] != n:
+        raise ValueError(f"features have {X.shape[0]} rows but there are {n} labels")
+    w = np.ones(n, np.float64) if weights is None else np.clip(np.asarray(weights, np.float64), 1e-6, None)
+    Q = np.zeros((n, n_classes), np.float64)
+    Q[np.arange(n), labels] = w                                          # (N, C) one-hot × weight
+    dev = select_device(str(device) if device is not None else None)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(dev)
+
+    def fit_predict(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+        Qk = Q[train]
+        if balanced:  # every class carries the same total mass
+            Qk = Qk / np.maximum(Qk.sum(0, keepdims=True), 1e-12)
+        tr, te = torch.from_numpy(train).to(dev), torch.from_numpy(test).to(dev)
+        return _fit_predict(Xt[tr], torch.from_numpy(Qk.astype(np.float32)).to(dev), Xt[te], n_classes,
+                            settings, seed + k)
+
+    small = dev.type == "cpu" and X.shape[0] * X.shape[1] < SMALL_PROBLEM
+    with torch_threads(1 if small else torch.get_num_threads()):
+        return crossfit(fit_predict, folds, n_classes)

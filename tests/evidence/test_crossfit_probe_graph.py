@@ -1,0 +1,79 @@
+"""The evidence pieces: one stratified fold assignment, cross-fitting, the class-balanced probe, graph votes."""
+import numpy as np
+import pytest
+
+from curator.evidence import KnnGraph, standardise
+from curator.evidence.crossfit import crossfit, fold_assignment
+from curator.evidence.probe import ProbeSettings, oof_probs
+
+
+def test_fold_assignment_is_stratified_balanced_and_seeded():
+    labels = np.repeat([0, 1, 2], [100, 23, 7])
+    f = fold_assignment(labels, 5, seed=3)
+    assert f.dtype == np.int16 and set(np.unique(f)) == set(range(5))
+    sizes = np.bincount(f)
+    assert sizes.max() - sizes.min() <= 1                       # folds as equal as possible
+    for c, n in ((0, 100), (1, 23), (2, 7)):                    # each class spread evenly
+        per = np.bincount(f[labels == c], minlength=5)
+        assert per.max() - per.min() <= 1 and per.sum() == n
+    np.testing.assert_array_equal(f, fold_assignment(labels, 5, seed=3))
+    assert not np.array_equal(f, fold_assignment(labels, 5, seed=4))
+    assert set(np.unique(fold_assignment(labels[:3], 5, 0))) == {0, 1, 2}   # clipped to N
+
+
+def test_crossfit_never_predicts_a_row_with_a_model_that_saw_it():
+    folds = fold_assignment(np.zeros(50, int), 4, seed=0)
+    seen = {}
+
+    def fit_predict(train, test, k):
+        assert not np.intersect1d(train, test).size and len(train) + len(test) == 50
+        seen[k] = test
+        return np.full((len(test), 2), k, np.float32)
+
+    out = crossfit(fit_predict, folds, 2)
+    assert sorted(seen) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(out[:, 0], folds)
+
+
+def test_probe_is_out_of_fold_and_class_balanced():
+    rng = np.random.default_rng(0)
+    sizes = (300, 300, 20)
+    t = np.repeat(np.arange(3), sizes)
+    X = standardise((rng.normal(size=(3, 8)) * 3)[t] + rng.normal(size=(len(t), 8)))
+    y = t.copy()
+    flip = rng.choice(600, 60, replace=False)
+    y[flip] = 1 - t[flip]
+    folds = fold_assignment(y, 4, seed=0)
+    P = oof_probs(X, y, 3, folds, ProbeSettings(steps=150), seed=0, device="cpu")
+    rows = np.arange(len(y))
+    assert np.allclose(P.sum(1), 1, atol=1e-5)
+    assert P[rows, y][flip].mean() < 0.2                         # out-of-fold: the wrong label is not echoed
+    # class-balanced: the 20-sample class is recognised as often as the big ones
+    assert (P.argmax(1)[t == 2] == 2).mean() > 0.9
+    unbalanced = oof_probs(X, y, 3, folds, ProbeSettings(steps=150), balanced=False, seed=0, device="cpu")
+    assert P[t == 2, 2].mean() > unbalanced[t == 2, 2].mean()
+    # sample weights: a zero-weighted label teaches nothing
+    w = np.ones(len(y))
+    w[flip] = 0.0
+    Pw = oof_probs(X, y, 3, folds, ProbeSettings(steps=150), weights=w, seed=0, device="cpu")
+    assert Pw[rows, y][flip].mean() < P[rows, y][flip].mean()
+
+
+@pytest.mark.parametrize("weighting", ["similarity", "softmax", "uniform"])
+def test_graph_votes_equal_a_loop(weighting):
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 30, size=(30, 4))
+    sims = rng.uniform(-0.2, 1.0, size=(30, 4)).astype(np.float32)
+    g = KnnGraph(idx, sims)
+    mass = rng.random((30, 5))
+    ref = np.zeros((30, 5))
+    for i in range(30):
+        s = sims[i].astype(np.float64)
+        w = {"similarity": np.maximum(s, 0), "softmax": np.exp((s - s.max()) / 0.1), "uniform": np.ones(4)}[weighting]
+        if w.sum() <= 0:
+            w = np.ones(4)
+        for j, wj in zip(idx[i], w):
+            ref[i] += wj * mass[j]
+    np.testing.assert_allclose(g.votes(mass, weighting, 0.1), ref, rtol=1e-10)
+    with pytest.raises(ValueError, match="weighting"):
+        g.votes(mass, "nope")
