@@ -145,7 +145,7 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
         embeddings = _embeddings(run, ds, rec, options)
     head_results: dict = {}
     if stop >= 2:
-        head_results = train_heads_stage(run, ds, embeddings, rec.heads) or {}
+        head_results = train_heads_stage(run, ds, embeddings, rec.heads, seed=options.seed) or {}
     signals = None
     if stop >= 3:
         signals = signals_stage(run, ds, embeddings, head_results, rec.signals)

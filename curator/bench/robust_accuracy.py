@@ -55,7 +55,7 @@ def run(args) -> dict:
     from curator.data.adapters.cifarn import load_label_file
     from curator.heads.config import HeadsConfig
     from curator.heads.predict import evaluate_on_test
-    from curator.heads.registry import EXTERNAL, external_available, train_head
+    from curator.heads.registry import train_head
 
     emb_dir = Path(args.embeddings_dir)
     X_all = np.load(emb_dir / "train.npy").astype(np.float32)
@@ -77,9 +77,6 @@ def run(args) -> dict:
         LOG.info("scenario %s: %d samples, realised noise %.3f", scen, len(y), noise)
         results = {}
         for h in heads:
-            if h in EXTERNAL and not external_available(h):
-                notes.append(f"{h}: skipped, {EXTERNAL[h][0]} not available")
-                continue
             t0 = time.perf_counter()
             res = train_head(h, X, y, 10, cfg, seed=args.seed, device=args.device, results=results)
             results[h] = res
