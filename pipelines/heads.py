@@ -6,25 +6,26 @@ Writes, per head h in ``cfg.heads``:
   (which keys are signals);
 - RUN/history/<h>.npz: per-epoch records, name -> (E, N_train) (``loss``, ``margin``, ``pred``, ...).
 
-Each head is its own stage (``heads_<h>``) fingerprinted by the embeddings' content, the training
-labels, the head settings and the seed, so an unchanged head is skipped and reloaded from disk
+Each head is its own stage (``heads_<h>``) fingerprinted by what changes that head: the embeddings'
+content, the training labels, the seed, the settings the head reads (`curator.heads.registry.head_settings`:
+changing ``focal_gamma`` retrains only ``focal``), the trusted rows for heads that learn from a meta
+set, and the teacher's fingerprint for ``semi``. An unchanged head is skipped and reloaded from disk
 (its ``model`` is then None: models are not persisted).
+
+Probabilities written here are in-sample (each head was trained on these samples and labels).
 """
 from __future__ import annotations
 
 import hashlib
-import logging
 
 import numpy as np
 
 from curator.data.manifest import Dataset
 from curator.heads.base import HeadResult
 from curator.heads.config import HeadsConfig
-from curator.heads.registry import EXTERNAL, external_available, train_head
+from curator.heads.registry import head_settings, head_spec, teacher_of, train_head
 from curator.rundir import RunDir, atomic_path
 from pipelines.prepare import train_rows
-
-LOG = logging.getLogger(__name__)
 
 
 def _array_fingerprint(a: np.ndarray) -> str:
@@ -60,37 +61,38 @@ def load_head(run: RunDir, name: str) -> HeadResult:
 
 
 def train_heads_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: HeadsConfig | None = None, *,
-                      seed: int = 0, device=None) -> dict[str, HeadResult]:
+                      seed: int, device=None) -> dict[str, HeadResult]:
     """Train every head of ``cfg.heads`` on `embeddings` (N_train x d, or V x N_train x d views, rows
-    in `train_rows(ds)` order); skip heads whose inputs are unchanged. Returns name -> HeadResult."""
+    in `train_rows(ds)` order) with `seed` (the run's seed); skip heads whose inputs are unchanged.
+    Returns name -> HeadResult."""
     cfg = cfg or HeadsConfig()
+    for h in cfg.heads:  # name every unknown head before training any
+        head_spec(h)
     rows = train_rows(ds)
     train = ds.manifest.iloc[rows]
     y = train["label"].to_numpy(np.int64)
-    trusted = train["trusted"].to_numpy(bool)
+    trusted = train["trusted"].to_numpy(bool) & (y >= 0)
     meta_mask = trusted if trusted.any() else None
     n_emb = embeddings.shape[-2]
     if n_emb != len(y):
         raise ValueError(f"embeddings have {n_emb} rows but the dataset has {len(y)} training samples")
     n_classes = len(ds.class_names)
-    settings = {k: v for k, v in cfg.to_dict().items() if k != "heads"}
-    base_inputs = {"embeddings": _array_fingerprint(embeddings), "labels": _array_fingerprint(y),
-                   "trusted": _array_fingerprint(trusted), "settings": settings, "seed": seed,
+    base_inputs = {"embeddings": _array_fingerprint(embeddings), "labels": _array_fingerprint(y), "seed": seed,
                    "n_classes": n_classes}
-    # the teacher of `semi` must be trained before it
-    order = sorted(cfg.heads, key=lambda h: h == "semi")
+    # a head that learns from another (semi) trains after it
+    order = sorted(cfg.heads, key=lambda h: teacher_of(h, cfg) is not None)
     results: dict[str, HeadResult] = {}
     for h in order:
-        if h in EXTERNAL and not external_available(h):
-            LOG.warning("head %s skipped: its module %s is not available", h, EXTERNAL[h][0])
-            continue
-        inputs = {**base_inputs, "head": h}
-        if h == "semi":
-            rec = run.stage_record(f"heads_{cfg.semi_teacher}") if cfg.semi_teacher in results else None
-            inputs["teacher"] = (rec or {}).get("inputs")
+        inputs = {**base_inputs, "head": h, "settings": head_settings(h, cfg)}
+        if head_spec(h).meta_set:
+            inputs["trusted"] = _array_fingerprint(trusted)
+        teacher = teacher_of(h, cfg)
+        if teacher is not None:  # the teacher's own fingerprint, or its settings when train_head trains it inside
+            rec = run.stage_record(f"heads_{teacher}") if teacher in results else None
+            inputs["teacher"] = (rec or {}).get("inputs") or {"head": teacher, "settings": head_settings(teacher, cfg)}
 
         def fn(h=h) -> None:
-            result = train_head(h, embeddings, y, n_classes, cfg, meta_mask=meta_mask, seed=seed, device=device,
+            result = train_head(h, embeddings, y, n_classes, cfg, seed=seed, meta_mask=meta_mask, device=device,
                                 results=results)
             write_head(run, result)
             results[h] = result

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curator.heads.base import HeadResult
+from curator.heads.base import HeadData, HeadResult
 from curator.heads.config import HeadsConfig
 from curator.heads.mlp import ProjectionHead
-from curator.heads.train_loop import Objective, common_signals, fit
+from curator.heads.records import common_signals
+from curator.heads.train_loop import Objective, fit
 
 
 def class_balanced_batches(y: np.ndarray, k: int, z: int, n_batches: int,
@@ -102,18 +103,18 @@ class CBSRRS(Objective):
         return self.w_cbs * l_cbs + self.w_rrs * l_rrs
 
 
-def train_cbs(X: torch.Tensor, y: np.ndarray, n_classes: int, cfg: HeadsConfig, *, seed: int = 0,
-              views: torch.Tensor | None = None) -> HeadResult:
-    """Train the CBS+RRS head on standardised X (N, d); returns the primary classifier's results."""
-    torch.manual_seed(seed)
-    y = np.asarray(y)
-    present = int(len(np.unique(y[y >= 0])))
-    k, z = batch_shape(present, cfg)
+def train_cbs(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
+    """Train the CBS+RRS head on standardised inputs; returns the primary classifier's results."""
     if cfg.n_layers < 2:
-        raise ValueError("cbs: needs a trunk to share (n_layers >= 2)")
-    model = CBSHead(X.shape[1], n_classes, hidden=cfg.hidden, n_layers=cfg.n_layers, dropout=cfg.dropout).to(X.device)
+        raise ValueError(f"{name}: needs a trunk to share (n_layers >= 2)")
+    torch.manual_seed(data.seed)
+    present = int(len(np.unique(data.y[data.y >= 0])))
+    k, z = batch_shape(present, cfg)
+    model = CBSHead(data.X.shape[1], data.n_classes, hidden=cfg.hidden, n_layers=cfg.n_layers,
+                    dropout=cfg.dropout).to(data.X.device)
     objective = CBSRRS(k, z, cfg.cbs_weight, cfg.rrs_weight)
-    probs, history = fit(model, X, y, n_classes, objective, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                         lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed, views=views, name="cbs")
-    signals = common_signals("cbs", probs, y, history, cfg.last_epochs)
-    return HeadResult("cbs", probs, signals, history, {"cbs_k": np.array(k), "cbs_z": np.array(z)}, model.eval())
+    probs, history = fit(model, data.X, data.y, data.n_classes, objective, epochs=cfg.epochs,
+                         batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=data.seed,
+                         views=data.views, name=name)
+    signals = common_signals(name, probs, data.y, history, cfg.last_epochs)
+    return HeadResult(name, probs, signals, history, {"cbs_k": np.array(k), "cbs_z": np.array(z)}, model.eval())

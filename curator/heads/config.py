@@ -1,9 +1,13 @@
-"""Typed settings of the robust heads (recipe section ``[heads]``).
+"""Typed settings of the robust heads (recipe section ``[heads]``, with ``[heads.gdw]`` / ``[heads.fsr]``).
 
 Defaults follow paper 000 §3.2 (SimSiam fine-tuning): the full 2-FC projection head, Adam,
 lr 0.003, no weight decay, batch 256, 10 epochs; SuperLoss with τ = log C and λ = 4 (§3.3).
 CBS+RRS follows paper 002 (loss weights 0.5 : 1); the long-tail baselines follow paper 001's
 references (class-balanced loss β = 0.9999, focal γ, LDAM margins ∝ n^(-1/4) with DRW).
+GDW (paper 003) and FSR (paper 004) run their own bi-level loops, so they have their own settings
+(`GDWConfig`, `FSRConfig`); a recipe writes them as tables (``gdw = {epochs = 20}``), which are
+checked key by key when the config is built. Which fields each head reads is declared in
+`curator.heads.registry` (its stage fingerprint covers only those).
 """
 from __future__ import annotations
 
@@ -16,6 +20,93 @@ from curator.config import ConfigError, from_dict
 # The audit computes every per-sample signal of SPEC §5 by default: σ* (lasl), GDW ω_t, FSR meta-margin,
 # and the class-balanced head (cbs). The long-tail baselines (cb, focal, ldam) and semi are opt-in.
 DEFAULT_HEADS = ["ce", "la", "lasl", "cbs", "gdw", "fsr"]
+
+
+@dataclass
+class GDWConfig:
+    """Settings of the GDW head (paper 003 App. C defaults, adapted to an MLP head on cached embeddings).
+
+    Standardisation of the embeddings is the shared ``[heads] standardize`` setting, as for every head.
+    """
+
+    epochs: int = 12
+    batch_size: int = 128            # n (paper: 100)
+    meta_batch_size: int = 128       # m (paper: 100), drawn class-balanced from the meta set
+    lr: float = 0.03                 # η_θ, SGD with momentum, cosine decay (paper App. C: 0.1 for a ResNet from
+                                     # scratch; 0.1 on an MLP over 32-d embeddings inverted ω_t, see docs)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    hidden: int = 512                # ProjectionHead (paper 000: 2 FC layers)
+    n_layers: int = 2
+    wnet_hidden: int = 100           # MW-Net weighting network 1 -> 100 -> 1 (sigmoid)
+    wnet_lr: float = 1e-3            # Adam, weight decay 1e-4 (App. C)
+    wnet_weight_decay: float = 1e-4
+    omega_lr: float = 0.1            # mean step per weight entry: η_ω = omega_lr · n · C (paper η_ω = 100 at n = 100, C = 10)
+    clip: float = 0.2                # c in eq. 11
+    normalize_weights: bool = False  # first-stage weights divided by their batch mean (MW-Net / L2RW), see docs
+    warmup_epochs: int = 2           # without meta_mask: plain CE epochs before the dictionary is trusted
+    dict_per_class: int = 100        # FSR dictionary slots per class (|R| / C)
+    max_class_fraction: float = 0.25  # a class puts at most this share of its samples in the dictionary (keeps
+                                     # noisy tail samples out; 0.5 let MW-Net learn "high loss = useful" on digits γ=10)
+    margin_momentum: float = 0.9     # λ of the momentum meta-margin P̂ (paper 004)
+    margin_lr: float = 1.0           # step size of the last-layer step on the dictionary loss in P(x)
+    normalize_reward: bool = True    # unit-length per-sample reward gradients (see meta.reward_gradient)
+    gate_dictionary: bool = True     # dictionary prefers samples the head currently predicts as their label
+    last_epochs: int = 3             # signals average the per-epoch records of this many last epochs
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or self.meta_batch_size < 1:
+            raise ConfigError(f"gdw: epochs >= 1, batch_size >= 2, meta_batch_size >= 1 required "
+                              f"(got {self.epochs}, {self.batch_size}, {self.meta_batch_size})")
+        if not 0 < self.clip:
+            raise ConfigError(f"gdw.clip must be > 0 (got {self.clip})")
+        if not 0 <= self.margin_momentum < 1:
+            raise ConfigError(f"gdw.margin_momentum must be in [0, 1) (got {self.margin_momentum})")
+        if self.last_epochs < 1:
+            raise ConfigError(f"gdw.last_epochs must be >= 1 (got {self.last_epochs})")
+
+
+@dataclass
+class FSRConfig:
+    """Settings of the FSR head (paper 004 table 4, "CIFAR (noise)", adapted to an MLP head on embeddings).
+
+    Standardisation of the embeddings is the shared ``[heads] standardize`` setting, as for every head.
+    """
+
+    epochs: int = 12
+    batch_size: int = 128            # b (paper: 100)
+    reward_batch_size: int = 200     # q, class-balanced from the dictionary
+    lr: float = 0.1                  # η, SGD with momentum, cosine decay
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    hidden: int = 512
+    n_layers: int = 2
+    dict_per_class: int = 200        # |R| / C (paper: |R| = 2k for 10 classes)
+    max_class_fraction: float = 0.25  # a class puts at most this share of its samples in the dictionary
+    margin_momentum: float = 0.5     # λ per epoch visit (paper 0.9; digits γ=10: AUROC 0.83/0.79 at 0.9 vs 0.88/0.91 at 0.5, seeds 0/1)
+    meta_lr: float = 0.1             # α of the last-layer meta step (paper: 1 for a ResNet FC; on 512-d BN-ReLU
+                                     # head features α = 1 overshoots: fsr_weight AUROC 0.54 vs 0.90 at 0.1 on digits)
+    weight_lr: float = 1.0           # η of eq. 3 relative to the mean |alignment| (see curator.heads.fsr)
+    normalize_reward: bool = True    # unit-length per-sample reward gradients (meta.reward_gradient)
+    gate_dictionary: bool = True     # dictionary prefers samples the head currently predicts as their label
+    relabel_beta: float = 0.1        # β of eq. 7
+    relabel_weight: float = 2.0      # p, multiplier of the re-label loss (0 = off)
+    mixup_alpha: float = 1.0         # Beta(α, α) MixUp on the weighted loss (0 = off)
+    label_smoothing: float = 0.0     # long tail: 0.1 (paper §5.2)
+    shift_weights: bool = False      # long tail: ω* − min ω* + 1/b instead of max(0, ω*)
+    warmup_epochs: int = 2           # E: uniform weights before (deferred re-weighting = a larger E)
+    last_epochs: int = 3
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or self.reward_batch_size < 1:
+            raise ConfigError(f"fsr: epochs >= 1, batch_size >= 2, reward_batch_size >= 1 required "
+                              f"(got {self.epochs}, {self.batch_size}, {self.reward_batch_size})")
+        if not 0 <= self.margin_momentum < 1 or not 0 <= self.relabel_beta < 1:
+            raise ConfigError("fsr: margin_momentum and relabel_beta must be in [0, 1)")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"fsr: warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
+        if self.last_epochs < 1:
+            raise ConfigError(f"fsr.last_epochs must be >= 1 (got {self.last_epochs})")
 
 
 @dataclass
@@ -50,9 +141,9 @@ class HeadsConfig:
     semi_sigma_threshold: float = 1.0  # distrust samples with teacher σ* below this (σ* < 1 <=> ℓ > τ)
     semi_unlabeled_weight: float = 0.5  # ω in L(D_L) + ω L(D_U)
     semi_min_confidence: float = 0.0  # pseudo-labels below this teacher confidence are not used
-    # passed through to the GDW / FSR trainers (curator.heads.gdw / fsr)
-    gdw: dict = field(default_factory=dict)
-    fsr: dict = field(default_factory=dict)
+    # the meta-learning heads' own settings (a recipe writes tables: gdw = {epochs = 20})
+    gdw: GDWConfig = field(default_factory=GDWConfig)
+    fsr: FSRConfig = field(default_factory=FSRConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.heads, str):
@@ -65,6 +156,10 @@ class HeadsConfig:
             raise ConfigError(f"heads.sl_lambda must be > 0 (got {self.sl_lambda})")
         if not (isinstance(self.tau, (int, float)) or self.tau in ("logC", "mean")):
             raise ConfigError(f"heads.tau must be 'logC', 'mean' or a number (got {self.tau!r})")
+        if not isinstance(self.gdw, GDWConfig):
+            self.gdw = from_dict(GDWConfig, self.gdw, where="heads.gdw")
+        if not isinstance(self.fsr, FSRConfig):
+            self.fsr = from_dict(FSRConfig, self.fsr, where="heads.fsr")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "HeadsConfig":

@@ -33,14 +33,13 @@ def logit_adjusted_logits(logits: torch.Tensor, log_prior: torch.Tensor) -> torc
     return logits + log_prior.to(logits.device, logits.dtype)
 
 
-def la_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, log_prior: torch.Tensor,
-                     weight: torch.Tensor | None = None) -> torch.Tensor:
+def la_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:
     """Eq. 2: cross-entropy of the adjusted logits, per sample (B,).
 
     At test time the plain logits f(x) are used (the adjustment only shapes training), which makes
     the prediction approximately balanced-error optimal.
     """
-    return F.cross_entropy(logit_adjusted_logits(logits, log_prior), targets, weight=weight, reduction="none")
+    return F.cross_entropy(logit_adjusted_logits(logits, log_prior), targets, reduction="none")
 
 
 # --- Lambert W and SuperLoss (paper 000 eq. 3-4) -------------------------------------------------
@@ -90,11 +89,9 @@ def superloss_sigma(loss: torch.Tensor, tau: float | torch.Tensor, lam: float) -
         return torch.exp(-lambert_w0(0.5 * beta)).to(loss.dtype)
 
 
-def superloss(loss: torch.Tensor, tau: float | torch.Tensor, lam: float,
-              sigma: torch.Tensor | None = None) -> torch.Tensor:
+def superloss(loss: torch.Tensor, tau: float | torch.Tensor, lam: float) -> torch.Tensor:
     """Eq. 3: L_SL = (ℓ − τ)σ* + λ(log σ*)², per sample, with σ* from `superloss_sigma` (no grad)."""
-    if sigma is None:
-        sigma = superloss_sigma(loss, tau, lam)
+    sigma = superloss_sigma(loss, tau, lam)
     return (loss - tau) * sigma + lam * torch.log(sigma) ** 2
 
 
@@ -109,14 +106,10 @@ def class_balanced_weights(counts: np.ndarray, beta: float = 0.9999) -> torch.Te
     return torch.as_tensor(w, dtype=torch.float32)
 
 
-def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 1.0,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Focal loss −w_y (1 − p_y)^γ log p_y (Lin et al. 2017, eq. 5), per sample (B,)."""
+def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """Focal loss −(1 − p_y)^γ log p_y (Lin et al. 2017, eq. 4), per sample (B,)."""
     logp = F.log_softmax(logits, dim=1).gather(1, targets[:, None])[:, 0]  # (B,)
-    loss = -((1.0 - logp.exp()).clamp_min(0.0) ** gamma) * logp
-    if weight is not None:
-        loss = loss * weight.to(loss.device)[targets]
-    return loss
+    return -((1.0 - logp.exp()).clamp_min(0.0) ** gamma) * logp
 
 
 def ldam_margins(counts: np.ndarray, max_margin: float = 0.5) -> torch.Tensor:
@@ -133,10 +126,3 @@ def ldam_loss(cosine_logits: torch.Tensor, targets: torch.Tensor, margins: torch
     shifted = cosine_logits - F.one_hot(targets, cosine_logits.shape[1]) * margins.to(cosine_logits.device)[targets][:, None]
     return F.cross_entropy(scale * shifted, targets, weight=weight, reduction="none")
 
-
-# --- per-sample records ---------------------------------------------------------------------------
-def label_margin(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Given-label logit minus the best other logit, per sample (B,); > 0 means the label wins."""
-    given = logits.gather(1, targets[:, None])[:, 0]
-    others = logits.scatter(1, targets[:, None], float("-inf"))
-    return given - others.max(dim=1).values

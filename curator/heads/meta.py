@@ -1,82 +1,43 @@
 """Shared pieces of the meta-learning heads GDW (paper 003) and FSR (paper 004).
 
-Both heads train a `curator.heads.mlp.ProjectionHead` on cached embeddings and need a *meta set*:
+Both heads train a `curator.heads.mlp.ProjectionHead` on standardised embeddings and need a *meta set*:
 a trusted subset when the user has one, otherwise FSR's class-balanced **dictionary** of training
 samples chosen by the momentum meta-margin (paper 004 §4.1, eq. 4–5). This module holds:
 
-- input standardisation (`Standardize`), mini-batch index generation, soft cross-entropy;
-- the class-balanced dictionary (`initial_dictionary`, `select_dictionary`, `fetch_balanced_batch`);
+- soft cross-entropy and the cosine learning-rate schedule both loops use;
+- the class-balanced dictionary (`initial_dictionary`, `select_dictionary`, `fetch_balanced_batch`) and
+  its momentum meta-margin tracking (`MomentumDictionary`);
 - the last-layer ("feature sharing", paper 004 §4.2 eq. 6) closed forms for a linear classifier
   l = F Wᵀ + b with softmax cross-entropy: the reward-batch gradient (`reward_gradient`),
   the meta-margin P(x) = L(x; Θ_t) − L(x; Θ_t*) after one SGD step on the reward loss
-  (`meta_margin`), and the per-sample gradient alignment ⟨∇L_R, ∇L_i⟩ (`gradient_alignment`);
-- per-sample summaries (`given_label_margin`, `mean_last`).
+  (`meta_margin`), and the per-sample gradient alignment ⟨∇L_R, ∇L_i⟩ (`gradient_alignment`).
+
+Input validation, standardisation, batching, the given-label margin and the last-epochs mean are the
+ones every head shares (`curator.heads.inputs`, `train_loop`, `records`).
 
 Shapes: N samples, d input dims, h trunk features, C classes, m reward-batch size.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-
-class Standardize(nn.Module):
-    """z-score with training-set statistics, kept as buffers so the returned model predicts on new data."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", mean)  # (d,)
-        self.register_buffer("std", std)    # (d,)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d) -> (N, d)
-        return (x - self.mean) / self.std
-
-    @classmethod
-    def fit(cls, x: torch.Tensor) -> "Standardize":
-        return cls(x.mean(0), x.std(0).clamp_min(1e-6))
-
-
-def check_inputs(X, y, n_classes: int, meta_mask=None, *, head: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Validate once in the public function (STYLE): X (N, d) finite, y (N,) in [0, C)."""
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
-        raise ValueError(f"{head}: X must be (N, d) and y (N,), got X {X.shape} and y {y.shape}")
-    if X.shape[0] < 2:
-        raise ValueError(f"{head}: need at least 2 samples, got {X.shape[0]}")
-    if n_classes < 2:
-        raise ValueError(f"{head}: n_classes must be >= 2, got {n_classes}")
-    bad = np.flatnonzero((y < 0) | (y >= n_classes))
-    if bad.size:
-        raise ValueError(f"{head}: label {int(y[bad[0]])} of sample {int(bad[0])} is outside [0, {n_classes})"
-                         f" ({bad.size} such samples)")
-    X = np.array(X, dtype=np.float32)  # own, writable copy
-    if not np.isfinite(X).all():
-        row = int(np.flatnonzero(~np.isfinite(X).all(1))[0])
-        raise ValueError(f"{head}: embedding row {row} contains NaN or inf")
-    if meta_mask is not None:
-        meta_mask = np.asarray(meta_mask, dtype=bool)
-        if meta_mask.shape != y.shape:
-            raise ValueError(f"{head}: meta_mask must be (N,) = {y.shape}, got {meta_mask.shape}")
-        if not meta_mask.any():
-            raise ValueError(f"{head}: meta_mask selects no sample")
-    return X, np.array(y, dtype=np.int64), meta_mask
-
-
-def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One shuffled epoch of index batches; a last batch of one sample is merged (BatchNorm needs 2)."""
-    order = rng.permutation(n)
-    out = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    if len(out) > 1 and len(out[-1]) < 2:
-        out[-2] = np.concatenate([out[-2], out.pop()])
-    return out
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample −Σ_j target_j log softmax(logits)_j; (N, C), (N, C) -> (N,)."""
     return -(target * F.log_softmax(logits, dim=1)).sum(1)
+
+
+def set_cosine_lr(opt: torch.optim.Optimizer, base_lr: float, step: int, total: int) -> float:
+    """Set `opt`'s learning rate to ½·base_lr·(1 + cos(π·step/total)) (cosine decay, paper 003 App. C,
+    paper 004 §5) and return it."""
+    lr = 0.5 * base_lr * (1 + math.cos(math.pi * step / total))
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,6 +82,46 @@ def select_dictionary(scores: np.ndarray, labels: np.ndarray, n_classes: int, pe
         top = np.argsort(-scores[idx], kind="stable")[: quota[c]]
         chosen.append(idx[top])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+class MomentumDictionary:
+    """FSR's class-balanced dictionary R, re-chosen every epoch by the momentum meta-margin (paper 004 §4.1).
+
+    Starts as a random class-balanced sample (Algorithm 1: R_0 = BalancedSampleBatch). Each `update`
+    computes, for every sample, P(x) = L(x; Θ_t) − L(x; Θ_t*) (eq. 5), Θ_t* = the last layer after one
+    SGD step of size `step` on the dictionary loss; averages it with momentum, P̂_t = λP̂_{t−1} + (1 − λ)P_t,
+    bias-corrected for the zero start; and re-chooses R as the top-P̂ samples of each class under the
+    per-class quota (eq. 4). With `gate`, samples the head predicts as their label outrank the others
+    (curator's guard, docs/gdw_fsr.md). `candidates` (e.g. the trusted rows) restricts R; default: all.
+    """
+
+    def __init__(self, labels: np.ndarray, n_classes: int, *, per_class: int, max_class_fraction: float,
+                 momentum: float, step: float, normalize_reward: bool, gate: bool, rng: np.random.Generator,
+                 candidates: np.ndarray | None = None):
+        self.labels, self.n_classes = labels, n_classes
+        self.per_class, self.max_class_fraction = per_class, max_class_fraction
+        self.momentum, self.step, self.normalize_reward, self.gate = momentum, step, normalize_reward, gate
+        self.candidates = np.arange(len(labels)) if candidates is None else np.asarray(candidates)
+        self.pool = self.candidates[initial_dictionary(labels[self.candidates], n_classes, per_class,
+                                                       max_class_fraction=max_class_fraction, rng=rng)]
+        self.margin_hat = np.zeros(len(labels), np.float64)
+        self.updates = 0
+
+    def update(self, feats: torch.Tensor, logits: torch.Tensor, onehot: torch.Tensor) -> np.ndarray:
+        """One epoch's P for all samples from features (N, h), logits (N, C) and one-hot labels (N, C);
+        re-chooses `pool` and returns the bias-corrected P̂ (N,) float64 (> 0: agrees with the dictionary)."""
+        pool = self.pool
+        gw, gb = reward_gradient(feats[pool], torch.softmax(logits[pool], 1), onehot[pool],
+                                 normalize=self.normalize_reward)
+        p = meta_margin(feats, logits, onehot, gw, gb, self.step).cpu().numpy()
+        self.margin_hat = self.momentum * self.margin_hat + (1 - self.momentum) * p
+        self.updates += 1
+        corrected = self.margin_hat / (1 - self.momentum ** self.updates)
+        cand = self.candidates
+        eligible = (logits.argmax(1).cpu().numpy() == self.labels)[cand] if self.gate else None
+        self.pool = cand[select_dictionary(corrected[cand], self.labels[cand], self.n_classes, self.per_class,
+                                           max_class_fraction=self.max_class_fraction, eligible=eligible)]
+        return corrected
 
 
 def fetch_balanced_batch(dictionary: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -173,18 +174,3 @@ def gradient_alignment(feats: torch.Tensor, probs: torch.Tensor, target: torch.T
     feats (N, h), probs (N, C), target (N, C) -> (N,).
     """
     return ((probs - target) * (feats @ grad_w.T + grad_b)).sum(1)
-
-
-# ---------------------------------------------------------------------------------------------
-# per-sample summaries
-
-def given_label_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Logit of the given label minus the largest other logit; (N, C), (N,) -> (N,). Higher = clean."""
-    given = logits.gather(1, y[:, None]).squeeze(1)
-    others = logits.scatter(1, y[:, None], float("-inf"))
-    return given - others.max(1).values
-
-
-def mean_last(history: np.ndarray, k: int) -> np.ndarray:
-    """Mean of the last k rows of an (E, N) record -> (N,) float32."""
-    return history[-max(1, min(k, len(history))):].mean(0).astype(np.float32)

@@ -2,11 +2,16 @@
 
 `ProjectionHead` = trunk (``features``) + last linear layer (``classifier``). FSR's meta step and
 GDW's logit-gradient manipulation act on the classifier / logits only, so the split is explicit.
+`eval_chunks` is the one evaluation pass over all training samples that every head's records use.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 from torch import nn
+
+EVAL_CHUNK = 16384  # rows per forward pass when evaluating all samples
 
 
 class ProjectionHead(nn.Module):
@@ -25,3 +30,22 @@ class ProjectionHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d_in) -> (N, C) logits
         return self.classifier(self.features(x))
+
+
+@torch.no_grad()
+def eval_chunks(model: ProjectionHead, X: torch.Tensor, fn: Callable[[int, torch.Tensor, torch.Tensor], Any]) -> list:
+    """Evaluate `model` (eval mode, no grad) on all rows of X (N, d) in chunks; returns
+    [fn(start, features (B, h), logits (B, C)) for each chunk]. The model is back in train mode after."""
+    model.eval()
+    out = []
+    for s in range(0, X.shape[0], EVAL_CHUNK):
+        feats = model.features(X[s:s + EVAL_CHUNK])
+        out.append(fn(s, feats, model.classifier(feats)))
+    model.train()
+    return out
+
+
+def features_and_logits(model: ProjectionHead, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Trunk features (N, h) and logits (N, C) of every row of X (N, d), in eval mode."""
+    parts = eval_chunks(model, X, lambda s, feats, logits: (feats, logits))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

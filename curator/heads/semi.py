@@ -23,10 +23,11 @@ import logging
 import numpy as np
 import torch
 
+from curator.data.stats import class_counts
 from curator.heads import losses
-from curator.heads.base import HeadResult
+from curator.heads.base import HeadData, HeadResult
 from curator.heads.config import HeadsConfig
-from curator.heads.standard import build_projection_head, class_counts
+from curator.heads.standard import build_projection_head
 from curator.heads.train_loop import Objective, fit
 
 LOG = logging.getLogger(__name__)
@@ -72,35 +73,37 @@ class SelfTraining(Objective):
         return losses.la_cross_entropy(logits, targets, self.log_prior)
 
 
-def train_semi(X: torch.Tensor, y: np.ndarray, n_classes: int, cfg: HeadsConfig, teacher: HeadResult, *,
-               seed: int = 0, views: torch.Tensor | None = None) -> HeadResult:
-    """Self-train a student on standardised X (N, d) from `teacher`'s pseudo-labels (paper 001).
+def train_semi(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
+    """Self-train a student on standardised inputs from the teacher's pseudo-labels (paper 001).
 
-    y (N,) given labels, -1 for extra unlabeled rows (they join D_U). teacher.probs must be (N, C).
+    data.y (N,) given labels, -1 for extra unlabeled rows (they join D_U); data.teacher.probs must be (N, C).
     """
-    y = np.asarray(y, dtype=np.int64)
+    y, n_classes, teacher = data.y, data.n_classes, data.teacher
+    if teacher is None:
+        raise ValueError(f"{name}: needs the result of its teacher head ({cfg.semi_teacher!r})")
     if teacher.probs.shape != (len(y), n_classes):
-        raise ValueError(f"semi: teacher {teacher.name!r} probs have shape {teacher.probs.shape}, "
+        raise ValueError(f"{name}: teacher {teacher.name!r} probs have shape {teacher.probs.shape}, "
                          f"expected ({len(y)}, {n_classes})")
     unl = distrusted_mask(y, teacher, cfg.semi_sigma_threshold)
     pseudo = teacher.probs.argmax(1)
     conf = teacher.probs.max(1)
     targets = np.where(unl, pseudo, y)
     weights = np.where(unl, np.where(conf >= cfg.semi_min_confidence, cfg.semi_unlabeled_weight, 0.0), 1.0)
-    LOG.info("semi: %d of %d samples distrusted by %s and pseudo-labelled (%d extra unlabeled rows)",
-             int(unl.sum()), len(y), teacher.name, int((y < 0).sum()))
-    torch.manual_seed(seed)
-    model = build_projection_head(X.shape[1], n_classes, cfg).to(X.device)
+    LOG.info("%s: %d of %d samples distrusted by %s and pseudo-labelled (%d extra unlabeled rows)",
+             name, int(unl.sum()), len(y), teacher.name, int((y < 0).sum()))
+    torch.manual_seed(data.seed)
+    model = build_projection_head(data.X.shape[1], n_classes, cfg).to(data.X.device)
     objective = SelfTraining(targets, weights.astype(np.float32))
-    # the trainer's own label mask must not drop rows with y = -1: train on targets, record vs y
+    # train (and record) against the targets, so distrusted rows and rows with y = -1 learn their pseudo-label;
+    # only rows whose pseudo-label is below the confidence floor count as unlabeled for the trainer
     fit_labels = np.where(weights > 0, targets, -1)
-    probs, history = fit(model, X, fit_labels, n_classes, objective, epochs=cfg.epochs,
-                         batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed,
-                         views=views, name="semi")
+    probs, history = fit(model, data.X, fit_labels, n_classes, objective, epochs=cfg.epochs,
+                         batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=data.seed,
+                         views=data.views, name=name)
     signals = {
-        "semi_pseudo_label": probs.argmax(1).astype(np.int64),
-        "semi_pseudo_confidence": probs.max(1).astype(np.float32),
-        "semi_distrusted": unl,
+        f"{name}_pseudo_label": probs.argmax(1).astype(np.int64),
+        f"{name}_pseudo_confidence": probs.max(1).astype(np.float32),
+        f"{name}_distrusted": unl,
     }
     extras = {"teacher_pseudo_label": pseudo.astype(np.int64), "train_target": targets.astype(np.int64)}
-    return HeadResult("semi", probs, signals, history, extras, model.eval())
+    return HeadResult(name, probs, signals, history, extras, model.eval())

@@ -1,7 +1,8 @@
 """Heads that differ only in their loss: ``ce``, ``la``, ``lasl``, ``cb``, ``focal``, ``ldam``.
 
 All train a `curator.heads.mlp.ProjectionHead` (2 FC layers by default, paper 000 §3.2) on
-standardised embeddings with the shared trainer (`curator.heads.train_loop.fit`).
+standardised embeddings with the shared trainer (`curator.heads.train_loop.fit`): `minibatch(make)`
+turns an `Objective` factory into a head's trainer (the registry holds one line per head).
 
 - ``ce``: cross-entropy baseline.
 - ``la``: Logit-Adjusted cross-entropy (paper 000 eq. 1-2), π = labelled class frequencies.
@@ -19,24 +20,25 @@ penalised for their class's rarity.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from curator.data.stats import class_counts
 from curator.heads import losses
-from curator.heads.base import HeadResult
+from curator.heads.base import HeadData, HeadResult
 from curator.heads.config import HeadsConfig
 from curator.heads.mlp import ProjectionHead
-from curator.heads.train_loop import Objective, common_signals, fit, last_mean
+from curator.heads.records import common_signals, last_mean
+from curator.heads.train_loop import Objective, fit
 
-STANDARD_HEADS = ("ce", "la", "lasl", "cb", "focal", "ldam")
 
-
-def class_counts(y: torch.Tensor | np.ndarray, n_classes: int) -> np.ndarray:
-    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
-    return np.bincount(y[y >= 0], minlength=n_classes)[:n_classes]
+def label_counts(y: torch.Tensor, n_classes: int) -> np.ndarray:
+    """(C,) counts of the labels y (N,) on any device; -1 (unlabeled) ignored."""
+    return class_counts(y.cpu().numpy(), n_classes)
 
 
 def resolve_tau(tau, n_classes: int) -> float | None:
@@ -53,14 +55,17 @@ class CrossEntropy(Objective):
 
 
 class LogitAdjusted(Objective):
-    """Paper 000 eq. 1-2."""
+    """Paper 000 eq. 1-2: cross-entropy of f(x) + log π_y; π = labelled class frequencies."""
 
     def setup(self, model, X, y, n_classes, epochs):
         super().setup(model, X, y, n_classes, epochs)
-        self.log_prior = losses.log_class_prior(class_counts(y, n_classes)).to(X.device)
+        self.log_prior = losses.log_class_prior(label_counts(y, n_classes)).to(X.device)
 
     def per_sample_loss(self, logits, targets):
         return losses.la_cross_entropy(logits, targets, self.log_prior)
+
+    def extras(self):
+        return {"log_prior": self.log_prior.cpu().numpy()}
 
 
 class LogitAdjustedSuperLoss(LogitAdjusted):
@@ -87,6 +92,9 @@ class LogitAdjustedSuperLoss(LogitAdjusted):
         rec["sigma"] = losses.superloss_sigma(rec["loss"], tau, self.lam)
         return rec
 
+    def signals(self, head, history, last_epochs):
+        return {f"{head}_sigma": last_mean(history["sigma"], last_epochs)}
+
 
 class ClassBalanced(Objective):
     def __init__(self, beta: float):
@@ -94,7 +102,7 @@ class ClassBalanced(Objective):
 
     def setup(self, model, X, y, n_classes, epochs):
         super().setup(model, X, y, n_classes, epochs)
-        self.weight = losses.class_balanced_weights(class_counts(y, n_classes), self.beta).to(X.device)
+        self.weight = losses.class_balanced_weights(label_counts(y, n_classes), self.beta).to(X.device)
 
     def per_sample_loss(self, logits, targets):
         return F.cross_entropy(logits, targets, weight=self.weight, reduction="none")
@@ -119,13 +127,26 @@ class NormedLinear(nn.Module):
         return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).T
 
 
+class Scaled(nn.Module):
+    """`inner`'s outputs times a constant (LDAM's decision logits s · cos)."""
+
+    def __init__(self, inner: nn.Module, scale: float):
+        super().__init__()
+        self.inner, self.scale = inner, scale
+
+    def forward(self, x):
+        return self.scale * self.inner(x)
+
+
 class LDAMDRW(Objective):
+    """LDAM (Cao et al. 2019, eq. 13) on a cosine classifier, class-balanced weights after `drw_start`."""
+
     def __init__(self, max_margin: float, scale: float, drw_start: float, beta: float):
         self.max_margin, self.scale, self.drw_start, self.beta = max_margin, scale, drw_start, beta
 
     def setup(self, model, X, y, n_classes, epochs):
         super().setup(model, X, y, n_classes, epochs)
-        counts = class_counts(y, n_classes)
+        counts = label_counts(y, n_classes)
         self.margins = losses.ldam_margins(counts, self.max_margin).to(X.device)
         self.cb_weight = losses.class_balanced_weights(counts, self.beta).to(X.device)
         self.weight = None
@@ -140,53 +161,37 @@ class LDAMDRW(Objective):
     def decision_logits(self, logits):
         return self.scale * logits
 
+    def classifier(self, d, n_classes):
+        return NormedLinear(d, n_classes)
 
-def make_objective(name: str, cfg: HeadsConfig) -> Objective:
-    if name == "ce":
-        return CrossEntropy()
-    if name == "la":
-        return LogitAdjusted()
-    if name == "lasl":
-        return LogitAdjustedSuperLoss(cfg.sl_lambda, cfg.tau, cfg.sl_tau_momentum)
-    if name == "cb":
-        return ClassBalanced(cfg.cb_beta)
-    if name == "focal":
-        return Focal(cfg.focal_gamma)
-    if name == "ldam":
-        return LDAMDRW(cfg.ldam_max_margin, cfg.ldam_scale, cfg.drw_start, cfg.cb_beta)
-    raise KeyError(f"unknown standard head {name!r}; known: {STANDARD_HEADS}")
+    def predictor(self, model):  # the model outputs cosines; the probabilities use scale · cosine
+        model.classifier = Scaled(model.classifier, self.scale)
+        return model
 
 
 def build_projection_head(d_in: int, n_classes: int, cfg: HeadsConfig) -> ProjectionHead:
     return ProjectionHead(d_in, n_classes, hidden=cfg.hidden, n_layers=cfg.n_layers, dropout=cfg.dropout)
 
 
-def train_standard(name: str, X: torch.Tensor, y: np.ndarray, n_classes: int, cfg: HeadsConfig, *,
-                   seed: int = 0, views: torch.Tensor | None = None) -> HeadResult:
-    """Train head `name` on standardised X (N, d) on its device; labels y (N,), -1 = unlabeled."""
-    torch.manual_seed(seed)
-    model = build_projection_head(X.shape[1], n_classes, cfg)
-    if name == "ldam":
-        model.classifier = NormedLinear(model.out_dim, n_classes)
-    model = model.to(X.device)
-    objective = make_objective(name, cfg)
-    probs, history = fit(model, X, y, n_classes, objective, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                         lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed, views=views, name=name)
-    signals = common_signals(name, probs, y, history, cfg.last_epochs)
-    if name == "lasl":
-        signals["lasl_sigma"] = last_mean(history, "sigma", cfg.last_epochs)
-    extras = {}
-    if name in ("la", "lasl"):
-        extras["log_prior"] = objective.log_prior.cpu().numpy()
-    if name == "ldam":  # the model outputs cosines; the probabilities use scale * cosine
-        model.classifier = _Scaled(model.classifier, cfg.ldam_scale)
-    return HeadResult(name, probs, signals, history, extras, model.eval())
+def minibatch(make_objective: Callable[[HeadsConfig], Objective]) -> Callable[[str, HeadData, HeadsConfig], HeadResult]:
+    """The trainer of a head that is the projection head + the shared loop with one objective.
 
+    The trainer takes (head name, standardised inputs, settings) and returns the head's result: its
+    probabilities, the four common columns plus the objective's own, its records, extras and model.
+    """
+    def train(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
+        torch.manual_seed(data.seed)
+        objective = make_objective(cfg)
+        model = build_projection_head(data.X.shape[1], data.n_classes, cfg)
+        classifier = objective.classifier(model.out_dim, data.n_classes)
+        if classifier is not None:
+            model.classifier = classifier
+        model = model.to(data.X.device)
+        probs, history = fit(model, data.X, data.y, data.n_classes, objective, epochs=cfg.epochs,
+                             batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=data.seed,
+                             views=data.views, name=name)
+        signals = common_signals(name, probs, data.y, history, cfg.last_epochs)
+        signals.update(objective.signals(name, history, cfg.last_epochs))
+        return HeadResult(name, probs, signals, history, objective.extras(), objective.predictor(model).eval())
 
-class _Scaled(nn.Module):
-    def __init__(self, inner: nn.Module, scale: float):
-        super().__init__()
-        self.inner, self.scale = inner, scale
-
-    def forward(self, x):
-        return self.scale * self.inner(x)
+    return train

@@ -1,4 +1,5 @@
-"""The shared mini-batch trainer of every head on cached embeddings.
+"""The shared mini-batch trainer of the heads on cached embeddings (every head but GDW and FSR,
+whose bi-level meta steps need loops of their own).
 
 Whole-tensor mini-batching: the (standardised) embeddings live on the device as one tensor and a
 batch is an index tensor into it, so there is no DataLoader and no per-sample Python work. With
@@ -10,7 +11,8 @@ head's per-sample quantities: ``loss`` (the head's base per-sample loss), ``marg
 logit minus the best other, on the decision logits), ``pred`` (argmax) and whatever the head adds
 (e.g. SuperLoss ``sigma``). These become RUN/history/<head>.npz, name -> (E, N).
 
-A head is an `Objective`: how to build batches, the batch loss, and what to record.
+A head is an `Objective`: how to build batches, the batch loss, what to record, and (optionally)
+its own classifier layer, signal columns and extras.
 """
 from __future__ import annotations
 
@@ -22,17 +24,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from curator.heads.losses import label_margin
+from curator.heads.mlp import ProjectionHead, eval_chunks
+from curator.heads.records import label_margin
 
 LOG = logging.getLogger(__name__)
-RECORD_CHUNK = 16384
+LABEL_FREE_RECORDS = ("pred",)  # records that do not depend on the given label (kept for unlabeled rows)
+
+
+def shuffled_batches(rng: np.random.Generator, idx: np.ndarray | int, batch_size: int) -> list[np.ndarray]:
+    """One shuffled epoch of `idx` (an index array, or n for 0..n-1) in batches of `batch_size`.
+
+    A last batch of a single sample joins the one before it: BatchNorm cannot train on one sample.
+    """
+    order = rng.permutation(idx)
+    out = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(out) > 1 and len(out[-1]) < 2:
+        last = out.pop()
+        out[-1] = np.concatenate([out[-1], last])
+    return out
+
+
+def batch_count(n: int, batch_size: int) -> int:
+    """How many batches `shuffled_batches` makes of n samples."""
+    k = -(-n // batch_size)
+    return k - 1 if k > 1 and n - (k - 1) * batch_size < 2 else k
 
 
 class Objective:
     """Base objective: random batches of labelled samples, cross-entropy. Subclasses override."""
-
-    #: record keys that do not depend on the given label (kept for unlabeled rows, y = -1)
-    label_free_keys: tuple[str, ...] = ("pred",)
 
     def setup(self, model: nn.Module, X: torch.Tensor, y: torch.Tensor, n_classes: int, epochs: int) -> None:
         """Called once before training (compute priors, weights... from y (N,), -1 = unlabeled)."""
@@ -40,13 +59,11 @@ class Objective:
         self.epochs = epochs
 
     def start_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Called at the start of every epoch (0-based), e.g. to switch on deferred re-weighting."""
 
     def batches(self, rng: np.random.Generator, train_idx: np.ndarray, batch_size: int) -> Iterator[Any]:
-        """Yield batches (index arrays into the N samples) for one epoch: a random permutation."""
-        perm = rng.permutation(train_idx)
-        for s in range(0, len(perm), batch_size):
-            yield perm[s:s + batch_size]
+        """Batches (index arrays into the N samples) for one epoch: a random permutation of `train_idx`."""
+        return iter(shuffled_batches(rng, train_idx, batch_size))
 
     def batch_loss(self, model: nn.Module, take, y: torch.Tensor, batch) -> torch.Tensor:
         """Scalar loss of one batch; `take(idx)` returns the (B, d) inputs of index array idx."""
@@ -66,24 +83,27 @@ class Objective:
         dec = self.decision_logits(logits)
         return {"loss": self.per_sample_loss(logits, y), "margin": label_margin(dec, y), "pred": dec.argmax(1)}
 
-    def parameters(self, model: nn.Module):
-        return model.parameters()
+    # --- what a head built on this objective adds (see curator.heads.standard.minibatch) -------------
+    def classifier(self, d: int, n_classes: int) -> nn.Module | None:
+        """A last layer replacing the projection head's linear classifier (d -> C), or None to keep it."""
+        return None
+
+    def signals(self, head: str, history: dict[str, np.ndarray], last_epochs: int) -> dict[str, np.ndarray]:
+        """Signal columns beyond the common four, from the records (E, N)."""
+        return {}
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def predictor(self, model: nn.Module) -> nn.Module:
+        """The trained model as a map from inputs to the decision logits."""
+        return model
 
 
-def _eval_all(model: nn.Module, X: torch.Tensor, fn) -> list:
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for s in range(0, X.shape[0], RECORD_CHUNK):
-            out.append(fn(s, model(X[s:s + RECORD_CHUNK])))
-    model.train()
-    return out
-
-
-def fit(model: nn.Module, X: torch.Tensor, y: np.ndarray, n_classes: int, objective: Objective, *,
-        epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0, seed: int = 0,
+def fit(model: ProjectionHead, X: torch.Tensor, y: np.ndarray, n_classes: int, objective: Objective, *,
+        epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int,
         views: torch.Tensor | None = None, name: str = "head") -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Train `model` on X (N, d) (already on its device) with labels y (N,), -1 = unlabeled.
+    """Train `model` with Adam on X (N, d) (already on its device) with labels y (N,), -1 = unlabeled.
 
     Returns (probs (N, C) float32 of the trained model, history name -> (E, N) array).
     `views` (V, N, d), when given, replaces X for training batches (one random view per sample).
@@ -99,7 +119,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: np.ndarray, n_classes: int, object
     if len(train_idx) == 0:
         raise ValueError(f"{name}: no labelled training samples")
     objective.setup(model, X, y_t, n_classes, epochs)
-    opt = torch.optim.Adam(objective.parameters(model), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     n_views = 0 if views is None else views.shape[0]
 
     def take(idx) -> torch.Tensor:
@@ -122,35 +142,15 @@ def fit(model: nn.Module, X: torch.Tensor, y: np.ndarray, n_classes: int, object
             opt.step()
             total += float(loss.detach())
             steps += 1
-        chunks = _eval_all(model, X, lambda s, logits: objective.record(logits, y_rec[s:s + logits.shape[0]]))
+        chunks = eval_chunks(model, X, lambda s, _, logits: objective.record(logits, y_rec[s:s + logits.shape[0]]))
         for key in chunks[0]:
             val = torch.cat([c[key] for c in chunks])
-            if key not in objective.label_free_keys and val.is_floating_point():
+            if key not in LABEL_FREE_RECORDS and val.is_floating_point():
                 val = val.masked_fill(unlabeled, float("nan"))
             arr = val.cpu().numpy()
             arr = arr.astype(np.int16 if not np.issubdtype(arr.dtype, np.floating) else np.float32)
             history.setdefault(key, []).append(arr)
         LOG.debug("%s epoch %d/%d: mean batch loss %.4f", name, epoch + 1, epochs, total / max(steps, 1))
-    probs = torch.cat(_eval_all(model, X, lambda s, logits: torch.softmax(objective.decision_logits(logits), 1)))
+    probs = torch.cat(eval_chunks(model, X, lambda s, _, logits: torch.softmax(objective.decision_logits(logits), 1)))
     LOG.info("%s: %d epochs on %d samples in %.1f s", name, epochs, len(train_idx), time.perf_counter() - t0)
     return probs.float().cpu().numpy(), {k: np.stack(v) for k, v in history.items()}
-
-
-# --- summaries of the records into signal columns --------------------------------------------------
-def last_mean(history: dict[str, np.ndarray], key: str, last_epochs: int) -> np.ndarray:
-    """Mean of a (E, N) record over its last `last_epochs` epochs, (N,) float32 (NaN stays NaN)."""
-    h = history[key]
-    return np.mean(h[-min(last_epochs, h.shape[0]):].astype(np.float64), axis=0).astype(np.float32)
-
-
-def common_signals(head: str, probs: np.ndarray, y: np.ndarray, history: dict[str, np.ndarray],
-                   last_epochs: int) -> dict[str, np.ndarray]:
-    """The four common columns of one head from its final probs (N, C) and records."""
-    y = np.asarray(y)
-    prob_label = np.where(y >= 0, probs[np.arange(len(y)), np.clip(y, 0, None)], np.nan).astype(np.float32)
-    return {
-        f"{head}_prob_label": prob_label,
-        f"{head}_pred": probs.argmax(1).astype(np.int64),
-        f"{head}_margin": last_mean(history, "margin", last_epochs),
-        f"{head}_loss": last_mean(history, "loss", last_epochs),
-    }

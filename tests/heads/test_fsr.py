@@ -7,9 +7,12 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from curator.heads.fsr import FSRConfig, fsr_sample_weights, train_fsr
-from curator.heads.meta import fetch_balanced_batch, gradient_alignment, meta_margin, reward_gradient
 from curator.columns import COLUMNS as SIGNAL_SPECS
+from curator.config import ConfigError
+from curator.heads.config import FSRConfig, HeadsConfig
+from curator.heads.fsr import fsr_sample_weights
+from curator.heads.meta import fetch_balanced_batch, gradient_alignment, meta_margin, reward_gradient
+from curator.heads.registry import train_head
 
 
 def _case(seed=0, n=9, m=6, h=4, c=3):
@@ -77,9 +80,10 @@ def test_signals_declared_and_config_validated():
     for name in ("fsr_meta_margin", "fsr_weight", "fsr_in_dictionary", "fsr_pseudo_label",
                  "fsr_prob_label", "fsr_pred", "fsr_margin", "fsr_loss"):
         assert name in SIGNAL_SPECS
-    from curator.config import ConfigError
-    with pytest.raises(ConfigError, match="unknown key"):
-        train_fsr(np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]), 2, cfg={"not_a_key": 1})
+    with pytest.raises(ConfigError, match="heads.fsr: unknown key"):  # checked when the recipe is read
+        HeadsConfig(fsr={"not_a_key": 1})
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        HeadsConfig.from_dict({"fsr": {"epochs": 2, "warmup_epochs": 2}})
 
 
 @pytest.mark.slow
@@ -88,7 +92,7 @@ def test_fsr_meta_margin_separates_planted_noise_on_long_tailed_digits():
 
     X, y, t = noisy_long_tailed_digits(seed=0)
     noisy = y != t
-    r = train_fsr(X, y, 10, seed=0, cfg=FSRConfig(epochs=12))
+    r = train_head("fsr", X, y, 10, HeadsConfig(fsr=FSRConfig(epochs=12)), seed=0)
     n = len(y)
     assert r.probs.shape == (n, 10)
     assert set(r.history) == {"meta_margin", "weight", "loss", "margin"} and all(v.shape == (12, n) for v in r.history.values())

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from curator.heads.gdw import (
-    GDWConfig, manipulated_surrogate, second_stage_update, train_gdw, zero_mean_constraint,
-)
-from curator.heads.meta import class_quota, initial_dictionary, select_dictionary
 from curator.columns import COLUMNS as SIGNAL_SPECS
+from curator.heads.config import GDWConfig, HeadsConfig
+from curator.heads.gdw import manipulated_surrogate, second_stage_update, zero_mean_constraint
+from curator.heads.meta import class_quota, initial_dictionary, select_dictionary
+from curator.heads.registry import train_head
 
 
 def _linear_case(seed=0, n=7, d=5, c=4):
@@ -102,7 +102,7 @@ def test_bad_input_is_named():
     y = np.arange(10) % 3
     y[4] = 7
     with pytest.raises(ValueError, match="sample 4"):
-        train_gdw(X, y, 3)
+        train_head("gdw", X, y, 3, seed=0)
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_gdw_weight_separates_planted_noise_on_long_tailed_digits():
 
     X, y, t = noisy_long_tailed_digits(seed=0)
     noisy = y != t
-    r = train_gdw(X, y, 10, seed=0, cfg=GDWConfig(epochs=12))
+    r = train_head("gdw", X, y, 10, HeadsConfig(gdw=GDWConfig(epochs=12)), seed=0)
     n, c = X.shape[0], 10
     assert r.probs.shape == (n, c) and np.allclose(r.probs.sum(1), 1, atol=1e-4)
     assert r.extras["omega"].shape == (n, c) and r.extras["omega_change"].shape == (n, c)
@@ -130,7 +130,7 @@ def test_gdw_weight_separates_planted_noise_on_low_dimensional_learned_like_feat
 
     X, y, t = noisy_long_tailed_digits(seed=0)
     Z = learned_like_features(X, dim=32, seed=0)
-    r = train_gdw(Z, y, 10, seed=0)
+    r = train_head("gdw", Z, y, 10, seed=0)
     w = r.signals["gdw_weight"]
     assert w.shape == (len(y),) and np.isfinite(w).all()
     assert roc_auc_score(y == t, w) >= 0.85, roc_auc_score(y == t, w)

@@ -129,7 +129,3 @@ def test_ldam_margins_and_loss():
     ref = torch.nn.functional.cross_entropy(torch.tensor([[3.0, 10 * (0.1 - 0.5)]]), torch.tensor([1]), reduction="none")
     torch.testing.assert_close(out, ref)
 
-
-def test_label_margin_by_hand():
-    logits = torch.tensor([[1.0, 3.0, 2.0], [5.0, 1.0, 0.0]])
-    np.testing.assert_allclose(losses.label_margin(logits, torch.tensor([2, 0])).numpy(), [-1.0, 4.0])
