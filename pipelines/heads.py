@@ -24,40 +24,15 @@ from curator.data.manifest import Dataset
 from curator.heads.base import HeadResult
 from curator.heads.config import HeadsConfig
 from curator.heads.registry import head_settings, head_spec, teacher_of, train_head
-from curator.rundir import RunDir, atomic_path
+from curator import runfiles
+from curator.heads.store import read_head, write_head
+from curator.rundir import RunDir
 from pipelines.prepare import train_rows
 
 
 def _array_fingerprint(a: np.ndarray) -> str:
     a = np.ascontiguousarray(a)
     return hashlib.sha256(str((a.shape, a.dtype.str)).encode() + a.tobytes()).hexdigest()[:16]
-
-
-def write_head(run: RunDir, result: HeadResult) -> None:
-    """Write RUN/heads/<name>.npz and RUN/history/<name>.npz atomically."""
-    arrays = {"probs": np.asarray(result.probs, np.float32),
-              "signal_names": np.array(sorted(result.signals), dtype=str), "seconds": np.array(result.seconds)}
-    for k, v in {**result.extras, **result.signals}.items():
-        if k in ("probs", "signal_names", "seconds"):
-            raise ValueError(f"head {result.name}: output name {k!r} is reserved")
-        arrays[k] = np.asarray(v)
-    for name, payload in ((f"heads/{result.name}.npz", arrays), (f"history/{result.name}.npz", result.history)):
-        with atomic_path(run / name) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **{k: np.asarray(v) for k, v in payload.items()})
-
-
-def load_head(run: RunDir, name: str) -> HeadResult:
-    """Reload a head's outputs from the run directory (model = None)."""
-    with np.load(run / f"heads/{name}.npz", allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    with np.load(run / f"history/{name}.npz", allow_pickle=False) as z:
-        history = {k: z[k] for k in z.files}
-    signal_names = [str(s) for s in data.pop("signal_names")]
-    probs = data.pop("probs")
-    seconds = float(data.pop("seconds", 0.0))
-    signals = {k: data.pop(k) for k in signal_names}
-    return HeadResult(name, probs, signals, history, data, None, seconds)
 
 
 def train_heads_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: HeadsConfig | None = None, *,
@@ -94,10 +69,10 @@ def train_heads_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: Hea
         def fn(h=h) -> None:
             result = train_head(h, embeddings, y, n_classes, cfg, seed=seed, meta_mask=meta_mask, device=device,
                                 results=results)
-            write_head(run, result)
+            write_head(run.path, result)
             results[h] = result
 
-        ran = run.run_stage(f"heads_{h}", fn, inputs=inputs, outputs=[f"heads/{h}.npz", f"history/{h}.npz"])
+        ran = run.run_stage(f"heads_{h}", fn, inputs=inputs, outputs=[runfiles.head_file(h), runfiles.history_file(h)])
         if not ran:
-            results[h] = load_head(run, h)
+            results[h] = read_head(run.path, h)
     return results

@@ -22,6 +22,7 @@ import pandas as pd
 from curator import runfiles
 from curator.data.problems import DataError
 from curator.evidence.graph import KnnGraph, read_knn_graph
+from curator.heads.store import read_head, read_history, stored_heads
 from curator.data.stats import SHOT_GROUPS, shot_group
 
 LOG = logging.getLogger(__name__)
@@ -104,23 +105,19 @@ class ExplorerRun:
         return self._once("knn", load)
 
     def head_array(self, head: str, name: str) -> np.ndarray | None:
-        """RUN/heads/<head>.npz[name] (e.g. ("gdw", "omega") -> (N, C)), or None."""
+        """An array a head stored (e.g. ("gdw", "omega") -> (N, C)), or None."""
         def load():
-            p = self.path / "heads" / f"{head}.npz"
-            if not p.exists():
+            if head not in stored_heads(self.path):
                 return None
-            with np.load(p, allow_pickle=False) as z:
-                return np.asarray(z[name]) if name in z.files else None
+            return read_head(self.path, head, history=False).extras.get(name)
         return self._once(f"heads/{head}/{name}", load)
 
     def histories(self) -> dict[str, dict[str, np.ndarray]]:
-        """{head: {record: (E, N) array}} from RUN/history/*.npz (empty when absent)."""
+        """{head: {record: (E, N) array}} of every stored head (empty when absent)."""
         def load():
-            out: dict[str, dict[str, np.ndarray]] = {}
-            for p in sorted((self.path / "history").glob("*.npz")):
-                with np.load(p, allow_pickle=False) as z:
-                    out[p.stem] = {k: np.asarray(z[k]) for k in z.files if z[k].ndim == 2 and z[k].shape[1] == self.n_samples}
-            return out
+            out = {h: {k: v for k, v in read_history(self.path, h).items() if v.ndim == 2 and v.shape[1] == self.n_samples}
+                   for h in stored_heads(self.path)}
+            return {h: recs for h, recs in out.items() if recs}
         return self._once("history", load)
 
     def sample_history(self, pos: int) -> pd.DataFrame:
