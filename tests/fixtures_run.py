@@ -5,7 +5,7 @@ adapter, so thumbnails go through the image accessor), a long-tailed subset (cla
 150·(150/8)^(−c/9) images: classes 0–3 "many", 4–8 "medium", 9 "few") with ~12% planted flipped
 labels (truth kept in ``true_label``), and writes every file of the run-directory contract:
 config.json, manifest.parquet, problems.parquet, provenance.json, embeddings.npy, knn.npz,
-heads/{lasl,gdw}.npz (GDW with ``omega``), history/{lasl,gdw,fsr}.npz, signals.parquet,
+heads/{lasl,gdw,fsr}.npz (GDW with ``omega``) and history/{lasl,gdw,fsr}.npz (curator.heads.store), signals.parquet,
 audit.parquet, classes.parquet, metrics.json and report.html. Signals are derived from a real
 kNN on PCA features of the pixels, so flagged samples are mostly the planted ones.
 
@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from curator.data.stats import shot_group
+from curator.heads.base import HeadResult
+from curator.heads.store import write_head
 
 N_CLASSES = 10
 
@@ -89,19 +91,15 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
     omega = np.ones((n, N_CLASSES), np.float32) + rng.normal(0, 0.05, (n, N_CLASSES)).astype(np.float32)
     omega[np.arange(n), label] -= (1 - agreement).astype(np.float32)
     omega[np.arange(n), knn_pred] += 0.5
-    (run / "heads").mkdir(exist_ok=True)
-    np.savez(run / "heads" / "lasl.npz", probs=probs)
-    np.savez(run / "heads" / "gdw.npz", probs=probs, omega=omega)
-
     epochs = 8
     t = np.linspace(0, 1, epochs)[:, None]                               # (E, 1)
     loss = (np.log(N_CLASSES) * (1 - t) - np.log(probs[np.arange(n), label] + 1e-6) * t).astype(np.float32)
     sigma = np.exp(-(loss - np.log(N_CLASSES)) / 2).astype(np.float32)
     margin = (np.log(probs[np.arange(n), label]) - np.log(np.partition(probs, -2, 1)[:, -2] + 1e-6)) * t
-    (run / "history").mkdir(exist_ok=True)
-    np.savez(run / "history" / "lasl.npz", loss=loss, sigma=sigma, margin=margin.astype(np.float32))
-    np.savez(run / "history" / "gdw.npz", omega_t=(1 - t * (1 - agreement)).astype(np.float32))
-    np.savez(run / "history" / "fsr.npz", meta_margin=(margin * 0.5).astype(np.float32))
+    write_head(run.path, HeadResult("lasl", probs, history={"loss": loss, "sigma": sigma, "margin": margin.astype(np.float32)}))
+    write_head(run.path, HeadResult("gdw", probs, history={"omega_t": (1 - t * (1 - agreement)).astype(np.float32)},
+                               extras={"omega": omega}))
+    write_head(run.path, HeadResult("fsr", probs, history={"meta_margin": (margin * 0.5).astype(np.float32)}))
 
     prob_label = probs[np.arange(n), label]
     signals = pd.DataFrame({
