@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.prepare import prepare_run
     from pipelines.ssl import embed_stage, resolve_config
 
-    run_dir, ds = prepare_run(args.out, DatasetOptions.from_args(args))
+    run_dir, ds = prepare_run(args.out, DatasetOptions.from_args(args), needs_labels=False)
     cfg = None if args.embeddings else resolve_config(ds, overrides=ssl_overrides(args))
     emb = embed_stage(run_dir, ds, cfg)
     result = {"run_dir": str(run_dir.path), "n_samples": int(emb.shape[0]), "dim": int(emb.shape[1]),

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.prepare import prepare_run
     from pipelines.ssl import pretrain_stage, resolve_config
 
-    run_dir, ds = prepare_run(args.out, DatasetOptions.from_args(args))
+    run_dir, ds = prepare_run(args.out, DatasetOptions.from_args(args), needs_labels=False)
     cfg = resolve_config(ds, overrides=ssl_overrides(args))
     pretrain_stage(run_dir, ds, cfg)
     hist = run_dir.read_json("checkpoints/history.json", {}) or {}
