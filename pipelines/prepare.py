@@ -121,7 +121,8 @@ def dataset_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[ChangedSample]
     for sid in both[differ.to_numpy()]:
         old_pin, new_pin = was[sid], now[sid]
         same_size = old_pin.split(":")[:2] == new_pin.split(":")[:2]
-        reason = "modified since the run last read it" if same_size else "content changed since the run last read it"
+        reason = ("changed since the run last read it (same size, modification time differs)" if same_size
+                  else "changed since the run last read it")
         out.append(ChangedSample(str(sid), str(a.loc[sid, "file"]) if "file" in a.columns else "", reason))
     return out
 

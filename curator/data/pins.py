@@ -116,9 +116,9 @@ def _describe_change(old: str, new: str) -> str:
     if old.startswith("stat:") and new.startswith("stat:"):
         old_size, new_size = old.split(":")[1], new.split(":")[1]
         if old_size != new_size:
-            return f"file changed since the run was written (size {old_size} -> {new_size} bytes)"
-        return "file modified since the run was written (modification time differs)"
-    return "image content differs from what the run read"
+            return f"file changed since the run read it (size {old_size} -> {new_size} bytes)"
+        return "file changed since the run read it (same size, modification time differs)"
+    return "image changed since the run read it (its pixels differ)"
 
 
 def changed_samples(manifest: pd.DataFrame, *, root: str | os.PathLike | None = None,
