@@ -212,6 +212,21 @@ def case_if_decompression_bomb_audit_on_bad_error(t):
 
 
 @case
+def case_if_decompression_bomb_pretrain_skips_it(t):
+    image_folder(t / "f")
+    (t / "f/cat/bomb.png").write_bytes(bomb_png())
+
+    def after():  # reported by sample id, left out, and the run went on to train
+        problems = pd.read_parquet(t / "run/problems.parquet").set_index("sample_id")
+        assert problems.loc["cat/bomb.png", "kind"] == "decompression_bomb"
+        assert problems.loc["cat/bomb.png", "action"] == "skipped"
+        assert len(pd.read_parquet(t / "run/manifest.parquet")) == 6
+        assert (t / "run/checkpoints/backbone.pt").exists()
+    return Case(["pretrain", "--dataset", "imagefolder", "--root", str(t / "f"), "--out", str(t / "run"),
+                 "--epochs", "1", "--backbone", "tiny_cnn", "--device", "cpu"], 0, [], after=after)
+
+
+@case
 def case_if_empty_class_folder(t):
     image_folder(t / "f", classes=("ant", "cat"))
     (t / "f/zebra").mkdir()
