@@ -65,7 +65,7 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
         config["image_root"] = str(ds.images.root.resolve())
     run.write_json("config.json", config)
     run.write_parquet("manifest.parquet", ds.manifest)
-    run.record_files("prepare", ["config.json", "manifest.parquet"])
+    run.record_files("prepare", ["manifest.parquet"])
     run.write_parquet("problems.parquet", ds.problems.to_frame())
     run.write_provenance(seed=options.seed, data_fingerprint=manifest_fingerprint(ds.manifest))
     n_train = int((ds.manifest["split"] == "train").sum())
