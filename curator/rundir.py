@@ -249,9 +249,12 @@ class RunDir:
 
     def record_files(self, stage: str, names: list[str]) -> None:
         """Record size + checksum of files written outside `run_stage` (e.g. ``prepare``'s manifest), so
-        readers can `verify_output` them too. The record has no inputs: it never makes anything skip."""
-        self.write_json(f"stages/{stage}.json", {"inputs": None, "outputs": list(names),
-                                                  "files": {n: file_record(self.path / n) for n in names},
+        readers can `verify_output` them too. The record has no inputs: it never makes anything skip.
+        It is rewritten only when a file differs from what it records."""
+        files = {n: file_record(self.path / n) for n in names}
+        if (self.stage_record(stage) or {}).get("files") == files:
+            return
+        self.write_json(f"stages/{stage}.json", {"inputs": None, "outputs": list(names), "files": files,
                                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
     def verify_output(self, name: str) -> None:

@@ -25,6 +25,15 @@ APP = str(ROOT / "ui" / "app.py")
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """AppTest installs the app script as sys.modules['__main__'] and leaves it there; a later test that
+    spawns processes (torch.multiprocessing) would re-run the app in each child. Put it back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 def _app(run: Path, monkeypatch, page: str | None = None) -> AppTest:
     monkeypatch.setenv("CURATOR_RUN_DIR", str(run))
     monkeypatch.setenv("CURATOR_MAP_METHOD", "pca")

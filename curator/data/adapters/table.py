@@ -169,18 +169,19 @@ def encode_labels(col: pd.Series, names: list[str], which: str, df: pd.DataFrame
     out = np.full(len(col), UNKNOWN, np.int64)
     present = col.notna().to_numpy()
     ids = df["_sid"].to_numpy()
+    range_kind = "true_label_out_of_range" if which == "true_label" else "label_out_of_range"
     if _is_numeric(col.dropna()):
         values = col.to_numpy(dtype=np.float64)
         finite = np.isfinite(values)
         whole = present & finite & (values == np.floor(np.where(finite, values, 0))) & (np.abs(np.where(finite, values, 0)) <= MAX_LABEL)
         out[whole] = values[whole].astype(np.int64)
         for i in np.flatnonzero(present & ~whole):
-            keep[i] &= report.add(str(ids[i]), str(df["path"].iat[i]), "label_out_of_range", f"{which} {values[i]!r} is not a class index")
+            keep[i] &= report.add(str(ids[i]), str(df["path"].iat[i]), range_kind, f"{which} {values[i]!r} is not a class index")
             out[i] = BAD
         if not from_file and names:
             n = len(names)
             for i in np.flatnonzero(whole & (out >= n)):
-                keep[i] &= report.add(str(ids[i]), str(df["path"].iat[i]), "label_out_of_range",
+                keep[i] &= report.add(str(ids[i]), str(df["path"].iat[i]), range_kind,
                                       f"{which} {int(out[i])} is far beyond the other labels (classes 0..{n - 1} inferred; "
                                       f"{int(out[i]) - n} classes in between would be empty): a typo? If it is a real class, "
                                       "list every class in classes.txt beside the table")
