@@ -69,8 +69,8 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
     run.write_parquet("problems.parquet", ds.problems.to_frame())
     run.write_provenance(seed=options.seed, data_fingerprint=manifest_fingerprint(ds.manifest))
     n_train = int((ds.manifest["split"] == "train").sum())
-    LOG.info("dataset %s: %d training samples, %d classes, %d problems reported", ds.name, n_train,
-             ds.n_classes, len(ds.problems.problems))
+    LOG.info("dataset %s: %d training samples, %d classes, %d problems reported (%d notes)", ds.name, n_train,
+             ds.n_classes, len(ds.problems.bad), len(ds.problems.notes))
     return run, ds
 
 
