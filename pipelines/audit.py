@@ -97,7 +97,7 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     t0 = time.perf_counter()
     stop = STAGES.index(until)
     options, rec = resolve_recipe(options, recipe=recipe, overrides=overrides)
-    run, ds = prepare_run(out, options, rec.record())
+    run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
     truth = ds.has_truth("train")
     summary: dict[str, Any] = {"run_dir": str(run.path), "n_samples": int(len(train_rows(ds))), "n_classes": ds.n_classes}

@@ -1,16 +1,30 @@
-"""The first stage: read the dataset and write config, manifest, problems and provenance."""
+"""The first stage: read the dataset, check it can be worked on, and write config, manifest,
+problems and provenance.
+
+`prepare_run` is where a run directory is opened for writing, so it takes the run's writer lock
+(`curator.rundir.RunDir.lock_for_writing`; a second process on the same ``--out`` exits with
+code 2 naming the first). Everything that would make a later, expensive stage fail is checked
+here, before pre-training: an empty training split, unusable or single-class labels
+(`curator.data.readiness`) and the ``--embeddings`` file (`curator.embeddings.check_embeddings_file`).
+A dataset whose samples changed since the run last read them (a file's size or mtime differs from
+its pin) is reported by sample id; the stages that depend on them then run again.
+"""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from curator.data.images import ArrayImages
+from curator.data.images import ArrayImages, FileImages
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.data.options import DatasetOptions
+from curator.data.pins import ChangedSample, describe_changes
 from curator.data.problems import Problem, ProblemReport
+from curator.data.readiness import check_ready
 from curator.data.registry import load_dataset
 from curator.data.validate import check_images
 from curator.rundir import RunDir
@@ -18,20 +32,45 @@ from curator.rundir import RunDir
 LOG = logging.getLogger(__name__)
 
 
-def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any] | None = None) -> tuple[RunDir, Dataset]:
-    """Load the dataset described by `options` and record it in the run directory `out`."""
+def _is_main_process() -> bool:
+    """False on the non-zero ranks of a torchrun job (rank 0 holds the run's writer lock for the job)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any] | None = None, *,
+                needs_labels: bool = True) -> tuple[RunDir, Dataset]:
+    """Load the dataset described by `options` and record it in the run directory `out`.
+
+    Raises `DataError` (exit code 2) before anything expensive when another process writes `out`,
+    when the data cannot be worked on (`curator.data.readiness.check_ready`; `needs_labels=False`
+    for pre-training / embedding only) or when the ``--embeddings`` file is unusable.
+    """
     run = RunDir(out)
+    if _is_main_process():
+        run.lock_for_writing()
     ds = load_dataset(options)
-    if not options.embeddings:  # pre-training will read every image: find the broken ones first
+    check_ready(ds, needs_labels=needs_labels)
+    if options.embeddings:
+        from curator.embeddings import check_embeddings_file
+
+        n_skipped = sum(1 for p in ds.problems.problems if p.action == "skipped" and p.sample_id)
+        check_embeddings_file(options.embeddings, len(ds.train), n_skipped=n_skipped)
+    else:  # pre-training will read every image: find the broken ones first
         ds = checked_images(run, ds)
-    run.write_json("config.json", {"dataset": options.to_dict(), "recipe": recipe or {}, "class_names": ds.class_names,
-                                   "dataset_info": ds.info})
+        check_ready(ds, needs_labels=needs_labels)
+    report_changes(run, ds)
+    config = {"dataset": options.to_dict(), "recipe": recipe or {}, "class_names": ds.class_names,
+              "dataset_info": ds.info}
+    if isinstance(ds.images, FileImages):  # where the pinned `file` paths of the manifest are relative to
+        config["image_root"] = str(ds.images.root.resolve())
+    run.write_json("config.json", config)
     run.write_parquet("manifest.parquet", ds.manifest)
+    run.record_files("prepare", ["manifest.parquet"])
     run.write_parquet("problems.parquet", ds.problems.to_frame())
     run.write_provenance(seed=options.seed, data_fingerprint=manifest_fingerprint(ds.manifest))
     n_train = int((ds.manifest["split"] == "train").sum())
-    LOG.info("dataset %s: %d training samples, %d classes, %d problems reported", ds.name, n_train,
-             ds.n_classes, len(ds.problems.problems))
+    LOG.info("dataset %s: %d training samples, %d classes, %d problems reported (%d notes)", ds.name, n_train,
+             ds.n_classes, len(ds.problems.bad), len(ds.problems.notes))
     return run, ds
 
 
@@ -65,3 +104,40 @@ def checked_images(run: RunDir, ds: Dataset) -> Dataset:
         return ds
     LOG.warning("%d images could not be decoded and are left out (see problems.parquet)", len(skipped))
     return ds.select(~ds.manifest["sample_id"].isin(skipped).to_numpy())
+
+
+def dataset_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[ChangedSample]:
+    """Samples present in both manifests whose content pin differs (the image changed in between)."""
+    if "pin" not in old.columns or "pin" not in new.columns:
+        return []
+    a = old[["sample_id", "pin"] + (["file"] if "file" in old.columns else [])].astype(str).set_index("sample_id")
+    b = new[["sample_id", "pin"]].astype(str).set_index("sample_id")
+    both = a.index.intersection(b.index)
+    if len(both) == 0:
+        return []
+    was, now = a.loc[both, "pin"], b.loc[both, "pin"]
+    differ = (was != now) & (was != "") & (now != "")
+    out = []
+    for sid in both[differ.to_numpy()]:
+        old_pin, new_pin = was[sid], now[sid]
+        same_size = old_pin.split(":")[:2] == new_pin.split(":")[:2]
+        reason = ("changed since the run last read it (same size, modification time differs)" if same_size
+                  else "changed since the run last read it")
+        out.append(ChangedSample(str(sid), str(a.loc[sid, "file"]) if "file" in a.columns else "", reason))
+    return out
+
+
+def report_changes(run: RunDir, ds: Dataset) -> list[ChangedSample]:
+    """Warn (by sample id) about samples whose image changed since this run directory last read the data."""
+    if not run.exists("manifest.parquet"):
+        return []
+    try:
+        old = pd.read_parquet(run / "manifest.parquet", columns=None)
+    except Exception as exc:  # noqa: BLE001 - an unreadable old manifest is simply replaced
+        LOG.warning("the run's previous manifest.parquet cannot be read (%s); it is replaced", exc)
+        return []
+    changed = dataset_changes(old, ds.manifest)
+    if changed:
+        LOG.warning("the dataset changed since this run last read it: %s; the stages that depend on the data run again",
+                    describe_changes(changed))
+    return changed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from curator.data.problems import DataError
-from ui.common import filter_sidebar, get_run, run_dir_from_argv
+from ui.common import filter_sidebar, get_run, image_notice, md, run_dir_from_argv
 
 st.set_page_config(page_title="curator explorer", page_icon=":material/image_search:", layout="wide")
 
@@ -21,8 +21,8 @@ if not st.session_state["run_dir"]:
 
 try:
     run = get_run()
-except DataError as exc:
-    st.error(str(exc))
+except DataError as exc:  # not a run, a damaged file, a run without samples: one line, no traceback
+    st.error(md(str(exc)))
     st.stop()
 
 pages = {
@@ -34,6 +34,10 @@ pages = {
 }
 st.session_state["pages"] = pages
 nav = st.navigation(list(pages.values()))
-st.sidebar.caption(f"Run: `{run.path}`")
+st.sidebar.caption(f"Run: {md(run.path)}")
 st.session_state["filter"] = filter_sidebar(run)
-nav.run()
+image_notice(run)
+try:
+    nav.run()
+except DataError as exc:  # a page hit a damaged or missing file: say which, not a traceback
+    st.error(md(str(exc)))

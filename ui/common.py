@@ -3,6 +3,10 @@
 No logic lives here beyond wiring: numbers come from `curator.explore`. The run is loaded once per
 process (`st.cache_resource`, shared read-only by every session); decisions are re-read whenever
 RUN/decisions.parquet changes, so a decision made in one tab shows in every other.
+
+Text that comes from the data (class names, sample ids, file names, error messages) goes through
+`md()` before any Streamlit call that renders Markdown (markdown, caption, info, warning, error,
+success): a class named ``[x](https://…)`` is shown as those characters, not as a link.
 """
 from __future__ import annotations
 
@@ -22,6 +26,17 @@ from curator.review import DECISIONS_FILE, load_decisions
 
 RUN_ENV = "CURATOR_RUN_DIR"
 THUMB = 96
+_MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:=&")
+
+
+def md(text) -> str:
+    """`text` escaped for Streamlit Markdown: every character with a meaning there (links, emphasis,
+    code, headings, lists, tables, HTML, LaTeX ``$``, ``:color[...]`` / ``:icon:`` directives) is
+    backslash-escaped and line breaks become spaces, so data shows as the plain text it is."""
+    out = []
+    for ch in " ".join(str(text).splitlines()):
+        out.append("\\" + ch if ch in _MD_SPECIAL else ch)
+    return "".join(out)
 
 
 def run_dir_from_argv(argv: list[str] | None = None) -> str | None:
@@ -78,12 +93,36 @@ def get_status(run: ExplorerRun) -> tuple[np.ndarray, np.ndarray, int]:
 
 @st.cache_resource(show_spinner="Opening the dataset's images…", max_entries=2)
 def get_thumbnails(path: str):
-    from curator.explore.thumbnails import Thumbnails, open_image_source
+    """Thumbnails of the run's pinned images (with the samples that changed since the run), or why not."""
+    from curator.explore.thumbnails import Thumbnails, open_run_images
 
     try:
-        return Thumbnails(open_image_source(path))
+        return Thumbnails(open_run_images(path))
     except Exception as exc:  # images may live on a disk that is not mounted here
-        return str(exc)
+        return f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+
+
+def image_notice(run: ExplorerRun) -> None:
+    """One warning when images cannot be shown, or some changed since the audit (naming those samples)."""
+    from curator.data.pins import describe_changes
+
+    thumbs = get_thumbnails(str(run.path))
+    if isinstance(thumbs, str):
+        st.warning(md(f"Images cannot be shown: {thumbs}"), icon=":material/hide_image:")
+    elif thumbs.changed:
+        st.warning(md(f"The dataset changed since this run read it: {describe_changes(thumbs.changed)}. "
+                      "Those images are not shown; re-run the audit on the current data."), icon=":material/warning:")
+    elif thumbs.run_images.unpinned:
+        st.caption("This run was written before curator pinned each sample's file, so images are found by their "
+                   "source path and a changed file cannot be detected.")
+
+
+def image_change(run: ExplorerRun, pos: int) -> str | None:
+    """Why the image of sample `pos` is not shown (it changed since the run read it), or None."""
+    thumbs = get_thumbnails(str(run.path))
+    if isinstance(thumbs, str):
+        return None
+    return thumbs.run_images.changed_refs.get(int(run.table["image_ref"].iat[pos]))
 
 
 def thumbnail(run: ExplorerRun, pos: int, size: int = THUMB) -> np.ndarray:

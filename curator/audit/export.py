@@ -12,8 +12,16 @@ relabel = use the new label):
   count per class) so ``torch.utils.data.WeightedRandomSampler(weights, len(weights))`` draws classes evenly.
 
 Output: a Parquet or CSV table (``sample_id``, ``source``, ``image_ref``, ``label``, ``original_label``,
-``weight``, ``decision``, ``decided_by``) and ``<name>.weights.npy`` (float64, same order) beside it. Both are
-written atomically, and never outside the chosen directory (`resolve_output`).
+``weight``, ``decision``, ``decided_by``; plus ``file`` when the run pinned image files) and
+``<name>.weights.npy`` (float64, same order) beside it. Both are written atomically, never outside
+the chosen directory (`resolve_output`), never onto a directory, and never over a run's own files:
+inside the run directory only ``RUN/exports/`` may be written (`check_not_in_run`).
+
+The run is read only after its files are verified (`curator.rundir.RunDir.verify_output`: a
+truncated or altered ``audit.parquet`` is refused with a message, not a parser's traceback), and
+the exported samples' image files are checked against their pins (`curator.data.pins`): if any
+changed since the audit, the export is refused naming them (``allow_changed=True`` /
+``--allow-changed`` exports anyway, with a warning).
 """
 from __future__ import annotations
 
@@ -24,13 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curator.data.pins import changed_samples, describe_changes
 from curator.data.problems import DataError
 from curator.review import load_decisions
-from curator.rundir import atomic_path, write_npy_atomic
+from curator.rundir import RunDir, atomic_path, write_npy_atomic
 
 LOG = logging.getLogger(__name__)
 POLICIES = ("clean", "relabel", "reweight")
 FORMATS = ("parquet", "csv")
+EXPORTS_DIR = "exports"  # the one place inside a run directory an export may write
 
 
 class UnsafePathError(DataError):
@@ -62,17 +72,71 @@ def resolve_output(out: str | os.PathLike, base: str | os.PathLike | None = None
     return target
 
 
+def check_not_in_run(target: Path, run_dir: str | os.PathLike) -> None:
+    """Refuse a `target` inside the run directory other than under ``RUN/exports/``, and a directory."""
+    if target.is_dir():
+        raise UnsafePathError(f"output path {str(target)!r} is a directory; give a file name, e.g. "
+                              f"{str(target / 'clean.parquet')!r}")
+    run = Path(run_dir).resolve()
+    if target.is_relative_to(run) and not target.is_relative_to(run / EXPORTS_DIR):
+        raise UnsafePathError(f"output path {str(target)!r} lies inside the run directory {str(run)!r}, where it could "
+                              f"replace the run's own files; write to {str(run / EXPORTS_DIR / target.name)!r} or outside the run")
+
+
+def _read_run_table(run: RunDir, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    run.verify_output(name)
+    try:
+        df = pd.read_parquet(run / name, columns=columns)
+    except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to recompute it
+        raise DataError(f"{str(run / name)!r} cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
+                        f"re-run `curator audit --out {run.path}` to recompute it") from None
+    missing = [c for c in (columns or []) if c not in df.columns]
+    if missing:
+        raise DataError(f"{str(run / name)!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
+    return df
+
+
+AUDIT_COLUMNS = ["sample_id", "label", "label_issue_score", "is_label_issue", "suggested_label", "suggested_label_confidence"]
+
+
+def changed_since_audit(run_dir: str | os.PathLike, sample_ids: pd.Series | None = None) -> list:
+    """Samples (of `sample_ids`, default all) whose pinned image file changed since the run read it.
+
+    Only file pins are checked here (one ``stat`` each); in-memory datasets (digits, CIFAR pickles) are
+    checked by the explorer and by re-runs, which re-open the dataset anyway.
+    """
+    run = RunDir(run_dir, create=False)
+    try:
+        man = pd.read_parquet(run / "manifest.parquet")
+    except Exception:  # noqa: BLE001 - reported by the caller's own read
+        return []
+    if "pin" not in man.columns:
+        return []
+    if sample_ids is not None:
+        man = man[man["sample_id"].astype(str).isin(set(sample_ids.astype(str)))]
+    man = man[man["pin"].astype(str).str.startswith("stat:")]
+    if not len(man):
+        return []
+    root = (run.read_json("config.json", {}) or {}).get("image_root")
+    if not root:
+        return []
+    return changed_samples(man, root=root)
+
+
 def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0.5, min_weight: float = 0.05,
                  class_balanced: bool = False) -> pd.DataFrame:
     """The exported table for `policy` (see the module docstring); rows in manifest order."""
     if policy not in POLICIES:
         raise ValueError(f"unknown export policy {policy!r}; expected one of {POLICIES}")
-    run = Path(run_dir)
-    for f in ("audit.parquet", "manifest.parquet"):
-        if not (run / f).exists():
-            raise DataError(f"{str(run / f)!r} not found: run `curator audit --out {run}` first")
-    audit = pd.read_parquet(run / "audit.parquet")
-    man = pd.read_parquet(run / "manifest.parquet", columns=["sample_id", "source", "image_ref"])
+    run = RunDir(run_dir, create=False)
+    if not run.path.is_dir():
+        raise DataError(f"run directory {str(run.path)!r} does not exist")
+    audit = _read_run_table(run, "audit.parquet", AUDIT_COLUMNS)
+    man = _read_run_table(run, "manifest.parquet")
+    missing = [c for c in ("sample_id", "source", "image_ref") if c not in man.columns]
+    if missing:
+        raise DataError(f"{str(run / 'manifest.parquet')!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
+    man = man[["sample_id", "source", "image_ref"] + (["file"] if "file" in man.columns else [])]
     df = audit[["sample_id", "label", "label_issue_score", "is_label_issue", "suggested_label",
                 "suggested_label_confidence"]].merge(man, on="sample_id", how="left")
     y = df["label"].to_numpy(np.int64)
@@ -87,7 +151,7 @@ def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: flo
         decision[ok], new_label[ok] = "relabel", sugg[ok]
         decision[flag & ~ok] = "drop"
     by = np.full(len(df), "audit", dtype=object)
-    dec = load_decisions(run)
+    dec = load_decisions(run.path)
     if len(dec):
         pos = pd.Series(np.arange(len(df)), index=df["sample_id"])
         dec = dec[dec["sample_id"].isin(pos.index)]
@@ -108,6 +172,8 @@ def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: flo
     out = pd.DataFrame({"sample_id": df["sample_id"].astype(str), "source": df["source"], "image_ref": df["image_ref"],
                         "label": new_label, "original_label": y, "weight": weight, "decision": decision,
                         "decided_by": by})
+    if "file" in df.columns and (df["file"].fillna("").astype(str) != "").any():
+        out["file"] = df["file"].fillna("").astype(str).to_numpy()  # the pinned image file, relative to the image root
     out = out[out["decision"] != "drop"].reset_index(drop=True)
     if not np.isfinite(out["weight"]).all() or (out["weight"] <= 0).any():
         raise RuntimeError("export produced non-finite or non-positive weights")  # a bug, never bad data
@@ -115,22 +181,41 @@ def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: flo
 
 
 def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, *, fmt: str | None = None,
-               base: str | os.PathLike | None = None, **kwargs) -> dict:
+               base: str | os.PathLike | None = None, allow_changed: bool = False, **kwargs) -> dict:
     """Write the export table and ``<stem>.weights.npy`` beside it (``clean.parquet`` → ``clean.weights.npy``, so
-    several exports can share a folder); return a summary dict."""
+    several exports can share a folder); return a summary dict.
+
+    Refused (`DataError`, nothing written): an `out` that is a directory or lies inside the run directory
+    outside ``RUN/exports/``; a run whose files are damaged; exported samples whose image file changed
+    since the audit (unless `allow_changed`)."""
     target = resolve_output(out, base)
+    check_not_in_run(target, run_dir)
     fmt = fmt or ("csv" if target.suffix.lower() == ".csv" else "parquet")
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {FORMATS}")
-    table = build_export(run_dir, policy, **kwargs)
     weights_path = resolve_output(f"{target.stem}.weights.npy", target.parent)
+    check_not_in_run(weights_path, run_dir)
+    other = RunDir(run_dir, create=False).writer() if Path(run_dir).is_dir() else None
+    if other:
+        from curator.rundir import describe_holder
+
+        LOG.warning("run %s is being written right now by %s; the export reflects its files as they are now",
+                    run_dir, describe_holder(other))
+    table = build_export(run_dir, policy, **kwargs)
+    changed = changed_since_audit(run_dir, table["sample_id"])
+    if changed and not allow_changed:
+        raise DataError(f"the image files of exported samples changed since the audit ({describe_changes(changed)}); "
+                        "re-run `curator audit` on the current data, or pass --allow-changed to export anyway")
+    if changed:
+        LOG.warning("exporting although %s", describe_changes(changed))
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False) if fmt == "csv" else table.to_parquet(tmp, index=False)
     write_npy_atomic(weights_path, table["weight"].to_numpy(np.float64))
-    n_total = len(pd.read_parquet(Path(run_dir) / "audit.parquet", columns=["sample_id"]))
+    n_total = len(pd.read_parquet(Path(run_dir) / "audit.parquet", columns=["sample_id"]))  # verified by build_export
     summary = {"policy": policy, "out": str(target), "weights": str(weights_path), "format": fmt, "n_rows": len(table),
                "n_dropped": n_total - len(table), "n_relabelled": int((table["label"] != table["original_label"]).sum()),
-               "n_review_decisions": int((table["decided_by"] == "review").sum())}
+               "n_review_decisions": int((table["decided_by"] == "review").sum()),
+               "n_changed_since_audit": len(changed), "changed_since_audit": [c.sample_id for c in changed[:100]]}
     LOG.info("export %s: %d rows (%d dropped, %d relabelled) -> %s", policy, len(table), summary["n_dropped"],
              summary["n_relabelled"], target)
     return summary

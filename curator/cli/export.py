@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-dir", default=None, help="directory the output must stay inside (then --out is relative to it)")
     p.add_argument("--min-confidence", type=float, default=0.5, help="relabel: least suggestion confidence used")
     p.add_argument("--class-balanced", action="store_true", help="reweight: balance classes by estimated clean mass")
+    p.add_argument("--allow-changed", dest="allow_changed", action="store_true",
+                   help="export even if image files of exported samples changed since the audit (default: refuse)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=_run)
 
@@ -23,7 +25,8 @@ def _run(args) -> int:
     from curator.audit.export import export_run
 
     summary = export_run(args.run, args.policy, args.out, fmt=args.fmt, base=args.base_dir,
-                         min_confidence=args.min_confidence, class_balanced=args.class_balanced)
+                         min_confidence=args.min_confidence, class_balanced=args.class_balanced,
+                         allow_changed=args.allow_changed)
     if args.json:
         print_json(summary)
     else:

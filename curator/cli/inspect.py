@@ -99,6 +99,13 @@ def format_summary(s: dict, *, show_problems: int = 10) -> str:
     lines.append(f"problems     {p['n']}" + (": " + ", ".join(f"{k} {v}" for k, v in p["by_kind"].items()) if p["n"] else ""))
     for e in p["examples"][:show_problems]:
         lines.append(f"  [{e['action']}] {e['kind']} {e['sample_id'] or '-'} ({e['source']}): {e['reason']}")
+    if p["n"] > min(show_problems, len(p["examples"])):
+        lines.append(f"  ... {p['n'] - min(show_problems, len(p['examples']))} more (--json, or problems.parquet in a run)")
+    notes = s.get("notes") or {"n": 0}
+    if notes["n"]:
+        lines.append(f"notes        {notes['n']} (not problems): " + ", ".join(f"{k} {v}" for k, v in notes["by_kind"].items()))
+        for e in notes["examples"][:min(show_problems, 5)]:
+            lines.append(f"  [{e['action']}] {e['kind']} {e['sample_id'] or '-'} ({e['source']}): {e['reason']}")
     if "images_checked" in s:
         ic = s["images_checked"]
         lines.append(f"images       {ic['n_checked']:,} decoded, {ic['n_bad']} bad, {ic['n_converted']} converted")

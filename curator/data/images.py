@@ -58,20 +58,42 @@ def to_rgb_uint8(img: Image.Image) -> tuple[np.ndarray, str | None]:
 
 
 def decode_image_bytes(data: bytes | memoryview | np.ndarray, *, strict: bool = True) -> tuple[np.ndarray, str | None]:
-    """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8, fully (truncation is detected)."""
+    """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8, fully (truncation is detected).
+
+    Anything a crafted or broken file can make the decoder raise becomes an `ImageError` with a
+    kind: ``empty_file``, ``unreadable_image``, ``truncated_image`` or ``decompression_bomb`` (a
+    header declaring more pixels than PIL's ``Image.MAX_IMAGE_PIXELS``; refused before decoding).
+    """
     raw = bytes(data)
     if len(raw) == 0:
         raise ImageError("zero-byte file", "empty_file")
     try:
         with Image.open(io.BytesIO(raw)) as img:
+            check_pixel_count(img.size)
             img.load()  # forces a full decode: truncated files raise here
             return to_rgb_uint8(img)
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError("not a recognised image format", "unreadable_image") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"refused to decode: {exc}", "decompression_bomb") from None
     except (OSError, SyntaxError, ValueError) as exc:
         msg = str(exc)
         kind = "truncated_image" if "truncated" in msg.lower() else "unreadable_image"
         raise ImageError(f"cannot decode image: {msg}", kind) from None
+    except Exception as exc:  # a hostile file can make a decoder raise anything; it is one bad sample
+        raise ImageError(f"cannot decode image: {type(exc).__name__}: {exc}", "unreadable_image") from None
+
+
+def check_pixel_count(size: tuple[int, int]) -> None:
+    """Refuse an image whose header declares more pixels than PIL's decompression-bomb limit."""
+    limit = Image.MAX_IMAGE_PIXELS
+    w, h = size
+    if limit and w * h > limit:
+        raise ImageError(f"the header declares {w} x {h} = {w * h:,} pixels, more than the decompression-bomb "
+                         f"limit of {int(limit):,} (PIL.Image.MAX_IMAGE_PIXELS); refused without decoding",
+                         "decompression_bomb")
 
 
 class ImageSource(ABC):

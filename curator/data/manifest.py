@@ -13,6 +13,11 @@ Columns (all present in every manifest):
 | image_ref   | int64  | index into the dataset's `ImageSource`                                   |
 | trusted     | bool   | the label is known to be clean (e.g. Clothing1M clean kv); meta set     |
 
+`curator.data.registry.load_dataset` adds the **pin** columns (`curator.data.pins`): ``file`` (the
+image file a row was read from, relative to ``Dataset.root``; ``""`` for in-memory images) and
+``pin`` (a cheap content fingerprint: size + mtime for files, a hash of the pixels / bytes for
+in-memory images), so every later reader can check that a sample is still the image the run saw.
+
 Adapters may add columns (e.g. ``clean_label`` sources); downstream code only relies on these.
 """
 from __future__ import annotations
@@ -64,8 +69,9 @@ def check_manifest(df: pd.DataFrame) -> None:
 
 
 def manifest_fingerprint(df: pd.DataFrame) -> str:
-    """A content hash of the manifest's identity columns (ids, labels, split, source)."""
-    cols = ["sample_id", "label", "true_label", "split", "source"]
+    """A content hash of the manifest's identity columns (ids, labels, split, source) and, when the
+    manifest is pinned, of each sample's content pin (so a changed image file re-runs the stages)."""
+    cols = ["sample_id", "label", "true_label", "split", "source"] + (["pin"] if "pin" in df.columns else [])
     h = pd.util.hash_pandas_object(df[cols], index=False).to_numpy()
     return hashlib.sha256(h.tobytes()).hexdigest()[:16]
 

@@ -5,7 +5,9 @@ import argparse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from curator.data.problems import ON_BAD_CHOICES
+from curator.data.problems import ON_BAD_CHOICES, DataError
+
+MAX_SEED = 2**32 - 1  # numpy, torch and Python's random all accept 0..2**32-1; curator derives seeds from it
 
 
 @dataclass
@@ -27,6 +29,22 @@ class DatasetOptions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def validate(self) -> None:
+        """Raise `DataError` naming the first option with a value no dataset can use.
+
+        Checked here (not only by argparse) so recipes, ``--set dataset.*`` and library callers get
+        the same one-line error: ``--limit`` >= 1, ``--seed`` in 0..2**32-1, ``--on-bad`` one of
+        skip/keep/error; the corruption values are checked by `curator.data.corruption`.
+        """
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise DataError(f"--dataset must name an adapter (see `curator datasets`), got {self.dataset!r}")
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+            raise DataError(f"--limit must be a whole number >= 1 (the number of training samples to keep), got {self.limit!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise DataError(f"--seed must be a whole number in 0..{MAX_SEED}, got {self.seed!r}")
+        if self.on_bad not in ON_BAD_CHOICES:
+            raise DataError(f"--on-bad must be one of {', '.join(ON_BAD_CHOICES)}, got {self.on_bad!r}")
+
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "DatasetOptions":
         names = {f for f in cls.__dataclass_fields__ if f != "extra"}
@@ -44,9 +62,31 @@ def add_dataset_args(parser: argparse.ArgumentParser, *, default_dataset: str | 
     g.add_argument("--gamma", type=float, default=None, help="imbalance ratio n_max/n_min for --imbalance")
     g.add_argument("--noise", choices=["none", "uniform", "flip", "asym"], default=None, help="synthetic label noise (default none)")
     g.add_argument("--noise-rate", dest="noise_rate", type=float, default=None, help="noise rate ν in [0, 1]")
-    g.add_argument("--seed", type=int, default=None, help="seed for corruption and training (default 0)")
-    g.add_argument("--limit", type=int, default=None, help="keep only the first N training samples")
+    g.add_argument("--seed", type=seed_value, default=None, help=f"seed for corruption and training, 0..{MAX_SEED} (default 0)")
+    g.add_argument("--limit", type=positive_int, default=None, help="keep only the first N training samples (N >= 1)")
     g.add_argument("--subset-indices", dest="subset_indices", default=None, help=".npy of training indices to keep")
     g.add_argument("--embeddings", default=None, help="precomputed embeddings (.npy or .parquet); skips pre-training")
     g.add_argument("--on-bad", dest="on_bad", choices=list(ON_BAD_CHOICES), default=None,
                    help="bad samples: skip (report and exclude, default), keep (report and keep), error (stop)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse turns the error into exit code 2 and one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """argparse type: a seed in 0..2**32-1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SEED}, got {value}")
+    return value

@@ -11,6 +11,7 @@ import numpy as np
 
 from curator.data.manifest import Dataset, check_manifest
 from curator.data.options import DatasetOptions
+from curator.data.pins import pin_manifest
 from curator.data.problems import DataError, ProblemReport
 
 LOG = logging.getLogger(__name__)
@@ -62,7 +63,11 @@ _register_optional()
 
 
 def load_dataset(options: DatasetOptions) -> Dataset:
-    """Adapter → subset/limit → corruption; returns the dataset with every problem reported."""
+    """Adapter → subset/limit → corruption → pins; returns the dataset with every problem reported.
+
+    Options are validated first (`DatasetOptions.validate`): a bad value is a `DataError`.
+    """
+    options.validate()
     if options.dataset not in ADAPTERS:
         known = ", ".join(sorted(ADAPTERS))
         raise DataError(f"unknown dataset {options.dataset!r}; known adapters: {known}")
@@ -80,6 +85,7 @@ def load_dataset(options: DatasetOptions) -> Dataset:
         from curator.data.corruption import corrupt
         ds = corrupt(ds, options)
     check_manifest(ds.manifest)
+    ds.manifest = pin_manifest(ds.manifest, ds.images, stat_files=bool(options.extra.get("stat_files", True)))
     return ds
 
 
@@ -92,17 +98,9 @@ def apply_subset(ds: Dataset, options: DatasetOptions) -> Dataset:
     train_pos = np.flatnonzero((m["split"] == "train").to_numpy())
     keep_train = train_pos
     if options.subset_indices:
-        path = Path(options.subset_indices)
-        if not path.exists():
-            raise DataError(f"--subset-indices file {str(path)!r} does not exist")
-        idx = np.load(path, allow_pickle=False).astype(np.int64).ravel()
-        bad = idx[(idx < 0) | (idx >= len(train_pos))]
-        if len(bad):
-            raise DataError(f"--subset-indices {str(path)!r}: index {int(bad[0])} out of range for {len(train_pos)} training samples")
-        if len(np.unique(idx)) != len(idx):
-            raise DataError(f"--subset-indices {str(path)!r} has repeated indices")
+        idx = read_subset_indices(options.subset_indices, len(train_pos))
         keep_train = train_pos[idx]
-        ds.info["subset_indices"] = str(path)
+        ds.info["subset_indices"] = str(options.subset_indices)
     if options.limit is not None:
         keep_train = keep_train[: options.limit]
     if len(keep_train) == len(train_pos) and not options.subset_indices:
@@ -110,3 +108,44 @@ def apply_subset(ds: Dataset, options: DatasetOptions) -> Dataset:
     other = np.flatnonzero((m["split"] != "train").to_numpy())
     rows = np.concatenate([keep_train, other])
     return ds.select(rows)
+
+
+def read_subset_indices(path: str | Path, n_train: int) -> np.ndarray:
+    """The `--subset-indices` file as (K,) int64 positions into the `n_train` training rows.
+
+    It must be a plain (non-pickled) 1-D ``.npy`` of integers (or of whole floats), each in
+    0..n_train-1, none repeated; anything else is a `DataError` naming the file and what is wrong.
+    """
+    path = Path(path)
+    where = f"--subset-indices {str(path)!r}"
+    if not path.is_file():
+        raise DataError(f"{where}: file does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+    try:
+        raw = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise DataError(f"{where} holds Python objects (a pickled array), which curator never unpickles; "
+                            "save the indices with np.save(path, np.asarray(indices, dtype=np.int64))") from None
+        raise DataError(f"{where} is not a readable .npy file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{where} is not a readable .npy file ({exc})") from None
+    if not isinstance(raw, np.ndarray):
+        raise DataError(f"{where} is an .npz archive; save one 1-D integer array with np.save")
+    if raw.ndim != 1:
+        raise DataError(f"{where}: expected a 1-D array of training indices, got shape {raw.shape}")
+    if raw.dtype.kind in "iu":
+        idx = raw.astype(np.int64)
+    elif raw.dtype.kind == "f" and np.isfinite(raw).all() and (raw == np.round(raw)).all() and np.abs(raw).max(initial=0) < 2**53:
+        idx = raw.astype(np.int64)
+    else:
+        raise DataError(f"{where}: expected integer indices, got dtype {raw.dtype}"
+                        + (" with fractional or non-finite values" if raw.dtype.kind == "f" else ""))
+    bad = idx[(idx < 0) | (idx >= n_train)]
+    if len(bad):
+        raise DataError(f"{where}: index {int(bad[0])} out of range for {n_train} training samples "
+                        f"(valid: 0..{n_train - 1}; {len(bad)} bad in all)")
+    if len(np.unique(idx)) != len(idx):
+        raise DataError(f"{where} has repeated indices")
+    if len(idx) == 0:
+        raise DataError(f"{where} is empty: it selects no training sample")
+    return idx

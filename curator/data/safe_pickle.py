@@ -3,7 +3,9 @@
 `pickle.load` on a user-supplied file runs whatever callable the file names (a crafted
 ``__reduce__`` can call ``os.system``). CIFAR batches only ever need plain containers, strings,
 numbers and numpy's array reconstruction, so `load_pickle` allows exactly those globals and
-refuses everything else with a `DataError` that names the file and the refused global.
+refuses everything else with a `DataError` that names the file and the refused global. Whatever
+else a crafted or corrupt file makes the unpickler raise (a declared 17 TB bytearray, an integer
+too large to convert, nesting too deep, a truncated stream) is also a `DataError` naming the file.
 
 Allowed globals:
 - ``builtins``: dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool;
@@ -68,8 +70,15 @@ def loads_restricted(data: bytes, *, encoding: str = "latin1", source: str = "<b
     except RefusedGlobal as exc:
         raise DataError(f"{source}: refused to unpickle global {exc.qualified!r} "
                         "(only containers, numbers, strings and numpy arrays are allowed in dataset pickles)") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise DataError(f"{source}: not a readable pickle ({type(exc).__name__}: {exc})") from None
+    except MemoryError:
+        raise DataError(f"{source}: the pickle declares an object too large to build (a crafted or corrupt file); "
+                        "refused") from None
+    except RecursionError:
+        raise DataError(f"{source}: the pickle nests objects too deeply (a crafted or corrupt file); refused") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a crafted file makes the unpickler raise is "unreadable"
+        text = str(exc)
+        text = text if len(text) <= 200 else text[:200] + "..."
+        raise DataError(f"{source}: not a readable pickle ({type(exc).__name__}: {text})") from None
 
 
 def load_pickle(path: str | os.PathLike, *, encoding: str = "latin1") -> Any:

@@ -93,12 +93,17 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         out["true_imbalance_ratio"] = imbalance_ratio(true_counts)
         out["true_shot_groups"] = shot_group_summary(true_counts, ds.class_names)
     problems = ds.problems
-    out["problems"] = {
-        "n": len(problems.problems),
+    bad, notes = problems.bad, problems.notes
+    out["problems"] = {  # bad samples and fatal errors; conversions and dataset notes are under "notes"
+        "n": len(bad),
         "by_kind": problems.summary(),
-        "by_action": _count(p.action for p in problems.problems),
-        "examples": [{"sample_id": p.sample_id, "source": p.source, "kind": p.kind, "reason": p.reason, "action": p.action}
-                     for p in problems.problems[:20]],
+        "by_action": _count(p.action for p in bad),
+        "examples": [_example(p) for p in bad[:20]],
+    }
+    out["notes"] = {
+        "n": len(notes),
+        "by_kind": problems.summary(notes=True),
+        "examples": [_example(p) for p in notes[:20]],
     }
     for key in ("label_set", "corruption", "images_checked"):
         if key in ds.info:
@@ -107,6 +112,10 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         out["realised_imbalance_ratio"] = ds.info["corruption"]["realised_imbalance_ratio"]
         out["realised_noise_rate"] = ds.info["corruption"]["realised_noise_rate"]
     return out
+
+
+def _example(p) -> dict[str, str]:
+    return {"sample_id": p.sample_id, "source": p.source, "kind": p.kind, "reason": p.reason, "action": p.action}
 
 
 def _count(items) -> dict[str, int]:

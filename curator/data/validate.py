@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -38,18 +39,29 @@ def _keep_mask(df: pd.DataFrame, bad_rows: np.ndarray, report: ProblemReport, ki
     return keep
 
 
-def check_labels(df: pd.DataFrame, n_classes: int, report: ProblemReport, *, allow_unlabeled: bool = False) -> pd.DataFrame:
-    """Report rows whose ``label`` (or known ``true_label``) is outside 0..C-1; return the kept rows."""
+def check_labels(df: pd.DataFrame, n_classes: int, report: ProblemReport, *,
+                 allow_unlabeled: bool | np.ndarray = False) -> pd.DataFrame:
+    """Report rows whose ``label`` (or known ``true_label``) is outside 0..C-1; return the kept rows.
+
+    `allow_unlabeled` lets label -1 (`UNLABELED`) through: everywhere (True) or on the rows of a
+    boolean mask (e.g. rows whose missing label was already reported and kept).
+    """
     label = df["label"].to_numpy()
-    low = -1 if allow_unlabeled else 0
-    bad = np.flatnonzero((label < low) | (label >= n_classes))
-    keep = _keep_mask(df, bad, report, "label_out_of_range",
-                      [f"label {int(label[i])} is outside 0..{n_classes - 1}" for i in bad])
+    allowed = np.broadcast_to(np.asarray(allow_unlabeled, dtype=bool), label.shape) & (label == UNKNOWN)
+    bad = np.flatnonzero(((label < 0) & ~allowed) | (label >= n_classes))
+    keep = _keep_mask(df, bad, report, "label_out_of_range", [_label_reason("label", int(label[i]), n_classes) for i in bad])
     true = df["true_label"].to_numpy()
     bad_t = np.flatnonzero(((true < 0) & (true != UNKNOWN)) | (true >= n_classes))
     keep &= _keep_mask(df, bad_t, report, "true_label_out_of_range",
-                       [f"true label {int(true[i])} is outside 0..{n_classes - 1}" for i in bad_t])
+                       [_label_reason("true label", int(true[i]), n_classes) for i in bad_t])
     return df[keep].reset_index(drop=True) if not keep.all() else df
+
+
+def _label_reason(which: str, value: int, n_classes: int) -> str:
+    if value == -1 and which == "label":
+        return (f"label -1 is not a class (classes are 0..{n_classes - 1}); curator has no 'unlabeled' marker: "
+                "give the sample its label or remove it")
+    return f"{which} {value} is outside 0..{n_classes - 1}"
 
 
 def dedupe_ids(df: pd.DataFrame, report: ProblemReport) -> pd.DataFrame:
@@ -96,6 +108,35 @@ def path_escapes(relative: str) -> bool:
     return norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../")
 
 
+def file_problem(root: Path, rel: str) -> tuple[str, str] | None:
+    """(kind, reason) if ``root/rel`` cannot be a sample's image file, else None (one ``lstat``).
+
+    Missing files, dangling symbolic links, links leading outside `root`, entries that are not
+    regular files (a FIFO would block a reader) and zero-byte files.
+    """
+    path = root / rel
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing_file", f"file not found: {path}"
+    except OSError as exc:
+        return "unreadable_image", f"cannot stat {path}: {exc.strerror or exc}"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            resolved = path.resolve(strict=True)
+            st = os.stat(path)
+        except (OSError, RuntimeError):
+            return "missing_file", f"dangling symbolic link {str(path)!r}: the file it points to does not exist"
+        root_resolved = root.resolve()
+        if not resolved.is_relative_to(root_resolved):
+            return "path_escapes_root", f"symbolic link {rel!r} leads to {str(resolved)!r}, outside the dataset root {str(root)!r}"
+    if not stat.S_ISREG(st.st_mode):
+        return "unreadable_image", f"{str(path)!r} is not a regular file (a folder, FIFO, socket or device)"
+    if st.st_size == 0:
+        return "empty_file", f"zero-byte file: {path}"
+    return None
+
+
 def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: ProblemReport, *, stat: bool = True) -> pd.DataFrame:
     """Report paths escaping `root`, missing files and zero-byte files (row i uses ``relpaths[image_ref[i]]``).
 
@@ -118,16 +159,9 @@ def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: P
             continue
         if not stat:
             continue
-        try:
-            size = os.stat(root / rel).st_size
-        except FileNotFoundError:
-            keep[row] = report.add(str(ids[row]), rel, "missing_file", f"file not found: {root / rel}")
-            continue
-        except OSError as exc:
-            keep[row] = report.add(str(ids[row]), rel, "unreadable_image", f"cannot stat {root / rel}: {exc}")
-            continue
-        if size == 0:
-            keep[row] = report.add(str(ids[row]), rel, "empty_file", f"zero-byte file: {root / rel}")
+        problem = file_problem(root, rel)
+        if problem is not None:
+            keep[row] = report.add(str(ids[row]), rel, *problem)
     return df[keep].reset_index(drop=True) if not keep.all() else df
 
 

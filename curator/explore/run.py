@@ -6,6 +6,10 @@ i = i-th ``split == "train"`` manifest row = row i of embeddings.npy, knn.npz, h
 history/*.npz). Files written by later stages are optional: a run with only a manifest opens too,
 and the UI says what is missing. Large per-sample arrays (kNN graph, GDW ω, histories) are loaded
 lazily, once, on first use.
+
+Every file is checked before it is parsed (`curator.rundir.RunDir.verify_output`): a truncated or
+altered artefact, a run without training samples or an unreadable file is a `DataError` with one
+line saying which file and how to recompute it — the explorer shows that line, not a traceback.
 """
 from __future__ import annotations
 
@@ -132,15 +136,38 @@ class ExplorerRun:
         return pd.concat(rows, ignore_index=True)
 
 
+def _read(path: Path, name: str, reader, **kwargs):
+    """`reader(path/name)` after checking the file against its stage record; DataError naming it."""
+    from curator.rundir import RunDir
+
+    RunDir(path, create=False).verify_output(name)
+    try:
+        return reader(path / name, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a damaged file: one line saying which and what to do
+        raise DataError(f"{str(path / name)!r} cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
+                        f"re-run `curator audit --out {path}` to recompute it") from None
+
+
+def _read_json(p: Path) -> Any:
+    return json.loads(p.read_text())
+
+
 def load_run(path: str | Path) -> ExplorerRun:
     """Load the run directory `path` for the explorer; DataError if it is not a run directory."""
     path = Path(path)
     if not (path / "manifest.parquet").exists():
         raise DataError(f"{str(path)!r} is not a curator run directory: manifest.parquet is missing "
                         "(create one with `curator audit --out DIR`)")
-    config = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
-    manifest = pd.read_parquet(path / "manifest.parquet", columns=MANIFEST_USED)
+    config = _read(path, "config.json", _read_json) if (path / "config.json").exists() else {}
+    manifest = _read(path, "manifest.parquet", pd.read_parquet)
+    missing = [c for c in MANIFEST_USED if c not in manifest.columns]
+    if missing:
+        raise DataError(f"{str(path / 'manifest.parquet')!r} lacks column(s) {missing}; it is not a curator manifest")
+    manifest = manifest[MANIFEST_USED]
     train = manifest[manifest["split"] == "train"].drop(columns=["split"]).reset_index(drop=True)
+    if len(train) == 0:
+        raise DataError(f"run {str(path)!r} has no training samples (manifest.parquet holds {len(manifest)} rows, none "
+                        "in the train split): nothing to explore; check the data with `curator inspect`")
     train["sample_id"] = train["sample_id"].astype(str)
     table = train
     id_index = pd.Index(table["sample_id"])
@@ -149,7 +176,7 @@ def load_run(path: str | Path) -> ExplorerRun:
         p = path / name
         if not p.exists():
             continue
-        other = _align(id_index, pd.read_parquet(p), name)
+        other = _align(id_index, _read(path, name, pd.read_parquet), name)
         new_cols = [c for c in other.columns if c not in table.columns]
         if name == "signals.parquet":
             signal_columns = new_cols
@@ -165,9 +192,9 @@ def load_run(path: str | Path) -> ExplorerRun:
     table["shot_group"] = pd.Categorical(table["shot_group"].astype(str), categories=list(SHOT_GROUPS))
     if "is_label_issue" in table.columns:
         table["is_label_issue"] = table["is_label_issue"].fillna(False).astype(bool)
-    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else None
-    classes = pd.read_parquet(path / "classes.parquet") if (path / "classes.parquet").exists() else None
-    diagnostics = json.loads((path / "diagnostics.json").read_text()) if (path / "diagnostics.json").exists() else {}
+    metrics = _read(path, "metrics.json", _read_json) if (path / "metrics.json").exists() else None
+    classes = _read(path, "classes.parquet", pd.read_parquet) if (path / "classes.parquet").exists() else None
+    diagnostics = _read(path, "diagnostics.json", _read_json) if (path / "diagnostics.json").exists() else {}
     LOG.info("explorer: loaded %s (%d training samples, %d columns)", path, len(table), table.shape[1])
     return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
                        classes=classes, warnings=list(diagnostics.get("warnings", [])), signal_columns=signal_columns,

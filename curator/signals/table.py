@@ -27,11 +27,12 @@ ID_COLUMNS = ["sample_id", "label", "true_label"]
 
 
 def head_columns(head_results: Mapping[str, HeadResult], labels: np.ndarray) -> dict[str, np.ndarray]:
-    """All heads' per-sample columns, checked for length and name clashes."""
+    """All heads' per-sample columns, checked for length and name clashes; in a fixed order (heads by name, then
+    each head's columns by name), so a table built from heads reloaded from disk equals one from fresh heads."""
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     cols: dict[str, np.ndarray] = {}
-    for hr in head_results.values():
+    for _, hr in sorted(head_results.items()):
         own = dict(hr.signals)
         if hr.probs is not None and len(hr.probs):
             probs = np.asarray(hr.probs)
@@ -42,7 +43,7 @@ def head_columns(head_results: Mapping[str, HeadResult], labels: np.ndarray) -> 
             pl[ok] = probs[np.flatnonzero(ok), labels[ok]]
             own.setdefault(f"{hr.name}_prob_label", pl)
             own.setdefault(f"{hr.name}_pred", probs.argmax(axis=1).astype(np.int64))
-        for name, values in own.items():
+        for name, values in sorted(own.items()):
             values = np.asarray(values)
             if values.shape != (n,):
                 raise ValueError(f"head {hr.name!r}: signal {name!r} has shape {values.shape}, expected ({n},)")

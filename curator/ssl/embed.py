@@ -93,8 +93,22 @@ def save_backbone(path: Path, backbone: nn.Module, *, name: str, width: int, fea
 
 
 def load_backbone(path: Path, device: torch.device) -> tuple[nn.Module, dict]:
-    """Rebuild the encoder saved by `save_backbone`; returns (backbone on device, metadata)."""
-    meta = torch.load(path, map_location="cpu", weights_only=True)
+    """Rebuild the encoder saved by `save_backbone`; returns (backbone on device, metadata).
+
+    Loaded with ``torch.load(weights_only=True)``: a damaged or crafted file is a `DataError`
+    naming it, never unpickled freely."""
+    import pickle
+
+    from curator.data.problems import DataError
+
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"encoder checkpoint {str(path)!r} cannot be loaded safely ({first}); delete it to train "
+                        "the encoder again") from None
+    if not isinstance(meta, dict) or "backbone_state" not in meta:
+        raise DataError(f"encoder checkpoint {str(path)!r} is not one curator wrote; delete it to train the encoder again")
     backbone, dim = build_backbone(meta["backbone"], meta["image_size"], meta["width"])
     backbone.load_state_dict(meta["backbone_state"])
     rec = meta["recipe"]

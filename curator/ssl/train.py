@@ -4,7 +4,8 @@
 - views augmented on the device in batch (`curator.ssl.augment`); bf16 autocast, channels_last and
   `torch.compile` on CUDA (compile guarded: a failure falls back to eager with a warning);
 - kNN monitor (k = 200, cosine, T = 0.1) every `knn_every` epochs and at the end;
-- a checkpoint (model, optimizer, epoch, history, RNG states) written atomically after every
+- a checkpoint (model, optimizer, epoch, history, RNG states — tensors, numbers, strings, lists and
+  dicts only, loaded with ``torch.load(weights_only=True)``) written atomically after every
   epoch by rank 0; a rerun with the same config resumes from it. The data order and every
   augmentation draw come from generators seeded by (seed, epoch, rank), so an interrupted-then-
   resumed run reproduces an uninterrupted one;
@@ -114,7 +115,14 @@ def make_optimizer(method: nn.Module, cfg: SSLConfig) -> torch.optim.Optimizer:
 
 
 def _rng_state(device: torch.device) -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG state as tensors, ints, floats, strings and lists only, so the checkpoint loads with
+    ``torch.load(weights_only=True)`` (numpy's and Python's states are tuples holding an ndarray)."""
+    bit_generator, key, pos, has_gauss, cached = np.random.get_state()
+    version, py_state, gauss_next = random.getstate()
+    st = {"torch": torch.get_rng_state(),
+          "numpy": {"bit_generator": str(bit_generator), "key": torch.from_numpy(np.asarray(key, np.int64)),
+                    "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+          "python": {"version": int(version), "state": [int(v) for v in py_state], "gauss_next": gauss_next}}
     if device.type == "cuda":
         st["cuda"] = torch.cuda.get_rng_state(device)
     return st
@@ -122,10 +130,30 @@ def _rng_state(device: torch.device) -> dict:
 
 def _set_rng_state(st: dict, device: torch.device) -> None:
     torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
+    n = st["numpy"]
+    np.random.set_state((n["bit_generator"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    py = st["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     if device.type == "cuda" and "cuda" in st:
         torch.cuda.set_rng_state(st["cuda"], device)
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict | None:
+    """The training checkpoint at `path`, loaded with ``weights_only=True`` (never unpickled freely);
+    None, with a warning, if it cannot be loaded that way (damaged, crafted, or not written by curator)."""
+    import pickle
+
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        LOG.warning("checkpoint %s cannot be loaded safely (%s); training starts afresh", path, first)
+        return None
+    if not isinstance(ck, dict) or not {"model", "optimizer", "epoch", "history", "rng"} <= set(ck):
+        LOG.warning("checkpoint %s is not a curator training checkpoint; training starts afresh", path)
+        return None
+    return ck
 
 
 def _monitor(method: SSLMethod, data: TrainData, rec: AugmentRecipe, cfg: SSLConfig, device: torch.device,
@@ -199,8 +227,8 @@ def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.devi
     result = PretrainResult(method, rec, bb_name)
     start = 0
     last = ckpt_dir / "last.pt"
-    if last.exists():
-        ck = torch.load(last, map_location=device, weights_only=False)
+    ck = load_checkpoint(last, device) if last.exists() else None
+    if ck is not None:
         if ck.get("fingerprint") == fp:
             method.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])

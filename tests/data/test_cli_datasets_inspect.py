@@ -37,7 +37,9 @@ def test_inspect_table_and_check_images(tmp_path, capsys):
     assert "imbalance" in text and "shot groups" in text and "unreadable_image" in text and "grayscale_image" in text
     assert main(["inspect", "--dataset", "csv", "--root", str(tmp_path / "m.csv"), "--check-images", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["n_samples"] == 4 and out["problems"]["by_kind"] == {"unreadable_image": 1, "grayscale_image": 4}
+    # conversions are notes, not problems
+    assert out["n_samples"] == 4 and out["problems"]["by_kind"] == {"unreadable_image": 1}
+    assert out["notes"]["by_kind"] == {"inferred_classes": 1, "grayscale_image": 4}
 
 
 def test_clear_errors_exit_2(tmp_path, capsys):

@@ -46,7 +46,7 @@ EXPECTED = {"truncated.jpg": "truncated_image", "garbage.jpg": "unreadable_image
 def test_every_bad_or_converted_image_is_reported(folder):
     ds = load_dataset(DatasetOptions(dataset="csv", root=str(folder / "m.csv")))
     # the cheap load-time check already catches the zero-byte file
-    assert dict(zip(ds.problems.to_frame()["sample_id"], ds.problems.to_frame()["kind"])) == {"zero.jpg": "empty_file"}
+    assert {p.sample_id: p.kind for p in ds.problems.bad} == {"zero.jpg": "empty_file"}
     checked = check_images(ds, ds.problems, progress=False)
     p = ds.problems.to_frame().set_index("sample_id")
     for sid, kind in EXPECTED.items():

@@ -69,7 +69,8 @@ def test_table_with_names_truth_splits(tmp_path, kind):
     assert list(ds.train["label"]) == [1, 2, 0, 1, 2]
     assert int((ds.train["label"] != ds.train["true_label"]).sum()) == 1
     assert list(ds.split("test")["sample_id"]) == ["img/5.png"]
-    assert ds.problems.problems == []
+    assert ds.problems.bad == []  # only the note that the classes were inferred
+    assert [p.kind for p in ds.problems.notes] == ["inferred_classes"]
 
 
 def test_table_bad_inputs_are_reported(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from curator.explore.filters import page_of
-from ui.common import decision_text, filtered_positions, get_run, open_sample, save_decision, thumbnail
+from ui.common import decision_text, filtered_positions, get_run, md, open_sample, save_decision, thumbnail
 
 run = get_run()
 st.title("Flagged samples")
@@ -34,15 +34,16 @@ for start in range(0, len(shown), n_cols):
         given = int(t["label"].iat[pos])
         with col.container(border=True):
             st.image(thumbnail(run, pos), width=96)
-            line = f"**{run.class_name(given)}**"
+            line = f"**{md(run.class_name(given))}**"
             if has_sug:
                 sug = int(t["suggested_label"].iat[pos])
-                line += f" → **{run.class_name(sug)}**" if sug != given else " (kept)"
+                line += f" → **{md(run.class_name(sug))}**" if sug != given else " (kept)"
             st.markdown(line)
             if run.has_audit:
-                st.caption(f"score {t['label_issue_score'].iat[pos]:.2f} · {t['shot_group'].iat[pos]} · {decision_text(run, pos)}")
+                st.caption(f"score {t['label_issue_score'].iat[pos]:.2f} · {t['shot_group'].iat[pos]} · "
+                           f"{md(decision_text(run, pos))}")
             else:
-                st.caption(decision_text(run, pos))
+                st.caption(md(decision_text(run, pos)))
             b = st.columns(3)
             if b[0].button(":material/check:", key=f"keep_{sid}", help="Keep: the given label is right"):
                 save_decision(run, [sid], "keep")

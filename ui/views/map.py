@@ -11,7 +11,7 @@ from curator.data.problems import DataError
 from curator.explore.embedding_map import DEFAULT_MAX_POINTS, embedding_map, samples_in_region
 from curator.explore.filters import filter_mask, sortable_columns
 from curator.explore.review import REVIEW_STATUSES
-from ui.common import get_run, get_status, map_method_from_argv, open_sample, thumbnail
+from ui.common import get_run, get_status, map_method_from_argv, md, open_sample, thumbnail
 
 MAX_DRAWN = 20_000  # points sent to the browser; the rest of the cached map is thinned out for drawing
 
@@ -29,7 +29,7 @@ t = run.table
 st.title("Embedding map")
 points = _map(str(run.path), map_method_from_argv())
 if isinstance(points, str):
-    st.info(points)
+    st.info(md(points))
     st.stop()
 pos = run.id_index.get_indexer(points["sample_id"])
 points = points[pos >= 0].assign(pos=pos[pos >= 0])
@@ -74,7 +74,7 @@ if sel and "x" in sel and "y" in sel:
     for i, (sid, q) in enumerate(zip(inside["sample_id"].head(16), inside["pos"].head(16))):
         with cols[i % 8]:
             st.image(thumbnail(run, int(q)), width=72)
-            st.caption(run.class_name(int(t["label"].iat[int(q)])))
+            st.caption(md(run.class_name(int(t["label"].iat[int(q)]))))
             if st.button("Open", key=f"map_open_{sid}"):
                 open_sample(str(sid))
     listing = t.iloc[inside["pos"].to_numpy()[:500]]

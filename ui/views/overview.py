@@ -8,7 +8,7 @@ import streamlit as st
 from curator.columns import describe
 from curator.explore.filters import sortable_columns
 from curator.explore.overview import class_summary, overview_stats, signal_histogram, tails_at_risk
-from ui.common import get_run, get_status
+from ui.common import get_run, get_status, md
 
 run = get_run()
 st.title("Overview")
@@ -16,7 +16,7 @@ stats = overview_stats(run)
 _, _, n_decisions = get_status(run)
 
 for w in run.warnings:
-    st.warning(w, icon="⚠️")
+    st.warning(md(w), icon="⚠️")
 
 cols = st.columns([1, 1, 1, 1.8, 1])  # the flagged count carries its share: give it room not to be cut off
 cols[0].metric("Training samples", f"{stats['n_samples']:,}")
@@ -67,7 +67,7 @@ st.subheader("Tail classes at risk")
 risk = tails_at_risk(summary)
 if len(risk):
     st.warning(f"{len(risk)} tail class(es) fall below 20 estimated clean samples: "
-               + ", ".join(f"**{r['name']}** ({int(r['count'])} labelled, ~{r.get('estimated_true_count', r['count']):.0f} clean)"
+               + ", ".join(f"**{md(r['name'])}** ({int(r['count'])} labelled, ~{r.get('estimated_true_count', r['count']):.0f} clean)"
                            for _, r in risk.iterrows()))
 else:
     st.success("No tail class falls below 20 estimated clean samples.")

@@ -7,7 +7,7 @@ import streamlit as st
 from curator.data.problems import DataError
 from curator.explore.review import REVIEW_STATUSES, export_manifest
 from curator.review import load_decisions
-from ui.common import filtered_positions, get_run, get_status, save_decision
+from ui.common import filtered_positions, get_run, get_status, md, save_decision
 
 run = get_run()
 t = run.table
@@ -73,7 +73,7 @@ if st.button("Export", key="export_button"):
     try:
         summary = export_manifest(run.path, policy, out)
     except (DataError, ValueError) as exc:
-        st.error(f"Export failed: {exc}")
+        st.error(md(f"Export failed: {exc}"))
     else:
-        st.success(f"Exported with policy {policy} to {summary.get('out', out)}")
+        st.success(md(f"Exported with policy {policy} to {summary.get('out', out)}"))
         st.json({k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))})

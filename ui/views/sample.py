@@ -9,7 +9,7 @@ import streamlit as st
 
 from curator.data.problems import DataError
 from curator.columns import describe
-from ui.common import decision_text, filtered_positions, get_run, open_sample, save_decision, thumbnail
+from ui.common import decision_text, filtered_positions, get_run, image_change, md, open_sample, save_decision, thumbnail
 
 run = get_run()
 t = run.table
@@ -28,7 +28,7 @@ st.session_state["_sample_shown"] = st.session_state["sample_id"]
 try:
     pos = run.position(st.session_state["sample_id"])
 except DataError as exc:
-    st.error(str(exc))
+    st.error(md(str(exc)))
     st.stop()
 sid = str(t["sample_id"].iat[pos])
 
@@ -49,23 +49,26 @@ given = int(t["label"].iat[pos])
 left, mid, right = st.columns([1, 1, 2])
 with left:
     st.image(thumbnail(run, pos, 224), width=224)
-    st.caption(f"source: {t['source'].iat[pos]}")
+    changed = image_change(run, pos)
+    if changed:
+        st.warning(md(f"The image of this sample changed since the run read it ({changed}); it is not shown."))
+    st.caption(f"source: {md(t['source'].iat[pos])}")
 with mid:
-    st.markdown(f"**Given label:** {run.class_name(given)}")
+    st.markdown(f"**Given label:** {md(run.class_name(given))}")
     if "suggested_label" in t.columns:
         conf = t["suggested_label_confidence"].iat[pos] if "suggested_label_confidence" in t.columns else float("nan")
-        st.markdown(f"**Suggested label:** {run.class_name(int(t['suggested_label'].iat[pos]))} (confidence {conf:.2f})")
+        st.markdown(f"**Suggested label:** {md(run.class_name(int(t['suggested_label'].iat[pos])))} (confidence {conf:.2f})")
     if run.has_audit:
         flagged = bool(t["is_label_issue"].iat[pos])
         st.metric("label_issue_score", f"{t['label_issue_score'].iat[pos]:.3f}",
                   help="How likely the given label is wrong (1 = almost surely wrong).")
         st.markdown(":red[**flagged as a label issue**]" if flagged else ":green[not flagged]")
     if int(t["true_label"].iat[pos]) >= 0:
-        st.markdown(f"**True label (known):** {run.class_name(int(t['true_label'].iat[pos]))}")
+        st.markdown(f"**True label (known):** {md(run.class_name(int(t['true_label'].iat[pos])))}")
     st.markdown(f"**Shot group:** {t['shot_group'].iat[pos]}")
 with right:
     st.subheader("Review")
-    st.markdown(f"Current decision: **{decision_text(run, pos)}**")
+    st.markdown(f"Current decision: **{md(decision_text(run, pos))}**")
     b = st.columns(4)
     if b[0].button("Keep label", key="s_keep"):
         save_decision(run, [sid], "keep")
@@ -143,6 +146,6 @@ else:
         lab = int(t["label"].iat[j])
         with col:
             st.image(thumbnail(run, j), width=80)
-            st.caption(f"{'✅' if lab == given else '❌'} {run.class_name(lab)} · {s:.2f}")
+            st.caption(f"{'✅' if lab == given else '❌'} {md(run.class_name(lab))} · {s:.2f}")
             if st.button("Open", key=f"nb_{j}"):
                 open_sample(str(t["sample_id"].iat[j]))

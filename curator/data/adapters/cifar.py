@@ -80,6 +80,22 @@ def _key(d: dict, key: str, path: Path):
     raise DataError(f"{str(path)!r}: pickle has no {key!r} entry (keys: {sorted(_text(k) for k in d)})")
 
 
+def _int_labels(values, path: Path, key: str) -> np.ndarray:
+    """`values` as a 1-D int64 array; DataError (naming the file) for anything else, e.g. a huge int."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.ndim == 1:
+        return values.astype(np.int64)
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        raise DataError(f"{str(path)!r}: {key!r} must be a list of integer labels, found {type(values).__name__}")
+    try:
+        arr = np.asarray(values)
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise ValueError(f"found {arr.dtype} of shape {arr.shape}")
+        return arr.astype(np.int64)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise DataError(f"{str(path)!r}: {key!r} must be a list of integer labels ({type(exc).__name__}: "
+                        f"{str(exc)[:120]})") from None
+
+
 def read_batch(path: Path, labels_key: str) -> tuple[np.ndarray, np.ndarray]:
     """One batch file -> (images (N, 32, 32, 3) uint8, labels (N,) int64)."""
     if not path.is_file():
@@ -87,10 +103,11 @@ def read_batch(path: Path, labels_key: str) -> tuple[np.ndarray, np.ndarray]:
     d = load_pickle(path)
     if not isinstance(d, dict):
         raise DataError(f"{str(path)!r}: expected a pickled dict, found {type(d).__name__}")
-    data = np.asarray(_key(d, "data", path))
-    labels = np.asarray(_key(d, labels_key, path), dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{str(path)!r}: 'data' must be N x 3072 uint8, found {data.shape} {data.dtype}")
+    data, labels = _key(d, "data", path), _key(d, labels_key, path)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        found = f"{data.shape} {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{str(path)!r}: 'data' must be an N x 3072 uint8 array, found {found}")
+    labels = _int_labels(labels, path, labels_key)
     if len(labels) != len(data):
         raise DataError(f"{str(path)!r}: {len(data)} images but {len(labels)} labels")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 3072) -> (N, 32, 32, 3)
@@ -104,7 +121,10 @@ def read_cifar(root: str | Path, layout: CifarLayout) -> CifarArrays:
     meta = load_pickle(meta_path)
     if not isinstance(meta, dict):
         raise DataError(f"{str(meta_path)!r}: expected a pickled dict, found {type(meta).__name__}")
-    names = [_text(n) for n in _key(meta, layout.names_key, meta_path)]
+    raw_names = _key(meta, layout.names_key, meta_path)
+    if not isinstance(raw_names, (list, tuple)) or not all(isinstance(n, (str, bytes)) for n in raw_names):
+        raise DataError(f"{str(meta_path)!r}: {layout.names_key!r} must be a list of class names")
+    names = [_text(n) for n in raw_names]
     parts = {split: [read_batch(folder / f, layout.labels_key) for f in files]
              for split, files in (("train", layout.train_files), ("test", layout.test_files))}
     train_x = np.ascontiguousarray(np.concatenate([p[0] for p in parts["train"]]))
