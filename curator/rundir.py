@@ -142,6 +142,27 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def reset_peak_memory() -> None:
+    """Reset this process's resident-memory high-water mark (Linux: /proc/self/clear_refs), so the next
+    `peak_memory_mb` is the peak of what runs in between; a no-op where the kernel does not offer it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb() -> float | None:
+    """Peak resident memory (MiB) of this process since start or the last `reset_peak_memory` (VmHWM), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 class RunDir:
     """A run directory with atomic I/O helpers and stage bookkeeping."""
 
@@ -234,17 +255,20 @@ class RunDir:
             return False
         t0 = time.perf_counter()
         LOG.info("stage %s: running", stage)
+        reset_peak_memory()
         fn()
         seconds = time.perf_counter() - t0
+        peak = peak_memory_mb()
         missing = [o for o in outputs if not (self.path / o).exists()]
         if missing:
             raise RuntimeError(f"stage {stage} finished without writing {missing}")
         self.write_json(f"stages/{stage}.json", {"inputs": fp, "outputs": outputs,
                                                   "files": {o: file_record(self.path / o) for o in outputs},
-                                                  "seconds": round(seconds, 3),
+                                                  "seconds": round(seconds, 3), "peak_memory_mb": peak,
                                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        self.record_timing(stage, seconds)
-        LOG.info("stage %s: done in %.1f s (wrote %s)", stage, seconds, ", ".join(outputs))
+        self.record_timing(stage, seconds, peak)
+        LOG.info("stage %s: done in %.1f s%s (wrote %s)", stage, seconds,
+                 f", peak memory {peak / 1024:.2f} GiB" if peak else "", ", ".join(outputs))
         return True
 
     def record_files(self, stage: str, names: list[str]) -> None:
@@ -294,9 +318,11 @@ class RunDir:
         return current_writer(self.path)
 
     # --- provenance ------------------------------------------------------------------------
-    def record_timing(self, stage: str, seconds: float) -> None:
+    def record_timing(self, stage: str, seconds: float, peak_memory_mb: float | None = None) -> None:
         prov = self.read_json("provenance.json", {}) or {}
         prov.setdefault("timings_s", {})[stage] = round(seconds, 3)
+        if peak_memory_mb is not None:
+            prov.setdefault("peak_memory_mb", {})[stage] = peak_memory_mb
         self.write_json("provenance.json", prov)
 
     def write_provenance(self, *, seed: int | None, data_fingerprint: str, extra: dict | None = None) -> None:

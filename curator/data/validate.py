@@ -137,10 +137,14 @@ def file_problem(root: Path, rel: str) -> tuple[str, str] | None:
     return None
 
 
-def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: ProblemReport, *, stat: bool = True) -> pd.DataFrame:
+def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: ProblemReport, *, stat: bool = True,
+                missing_ok: bool = False) -> pd.DataFrame:
     """Report paths escaping `root`, missing files and zero-byte files (row i uses ``relpaths[image_ref[i]]``).
 
     One ``os.stat`` per file when `stat` is true; images are not decoded here (see `check_images`).
+    With `missing_ok` (the user brought embeddings, so the audit needs no pixels) image files that do not
+    exist here are not bad samples: the rows are kept and one note summarises them ("N of M image files
+    not found; thumbnails will be missing").
     """
     keep = np.ones(len(df), dtype=bool)
     ids = df["sample_id"].to_numpy()
@@ -148,6 +152,7 @@ def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: P
     rel_col = pd.Series([relpaths[r] for r in refs], dtype=object).astype(str)
     suspicious = (rel_col == "") | rel_col.str.startswith(("/", "~")) | rel_col.str.contains("..", regex=False)
     rows_to_check = range(len(df)) if stat else np.flatnonzero(suspicious.to_numpy())
+    missing: list[str] = []
     for row in rows_to_check:
         rel = relpaths[refs[row]]
         if not rel:
@@ -160,8 +165,16 @@ def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: P
         if not stat:
             continue
         problem = file_problem(root, rel)
-        if problem is not None:
+        if problem is not None and missing_ok and problem[0] == "missing_file":
+            missing.append(rel)
+        elif problem is not None:
             keep[row] = report.add(str(ids[row]), rel, *problem)
+    if missing:
+        examples = ", ".join(repr(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        text = (f"{len(missing):,} of {len(df):,} image files not found under {str(root)!r} (e.g. {examples}); "
+                "the rows are kept because embeddings were supplied (--embeddings), and thumbnails will be missing")
+        LOG.warning("%s", text)
+        report.note("images_not_found", text, source=str(root))
     return df[keep].reset_index(drop=True) if not keep.all() else df
 
 

@@ -98,7 +98,3 @@ def load_evidence(run, embeddings: np.ndarray, labels: np.ndarray, n_classes: in
                          "(re-run the evidence stage)")
     return Evidence(X, y, n_classes, graph, folds, probs, probe_settings(cfg), seed, device)
 
-
-def read_oof_probs(run) -> np.ndarray:
-    """RUN/oof_probs.npy (N, C) float32."""
-    return run.read_npy(runfiles.OOF_PROBS)

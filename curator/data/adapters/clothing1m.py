@@ -161,7 +161,8 @@ def load(options: DatasetOptions, report: ProblemReport) -> Dataset:
     manifest["trusted"] = rows["trusted"].to_numpy(dtype=bool)
     manifest = dedupe_ids(manifest, report)
     manifest = check_labels(manifest, len(names), report, allow_unlabeled=True)
-    manifest = check_paths(manifest, root, relpaths, report, stat=bool(options.extra.get("stat_files", True)))
+    manifest = check_paths(manifest, root, relpaths, report, stat=bool(options.extra.get("stat_files", True)),
+                           missing_ok=bool(options.embeddings))
     note_empty_classes(manifest, names, report)
     n_train = int((manifest["split"] == "train").sum())
     n_overlap = int(((manifest["split"] == "train") & (manifest["true_label"] != UNKNOWN) & ~manifest["trusted"]).sum())

@@ -240,7 +240,8 @@ def _load(kind: str, options: DatasetOptions, report: ProblemReport) -> Dataset:
     manifest = dedupe_ids(manifest, report)
     manifest = check_labels(manifest, len(names), report, allow_unlabeled=manifest["_reported"].to_numpy())
     manifest = manifest.drop(columns="_reported")
-    manifest = check_paths(manifest, folder, relpaths, report, stat=bool(options.extra.get("stat_files", True)))
+    manifest = check_paths(manifest, folder, relpaths, report, stat=bool(options.extra.get("stat_files", True)),
+                           missing_ok=bool(options.embeddings))
     note_empty_classes(manifest, names, report)
     LOG.info("%s manifest %s: %d rows kept of %d, %d classes", kind, table, len(manifest), len(df), len(names))
     return Dataset(kind, names, manifest, FileImages(folder, relpaths), folder, report, {"table": str(table)})
