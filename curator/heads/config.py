@@ -17,9 +17,10 @@ from typing import Any
 
 from curator.config import ConfigError, from_dict
 
-# The audit computes every per-sample signal of SPEC §5 by default: σ* (lasl), GDW ω_t, FSR meta-margin,
-# and the class-balanced head (cbs). The long-tail baselines (cb, focal, ldam) and semi are opt-in.
-DEFAULT_HEADS = ["ce", "la", "lasl", "cbs", "gdw", "fsr"]
+# What the explorer shows by default: SuperLoss σ* (lasl), GDW's class weights ω (gdw) and FSR's meta-margin (fsr),
+# the per-sample signals of SPEC §5. No head enters the label-issue score (measured: docs/audit.md, "What enters
+# the score"), so the baselines (ce, la, cb, focal, ldam), CBS+RRS (cbs) and semi are opt-in: nothing reads them.
+DEFAULT_HEADS = ["lasl", "gdw", "fsr"]
 
 
 @dataclass
@@ -144,6 +145,10 @@ class HeadsConfig:
     # the meta-learning heads' own settings (a recipe writes tables: gdw = {epochs = 20})
     gdw: GDWConfig = field(default_factory=GDWConfig)
     fsr: FSRConfig = field(default_factory=FSRConfig)
+    # cost that grows linearly with N: above this many training samples every head's epochs (GDW's and FSR's
+    # too) shrink in proportion, so a head makes about as many optimizer steps at 1M samples as at this size
+    # (never fewer epochs than its warm-up + last_epochs + 1; 0 = never shrink; docs/heads.md "Cost")
+    full_epochs_up_to: int = 200_000
 
     def __post_init__(self) -> None:
         if isinstance(self.heads, str):
@@ -160,6 +165,20 @@ class HeadsConfig:
             self.gdw = from_dict(GDWConfig, self.gdw, where="heads.gdw")
         if not isinstance(self.fsr, FSRConfig):
             self.fsr = from_dict(FSRConfig, self.fsr, where="heads.fsr")
+
+    def for_samples(self, n: int) -> "HeadsConfig":
+        """This config with every head's epochs scaled for `n` training samples (see ``full_epochs_up_to``)."""
+        if not self.full_epochs_up_to or n <= self.full_epochs_up_to:
+            return self
+        share = self.full_epochs_up_to / n
+
+        def shrink(epochs: int, floor: int) -> int:
+            return int(min(epochs, max(floor, round(epochs * share))))
+
+        return dataclasses.replace(
+            self, epochs=shrink(self.epochs, self.last_epochs + 1),
+            gdw=dataclasses.replace(self.gdw, epochs=shrink(self.gdw.epochs, self.gdw.warmup_epochs + self.gdw.last_epochs + 1)),
+            fsr=dataclasses.replace(self.fsr, epochs=shrink(self.fsr.epochs, self.fsr.warmup_epochs + self.fsr.last_epochs + 1)))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "HeadsConfig":

@@ -58,7 +58,8 @@ class HeadSpec:
 
 
 #: what the shared mini-batch trainer (curator.heads.train_loop.fit) and its projection head read
-MINIBATCH = ("standardize", "epochs", "batch_size", "lr", "weight_decay", "hidden", "n_layers", "dropout")
+MINIBATCH = ("standardize", "epochs", "batch_size", "lr", "weight_decay", "hidden", "n_layers", "dropout",
+             "full_epochs_up_to")
 SUMMARY = ("last_epochs",)  # signal columns average the records over the last epochs
 
 HEADS: dict[str, HeadSpec] = {spec.name: spec for spec in (
@@ -79,9 +80,9 @@ HEADS: dict[str, HeadSpec] = {spec.name: spec for spec in (
     HeadSpec("semi", train_semi, "self-training relabel from a teacher head (paper 001)",
              MINIBATCH + ("semi_teacher", "semi_sigma_threshold", "semi_unlabeled_weight", "semi_min_confidence"),
              teacher="semi_teacher"),
-    HeadSpec("gdw", train_gdw, "GDW, class-level gradient weights ω (paper 003)", ("standardize", "gdw"),
+    HeadSpec("gdw", train_gdw, "GDW, class-level gradient weights ω (paper 003)", ("standardize", "gdw", "full_epochs_up_to"),
              labelled_only=True, meta_set=True),
-    HeadSpec("fsr", train_fsr, "FSR, dictionary meta-margin and sample weights (paper 004)", ("standardize", "fsr"),
+    HeadSpec("fsr", train_fsr, "FSR, dictionary meta-margin and sample weights (paper 004)", ("standardize", "fsr", "full_epochs_up_to"),
              labelled_only=True, meta_set=True),
 )}
 
@@ -145,8 +146,8 @@ def train_head(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, cfg: Hea
                results: dict[str, HeadResult] | None = None) -> HeadResult:
     """Train head `name` on embeddings X with labels y; see the module docstring for shapes."""
     spec = head_spec(name)
-    cfg = cfg or HeadsConfig()
     views, y, meta_mask = validate(name, X, y, n_classes, meta_mask)
+    cfg = (cfg or HeadsConfig()).for_samples(int((y >= 0).sum()))
     dev = select_device(str(device) if device is not None else None)
     t0 = time.perf_counter()
     teacher = None

@@ -99,3 +99,16 @@ def test_evaluate_on_test_split(digits):
     rep = evaluate_on_test(r.model, X[1200:], y[1200:], y[:1200], 10, device="cpu")
     assert rep["accuracy"] > 0.85 and rep["n_test"] == len(y) - 1200
 
+
+
+def test_epochs_shrink_with_n_so_cost_grows_linearly():
+    from curator.heads.config import HeadsConfig
+
+    cfg = HeadsConfig()
+    assert cfg.for_samples(50_000) is cfg and cfg.for_samples(200_000) is cfg
+    big = cfg.for_samples(1_000_000)
+    assert big.epochs == 4                                      # 10 · 200k / 1M = 2, floor last_epochs + 1 = 4
+    assert big.gdw.epochs == 6 and big.fsr.epochs == 6          # 12 · 0.2 = 2.4, floor warm-up 2 + last 3 + 1
+    mid = cfg.for_samples(400_000)
+    assert mid.epochs == 5 and mid.gdw.epochs == 6
+    assert HeadsConfig(full_epochs_up_to=0).for_samples(10**7).epochs == 10
