@@ -29,3 +29,15 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+#: below this many input values (rows × dims) a CPU model trains on one thread: for small matrices thread
+#: start-up and spinning cost more than they save, and on a busy machine spinning threads can slow a tiny fit
+#: down by orders of magnitude (docs/heads.md, "Cost")
+SMALL_PROBLEM = 20_000_000
+
+
+def compute_threads(device: torch.device, n_values: int) -> int:
+    """Intra-op threads for a model on `device` whose input has `n_values` values: 1 for a small CPU problem,
+    torch's default otherwise."""
+    return 1 if device.type == "cpu" and n_values < SMALL_PROBLEM else torch.get_num_threads()

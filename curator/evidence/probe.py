@@ -20,11 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from curator.device import select_device, torch_threads
+from curator.device import compute_threads, select_device, torch_threads
 from curator.evidence.crossfit import crossfit
-
-SMALL_PROBLEM = 20_000_000  # N * d below which the CPU probe runs single-threaded (thread start-up costs more)
-
 
 def standardise(X: np.ndarray) -> np.ndarray:
     """The one normalisation of the embeddings (N, d) -> (N, d) float32: L2-normalise rows, then z-score columns."""
@@ -84,6 +81,5 @@ def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarr
         return _fit_predict(Xt[tr], torch.from_numpy(Qk.astype(np.float32)).to(dev), Xt[te], n_classes,
                             settings, seed + k)
 
-    small = dev.type == "cpu" and X.shape[0] * X.shape[1] < SMALL_PROBLEM
-    with torch_threads(1 if small else torch.get_num_threads()):
+    with torch_threads(compute_threads(dev, X.shape[0] * X.shape[1])):
         return crossfit(fit_predict, folds, n_classes)

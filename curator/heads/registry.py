@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from curator.device import select_device
+from curator.device import compute_threads, select_device, torch_threads
 from curator.heads.base import HeadData, HeadResult
 from curator.heads.cbs import train_cbs
 from curator.heads.config import HeadsConfig
@@ -162,13 +162,14 @@ def train_head(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, cfg: Hea
     data = HeadData(Z[0], y, n_classes, seed, views=Z if Z.shape[0] > 1 else None,
                     meta_mask=meta_mask if spec.meta_set else None, teacher=teacher)
     keep = y >= 0
-    if spec.labelled_only and not keep.all():
-        result = spec.train(name, data.rows(keep), cfg)
-        with torch.no_grad():
-            rest = torch.softmax(result.model(Z[0][np.flatnonzero(~keep)]), 1)
-        result = _scatter(result, keep, rest.float().cpu().numpy())
-    else:
-        result = spec.train(name, data, cfg)
+    with torch_threads(compute_threads(dev, Z.shape[1] * Z.shape[2])):
+        if spec.labelled_only and not keep.all():
+            result = spec.train(name, data.rows(keep), cfg)
+            with torch.no_grad():
+                rest = torch.softmax(result.model(Z[0][np.flatnonzero(~keep)]), 1)
+            result = _scatter(result, keep, rest.float().cpu().numpy())
+        else:
+            result = spec.train(name, data, cfg)
     result.model = StandardizedHead(torch.as_tensor(mean), torch.as_tensor(std), result.model.cpu()).eval()
     result.seconds = time.perf_counter() - t0
     return result
