@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curator.evidence.knn import build_index
+from curator.evidence.knn import build_index, prepare_vectors
 
 WEIGHTINGS = ("similarity", "softmax", "uniform")
 
@@ -64,13 +64,38 @@ class KnnGraph:
 
 def knn_graph(features: np.ndarray, k: int, *, exact_max_n: int = 20_000, target_recall: float = 0.95,
               seed: int = 0, device=None) -> KnnGraph:
-    """Self-kNN graph of `features` (N, d) with k = min(k, N − 1) neighbours; the engine picks the backend."""
+    """Self-kNN graph of `features` (N, d) float32 with k = min(k, N − 1) neighbours (cosine similarity); the
+    engine picks the backend. To keep the peak memory at one copy of the features, a float32 C-contiguous
+    `features` array is L2-normalised in place for the search and scaled back afterwards (exact up to float
+    rounding)."""
     k = int(min(k, len(features) - 1))
     if k < 1:
         raise ValueError(f"a kNN graph needs at least 2 samples, got {len(features)}")
-    index = build_index(features, exact_max_n=exact_max_n, target_recall=target_recall, seed=seed, device=device)
-    sims, idx = index.self_knn(k)
-    return KnnGraph(idx.astype(np.int64, copy=False), sims.astype(np.float32, copy=False), index.describe())
+    norms = row_norms(features) if _in_place_ok(features) else None
+    vectors = prepare_vectors(features, inplace=norms is not None)      # (N, d), normalised
+    try:
+        index = build_index(vectors, exact_max_n=exact_max_n, target_recall=target_recall, seed=seed, device=device,
+                            prepared=True)
+        sims, idx = index.self_knn(k)
+        info = index.describe()
+        del index
+    finally:
+        if norms is not None:
+            for s in range(0, len(features), 65_536):                 # back to the caller's features
+                features[s:s + 65_536] *= norms[s:s + 65_536]
+    return KnnGraph(idx.astype(np.int64, copy=False), sims.astype(np.float32, copy=False), info)
+
+
+def row_norms(x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """(N, 1) float32 L2 norms of the rows of x, computed in row chunks (no (N, d) temporary)."""
+    out = np.empty((len(x), 1), np.float32)
+    for s in range(0, len(x), chunk):
+        out[s:s + chunk, 0] = np.linalg.norm(np.asarray(x[s:s + chunk], np.float32), axis=1)
+    return out
+
+
+def _in_place_ok(x: np.ndarray) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable
 
 
 def write_knn_graph(path: str | os.PathLike, graph: KnnGraph) -> None:

@@ -44,25 +44,32 @@ def _import_faiss():
     return faiss
 
 
-def prepare_vectors(embeddings: np.ndarray, metric: str = "cosine") -> np.ndarray:
+def prepare_vectors(embeddings: np.ndarray, metric: str = "cosine", *, inplace: bool = False,
+                    chunk: int = 65_536) -> np.ndarray:
     """(N, d) any float dtype -> (N, d) C-contiguous float32, L2-normalised for "cosine".
 
-    Raises DataError naming the first row that is not finite, or that has zero norm under cosine.
+    Works in row chunks, so no (N, d) temporary is made besides the float32 result; with ``inplace`` a float32
+    C-contiguous input is normalised in place and returned (no copy at all). Raises DataError naming the first
+    row that is not finite, or that has zero norm under cosine.
     """
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise DataError(f"embeddings must be a 2-D array (rows x dims), got shape {x.shape}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    finite = np.isfinite(x).all(axis=1)
-    if not finite.all():
-        raise DataError(f"embedding row {int(np.flatnonzero(~finite)[0])} contains NaN or infinity")
-    if metric == "cosine":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)  # (N, 1)
-        if (norms == 0).any():
-            raise DataError(f"embedding row {int(np.flatnonzero(norms[:, 0] == 0)[0])} is all zeros; cosine similarity is undefined")
-        x = x / norms
-    elif metric != "ip":
+    if metric not in ("cosine", "ip"):
         raise ValueError(f"unknown metric {metric!r}; use 'cosine' or 'ip'")
+    if not (inplace and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable):
+        x = np.array(x, dtype=np.float32, order="C")                 # the one copy
+    for s in range(0, len(x), chunk):
+        block = x[s:s + chunk]                                        # a view: edits land in x
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            raise DataError(f"embedding row {s + int(np.flatnonzero(~finite)[0])} contains NaN or infinity")
+        if metric == "cosine":
+            norms = np.linalg.norm(block, axis=1, keepdims=True)      # (chunk, 1)
+            if (norms == 0).any():
+                raise DataError(f"embedding row {s + int(np.flatnonzero(norms[:, 0] == 0)[0])} is all zeros; "
+                                "cosine similarity is undefined")
+            block /= norms
     return x
 
 
@@ -191,18 +198,19 @@ def _tune_nprobe(index, vectors: np.ndarray, nlist: int, *, target_recall: float
 def build_index(embeddings: np.ndarray, *, metric: str = "cosine", exact: bool | None = None,
                 device: str | torch.device | None = None, backend: str | None = None,
                 exact_max_n: int = DEFAULT_EXACT_MAX_N, target_recall: float = 0.95, nprobe: int | None = None,
-                seed: int = 0) -> KnnIndex:
+                seed: int = 0, prepared: bool = False) -> KnnIndex:
     """Index `embeddings` (N, d) for cosine (or inner-product) kNN search; the backend is chosen here.
 
     exact: True forces exact search, False forces IVF on the CPU, None decides by size
     (exact when N ≤ exact_max_n). device: None picks CUDA when present (curator.device).
     backend: force one of BACKENDS (tests use "torch-exact" to run the CUDA code path on the CPU).
     nprobe: fix IVF's nprobe instead of tuning it for `target_recall`.
+    prepared: `embeddings` already went through `prepare_vectors` (float32, normalised): used as they are.
     """
     from curator.device import select_device
 
     t0 = time.perf_counter()
-    x = prepare_vectors(embeddings, metric)                            # (N, d) float32
+    x = embeddings if prepared else prepare_vectors(embeddings, metric)  # (N, d) float32, normalised for cosine
     n, d = x.shape
     dev = select_device(str(device) if device is not None else None)
     faiss = _import_faiss()

@@ -23,12 +23,29 @@ import torch
 from curator.device import compute_threads, select_device, torch_threads
 from curator.evidence.crossfit import crossfit
 
-def standardise(X: np.ndarray) -> np.ndarray:
-    """The one normalisation of the embeddings (N, d) -> (N, d) float32: L2-normalise rows, then z-score columns."""
-    X = np.asarray(X, dtype=np.float32)
-    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    X = X - X.mean(0, keepdims=True)
-    return X / (X.std(0, keepdims=True) + 1e-6)
+def standardise(X: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """The one normalisation of the embeddings (N, d) -> (N, d) float32: L2-normalise rows, then z-score columns.
+
+    A new float32 array (the input, float16 or memory-mapped, is only read), computed in row chunks so that no
+    other (N, d) temporary exists: one copy of the features is the peak memory.
+    """
+    X = np.array(X, dtype=np.float32, order="C")
+    n = len(X)
+    total = np.zeros(X.shape[1], np.float64)
+    for s in range(0, n, chunk):
+        block = X[s:s + chunk]
+        block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        total += block.sum(0, dtype=np.float64)
+    mean = (total / max(n, 1)).astype(np.float32)
+    sq = np.zeros(X.shape[1], np.float64)
+    for s in range(0, n, chunk):
+        block = X[s:s + chunk]
+        block -= mean
+        sq += np.square(block, dtype=np.float64).sum(0)
+    std = np.sqrt(sq / max(n, 1)).astype(np.float32) + np.float32(1e-6)
+    for s in range(0, n, chunk):
+        X[s:s + chunk] /= std
+    return X
 
 
 @dataclass(frozen=True)
