@@ -22,8 +22,8 @@ Hygiene (docs/hygiene.md; needs a run audited with the hygiene stage, i.e. audit
 - ``relabel`` never relabels a flagged sample whose image is unusable (its suggestion comes from an image
   nobody could label): it is dropped instead.
 
-A person's decision overrides all of these, as for label issues: a kept duplicate stays even if its copy
-stays too.
+A person's decision overrides all of these, as for label issues: a duplicate a person kept stands for its group
+(its unreviewed copies are dropped), and copies a person kept all stay.
 
 Output: a Parquet or CSV table (``sample_id``, ``source``, ``image_ref``, ``label``, ``original_label``,
 ``weight``, ``decision``, ``decided_by``; plus ``file`` when the run pinned image files) and

@@ -30,6 +30,10 @@ from curator.hygiene.thresholds import robust_bound
 
 #: a distance this small is an identical embedding (an exact copy seen through the embeddings)
 IDENTICAL = 1e-6
+#: a near duplicate is at least this many times closer than the dataset's median nearest neighbour: in a dataset
+#: without copies (random high-dimensional points) the nearest-neighbour distances hardly vary, and a purely
+#: relative threshold would then call chance neighbours duplicates
+MIN_CLOSER = 4.0
 
 
 def exact_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,14 +51,14 @@ def calibrate_near_duplicates(graph: KnnGraph, z: float) -> tuple[float, dict]:
 
     Distances d = 1 − (cosine to the nearest neighbour) of every sample; identical embeddings (d ≈ 0) are
     left out of the calibration (they are duplicates whatever the threshold). The threshold distance is
-    exp(median(log d) − z · spread), the spread measured on the upper side of log d (the ordinary samples; the
-    lower side holds the duplicates themselves, `robust_bound(mirror=True)`).
+    exp(median(log d) − max(z · spread, log `MIN_CLOSER`)), the spread measured on the upper side of log d (the
+    ordinary samples; the lower side holds the duplicates themselves, `robust_bound(mirror=True)`).
     """
     d = 1.0 - np.asarray(graph.similarities[:, 0], dtype=np.float64)
     d = d[d > IDENTICAL]
     if len(d) < 10:
         return 1.0 - IDENTICAL, {"method": "identical only (too few samples to calibrate)", "n": int(len(d))}
-    bound = robust_bound(np.log(d), tail="lower", z=z, mirror=True)
+    bound = robust_bound(np.log(d), tail="lower", z=z, mirror=True, min_gap=math.log(MIN_CLOSER))
     threshold = 1.0 - math.exp(bound.low)
     return float(threshold), {"method": "calibrated", "z": z, "median_nearest_similarity": float(1.0 - math.exp(bound.centre)),
                               "log_distance_median": bound.centre, "log_distance_spread": bound.spread_low,
