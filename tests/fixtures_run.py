@@ -13,7 +13,8 @@ Hygiene (curator.hygiene): image_properties.parquet (measured from the digits), 
 leakage.parquet come from the real checks, on top of which a few issues are planted by hand (digits have none) and
 fused into audit.parquet with `curator.hygiene.fuse.fuse_audit`: two duplicate pairs (one with two labels), one
 leak (its test copy is not in the manifest), two quality issues (one on a flagged label issue) and one outlier.
-fixture.json lists their sample ids under ``hygiene``.
+fixture.json lists, under ``hygiene``, the sample ids of every kind (planted, plus what the checks found in the
+digits: one nearly empty digit) and of the planted ones.
 
 With ``with_umap=True`` it also writes RUN/umap.parquet (a PCA projection, so tests that open the
 map page need not wait for UMAP's JIT compilation).
@@ -190,7 +191,8 @@ def _hygiene(run, manifest: pd.DataFrame, digits, refs: np.ndarray, graph, audit
     run.write_parquet(runfiles.HYGIENE, h)
     run.write_parquet(runfiles.LEAKAGE, pairs)
     run.write_json(runfiles.HYGIENE_SUMMARY, summary)
-    planted = {"duplicate": [str(ids[i]) for i in (*same, *other)], "conflict": [str(ids[i]) for i in other],
-               "leak": [str(ids[leak])], "quality": [str(ids[dark]), str(ids[blur_on_flagged])],
-               "label_and_quality": [str(ids[blur_on_flagged])], "outlier": [str(ids[outlier])]}
+    planted = {kind: [str(x) for x in ids[h[f"is_{kind}_issue"].to_numpy(bool)]]       # planted + found in the digits
+               for kind in ("duplicate", "leak", "quality", "outlier")}
+    planted.update({"conflict": [str(ids[i]) for i in other], "label_and_quality": [str(ids[blur_on_flagged])],
+                    "planted_quality": [str(ids[dark]), str(ids[blur_on_flagged])]})
     return {"table": h, "planted": planted}

@@ -75,7 +75,8 @@ if has_hygiene(run):
                            f"{o['distance_threshold']:.4f} (median {o.get('median_distance', 0):.4f})"))
     pairs = leak_pairs_for_display(run, limit=12)
     if len(pairs):
-        st.markdown(f"**Training images with a copy in the test / validation split** ({len(run.leakage()):,} pairs, "
+        n_pairs = len(run.leakage())
+        st.markdown(f"**Training images with a copy in the test / validation split** ({n_pairs:,} pair{'s' if n_pairs != 1 else ''}, "
                     "most similar first; all in RUN/leakage.parquet)")
         thumbs = get_thumbnails(str(run.path))
         pcols = st.columns(6)
