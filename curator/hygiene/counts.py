@@ -34,7 +34,8 @@ def kind_counts(table: pd.DataFrame) -> pd.DataFrame:
         if kind != "label" and label is not None:
             row["also_label"] = int((f & label).sum())
         rows.append(row)
-    return pd.DataFrame(rows, columns=["kind", "meaning", "samples", "share", "also_label"])
+    out = pd.DataFrame(rows, columns=["kind", "meaning", "samples", "share", "also_label"])
+    return out.astype({"also_label": "Int64"})                      # empty for the label kind itself
 
 
 def quality_counts(table: pd.DataFrame) -> pd.DataFrame:
