@@ -6,6 +6,9 @@ orientation and the column tables in ``docs/signals.md`` / ``docs/audit.md`` all
 the stages that write the two tables check their columns against it (`check_columns`), so a column
 nobody declared cannot be written. The module imports nothing from curator and has no side effects.
 
+``hygiene.parquet`` (the hygiene stage, `curator.hygiene`) is declared here too: its measurements are
+signals (copied into ``signals.parquet``) and its flags are the issue kinds of ``audit.parquet``.
+
 Robust heads contribute the same four columns each (``<head>_prob_label``, ``_pred``, ``_margin``,
 ``_loss``), generated from `HEADS`; a head with columns of its own lists them in `HEAD_COLUMNS`.
 Adding a head therefore touches its own module, one registry line and its lines here.
@@ -15,10 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
-Direction = Literal["higher_is_clean", "higher_is_issue", "categorical", "info"]
-Table = Literal["signals", "audit"]
+Direction = Literal["higher_is_clean", "higher_is_issue", "higher_is_worse", "lower_is_worse", "categorical", "info"]
+Table = Literal["signals", "audit", "hygiene"]
 DIRECTION_WORDS = {"higher_is_clean": "higher = more likely clean", "higher_is_issue": "higher = more likely a label issue",
+                   "higher_is_worse": "higher = worse image or data (not about the label)",
+                   "lower_is_worse": "lower = worse image or data (not about the label)",
                    "categorical": "a class or group", "info": "information"}
+#: the kinds of issue a training sample can have (audit.parquet ``issue_kinds``, ``is_<kind>_issue``)
+ISSUE_KINDS = ("label", "duplicate", "leak", "quality", "outlier")
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,14 @@ _S, _A, _SA = ("signals",), ("audit",), ("signals", "audit")
 _KNN = "kNN graph of the embeddings (RUN/knn.npz)"
 _CL = "confident learning on the out-of-fold probe (RUN/oof_probs.npy)"
 _AUDIT = "audit (curator.audit.aggregate)"
+_IMG = "image properties, measured in the image pass (curator.hygiene.properties)"
+_DUP = "duplicate check: content hash + kNN graph (curator.hygiene.duplicates)"
+_HYG = "hygiene checks (curator.hygiene)"
+_FUSED = "audit fused with the hygiene checks (curator.hygiene.fuse)"
+_HS, _HA = ("hygiene", "signals"), ("hygiene", "audit")
 
 _BASE = (
-    Column("sample_id", _SA, "info", "text", "Stable id of the sample (from the dataset adapter).", "dataset"),
+    Column("sample_id", ("signals", "audit", "hygiene"), "info", "text", "Stable id of the sample (from the dataset adapter).", "dataset"),
     Column("label", _SA, "categorical", "class index", "The label the dataset gives this sample.", "dataset"),
     Column("true_label", _S, "categorical", "class index or -1",
            "The true label, when the dataset knows it (-1 = unknown).", "dataset"),
@@ -96,10 +108,6 @@ _BASE = (
     Column("knn_suggested_share", _S, "info", "[0, 1]", "Weighted share of the neighbours' vote won by that label.", _KNN),
     Column("knn_kth_distance", _S, "higher_is_issue", "[0, 2]",
            "Cosine distance to the k-th nearest neighbour; large values mark isolated samples (outliers).", _KNN),
-    Column("dup_group", _S, "categorical", "group index or -1",
-           "Group of near-identical samples (cosine similarity above the duplicate threshold); -1 when none.", _KNN),
-    Column("dup_conflict", _S, "higher_is_issue", "bool",
-           "This sample has a near-duplicate that carries a different label: an error in plain sight.", _KNN),
     # confident learning (curator.signals.confident)
     Column("cl_label_quality", _S, "higher_is_clean", "[0, 1]",
            "Out-of-fold probability the class-balanced linear probe gives to the given label (a probe that never saw "
@@ -108,11 +116,68 @@ _BASE = (
            "The class the out-of-fold probe is confident about (confident-learning rule).", _CL),
     Column("cl_is_issue", _S, "higher_is_issue", "bool",
            "Confident learning counts this sample off the diagonal of the confident joint (likely mislabelled).", _CL),
+    # hygiene: image properties (curator.hygiene.properties), thresholds per dataset (curator.hygiene.thresholds)
+    Column("width", _HS, "info", "pixels", "Width of the decoded image (NaN when images were not decoded).", _IMG),
+    Column("height", _HS, "info", "pixels", "Height of the decoded image.", _IMG),
+    Column("aspect_ratio", _HS, "info", "width / height", "Width divided by height; far from the dataset's own "
+           "ratios = odd aspect ratio.", _IMG),
+    Column("darkness", _HS, "higher_is_worse", "[0, 1]",
+           "1 minus the 99th percentile of the pixels' brightness (luma): 1 = even the brightest pixels are black.", _IMG),
+    Column("lightness", _HS, "higher_is_worse", "[0, 1]",
+           "The 5th percentile of the pixels' brightness: 1 = even the darkest pixels are white (washed out).", _IMG),
+    Column("sharpness", _HS, "lower_is_worse", "[0, ~4]",
+           "Energy of the finest detail relative to the next coarser scale (variance of the Laplacian of the brightness "
+           "over that of the image halved); low = blurry, independent of what the image shows or how dark it is.", _IMG),
+    Column("entropy", _HS, "lower_is_worse", "[0, 8] bits",
+           "Entropy of the brightness histogram: near 0 for blank or nearly empty images (low information).", _IMG),
+    Column("colorfulness", _HS, "lower_is_worse", "[0, ~1]",
+           "Hasler–Süsstrunk colourfulness: 0 for grayscale images (a problem only in a dataset of colour images).",
+           _IMG),
+    # hygiene: duplicates, leakage, outliers (curator.hygiene)
+    Column("dup_group", _HS, "categorical", "group index or -1",
+           "Group of identical (same pixels) or near-identical (calibrated cosine similarity) training samples; "
+           "-1 when none.", _DUP),
+    Column("dup_conflict", _HS, "higher_is_issue", "bool",
+           "This sample has an identical or near-identical copy that carries a different label: an error in plain "
+           "sight.", _DUP),
+    Column("duplicate_type", _HS, "categorical", "exact / near / empty",
+           "exact: another training image has exactly these pixels; near: only near-identical copies; empty: none.",
+           _DUP),
+    Column("duplicate_similarity", _HS, "higher_is_worse", "[-1, 1]",
+           "Cosine similarity to the nearest other training sample (1 = identical copy).", _DUP),
+    Column("leak_similarity", _HS, "higher_is_worse", "[-1, 1] or NaN",
+           "Similarity of the closest test / validation image that duplicates this training image (1 = identical "
+           "pixels); NaN when none does.", "leakage check (curator.hygiene.leakage)"),
+    Column("outlier_distance", _HS, "higher_is_worse", "[0, 2]",
+           "Mean cosine distance to the 5 nearest other samples: large = unlike anything else in the dataset.",
+           "outlier check (curator.hygiene.outliers)"),
+    Column("is_duplicate_issue", _HA, "higher_is_worse", "bool",
+           "The sample is in a group of identical or near-identical training samples (dup_group).", _HYG),
+    Column("is_leak_issue", _HA, "higher_is_worse", "bool",
+           "An identical or near-identical copy of this training image is in the test or validation split "
+           "(leakage: it inflates the test score); the pairs are in RUN/leakage.parquet.", _HYG),
+    Column("is_quality_issue", _HA, "higher_is_worse", "bool",
+           "At least one image-quality check fired (quality_issues says which).", _HYG),
+    Column("quality_issues", _HA, "info", "text",
+           "The image-quality checks that fired, e.g. 'dark,blurry' (dark, light, blurry, low_information, "
+           "grayscale, odd_size, odd_aspect_ratio); each flags values far outside the dataset's own distribution.",
+           _HYG),
+    Column("is_outlier_issue", _HA, "higher_is_worse", "bool",
+           "The sample is far from every other sample in embedding space (outlier_distance far above the "
+           "dataset's typical value).", _HYG),
+    Column("duplicate_of", _A, "info", "sample id or empty",
+           "For a duplicate that a de-duplicated export drops: the member of its group that is kept.", _FUSED),
+    Column("issue_kinds", _A, "info", "text",
+           "Every kind of issue the sample has, comma-separated: label, duplicate, leak, quality, outlier "
+           "(empty = none). 'label,quality' (a label issue on a bad image) calls for another decision than "
+           "'label' alone.", _FUSED),
     # the audit's decisions (curator.audit.aggregate)
     Column("label_issue_score", _A, "higher_is_issue", "[0, 1]",
            "Probability that the given label is wrong, 1 − p(label | image, label), from the audit's posterior.", _AUDIT),
     Column("is_label_issue", _A, "higher_is_issue", "bool",
-           "The audit flags the sample as probably mislabelled (score above the threshold, 0.5 by default).", _AUDIT),
+           "The audit flags the sample as probably mislabelled: score above the threshold (0.5 by default), or an "
+           "identical / near-identical copy carries another label and the group's images look like another class "
+           "than this sample's label (curator.hygiene.fuse).", _AUDIT),
     Column("suggested_label", _A, "categorical", "class index",
            "Flagged: the most likely other class; not flagged: the class the image itself looks like.", _AUDIT),
     Column("suggested_label_confidence", _A, "info", "[0, 1]",

@@ -1,10 +1,12 @@
 """The whole audit, top to bottom — the ONE place where the stages are wired (SPEC §2, §10).
 
-    prepare → pretrain → embed (or the user's --embeddings) → heads → evidence → signals → audit → report
+    prepare → pretrain → embed (or the user's --embeddings) → heads → evidence → hygiene → signals → audit → report
 
 - evidence (`pipelines.evidence`): the kNN graph and the out-of-fold probe, computed once; the signals, the
   audit, the explorer and the confident-learning columns all read them;
-- heads (`pipelines.heads`): the robust heads, whose per-sample training records become explanatory signals.
+- heads (`pipelines.heads`): the robust heads, whose per-sample training records become explanatory signals;
+- hygiene (`pipelines.hygiene`): duplicates, train/test leakage, image quality and outliers; its measurements join
+  the signals and its flags are fused into the audit's table (which kinds of issue each sample has).
 
 Every stage goes through `RunDir.run_stage`, so a re-run with unchanged inputs does no work and a
 killed run resumes; ``until`` stops after the named stage. The run's ``--seed`` reaches every stochastic stage.
@@ -28,16 +30,18 @@ from curator.audit.report import render_report
 from curator.data.manifest import UNKNOWN, Dataset
 from curator.data.options import DatasetOptions
 from curator.evidence import Evidence
+from curator.hygiene.fuse import fuse_audit
 from curator.rundir import RunDir, atomic_path
 from pipelines.evidence import OUTPUTS as EVIDENCE_FILES, evidence_stage
 from pipelines.heads import train_heads_stage
+from pipelines.hygiene import OUTPUTS as HYGIENE_FILES, hygiene_stage
 from pipelines.prepare import prepare_run, train_rows
 from pipelines.recipes import Recipe, resolve_recipe
 from pipelines.signals import signals_stage
 from pipelines.ssl import embed_stage, pretrain_stage
 
 LOG = logging.getLogger(__name__)
-STAGES = ("prepare", "pretrain", "embed", "heads", "evidence", "signals", "audit", "report")
+STAGES = ("prepare", "pretrain", "embed", "heads", "evidence", "hygiene", "signals", "audit", "report")
 AUDIT_OUTPUTS = [runfiles.AUDIT, runfiles.CLASSES, runfiles.TRANSITION, runfiles.POSTERIOR, runfiles.DIAGNOSTICS]
 
 
@@ -48,9 +52,11 @@ def audit_stage(run: RunDir, ds: Dataset, evidence: Evidence, cfg: AuditConfig) 
     res = aggregate(evidence, cfg, sample_ids=train["sample_id"].to_numpy())
     t = train["true_label"].to_numpy(np.int64)
     truth = bool((t != UNKNOWN).any())
-    classes = class_findings(res.posterior, y, res.table["is_label_issue"].to_numpy(), ds.class_names,
-                             tail_min_clean=cfg.tail_min_clean, true_label=t if truth else None)
     table = res.table
+    if run.exists(runfiles.HYGIENE):  # which kinds of issue each sample has (curator.hygiene.fuse)
+        table = fuse_audit(table, run.read_parquet(runfiles.HYGIENE), res.class_posterior, res.posterior)
+    classes = class_findings(res.posterior, y, table["is_label_issue"].to_numpy(), ds.class_names,
+                             tail_min_clean=cfg.tail_min_clean, true_label=t if truth else None)
     table["shot_group"] = classes["shot_group"].to_numpy()[y]
     run.write_parquet(runfiles.AUDIT, table)
     run.write_parquet(runfiles.CLASSES, classes)
@@ -74,7 +80,8 @@ def report_stage(run: RunDir, ds: Dataset) -> None:
     t = train["true_label"].to_numpy(np.int64)
     html = render_report(audit, classes, class_names=ds.class_names, metrics=metrics,
                          true_label=t if (t != UNKNOWN).all() else None, title=f"curator audit: {ds.name}",
-                         warnings=diagnostics.get("warnings", []))
+                         warnings=diagnostics.get("warnings", []), hygiene=run.read_json(runfiles.HYGIENE_SUMMARY),
+                         leakage=run.read_parquet(runfiles.LEAKAGE) if run.exists(runfiles.LEAKAGE) else None)
     with atomic_path(run / runfiles.REPORT) as tmp:
         tmp.write_text(html, encoding="utf-8")
 
@@ -114,12 +121,15 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
         heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed)
     if stop >= STAGES.index("evidence"):
         evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed)
+    if stop >= STAGES.index("hygiene"):
+        hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=bool(options.embeddings))
+        summary["hygiene"] = (run.read_json(runfiles.HYGIENE_SUMMARY) or {}).get("counts", {})
     if stop >= STAGES.index("signals"):
-        signals_stage(run, ds, evidence, heads, rec.signals)
+        signals_stage(run, ds, evidence, heads, rec.signals, hygiene=hygiene)
     if stop >= STAGES.index("audit"):
         run.run_stage("audit", lambda: audit_stage(run, ds, evidence, rec.audit), inputs={"audit": rec.audit.to_dict()},
                       outputs=AUDIT_OUTPUTS + ([runfiles.METRICS] if truth else []),
-                      input_files=[runfiles.MANIFEST, runfiles.EMBEDDINGS, *EVIDENCE_FILES]
+                      input_files=[runfiles.MANIFEST, runfiles.EMBEDDINGS, *EVIDENCE_FILES, runfiles.HYGIENE]
                       + ([runfiles.SIGNALS] if truth else []))
         audit = run.read_parquet(runfiles.AUDIT, columns=["is_label_issue"])
         summary["n_flagged"] = int(audit["is_label_issue"].sum())
@@ -130,7 +140,7 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
             summary["metrics"] = run.read_json(runfiles.METRICS)
     if stop >= STAGES.index("report"):
         run.run_stage("report", lambda: report_stage(run, ds), inputs={"report": 1}, outputs=[runfiles.REPORT],
-                      input_files=[runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS]
+                      input_files=[runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES]
                       + ([runfiles.METRICS] if run.exists(runfiles.METRICS) else []))
         summary["report"] = str(run / runfiles.REPORT)
     summary["seconds"] = round(time.perf_counter() - t0, 2)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curator import runfiles
 from curator.data.images import ArrayImages, FileImages
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.data.options import DatasetOptions
@@ -27,6 +28,7 @@ from curator.data.problems import Problem, ProblemReport
 from curator.data.readiness import check_ready
 from curator.data.registry import load_dataset
 from curator.data.validate import check_images
+from curator.hygiene.properties import VERSION as PROPERTIES_VERSION, Measurer
 from curator.rundir import RunDir
 
 LOG = logging.getLogger(__name__)
@@ -85,19 +87,24 @@ def checked_images(run: RunDir, ds: Dataset) -> Dataset:
     Files and encoded bytes are decoded with `curator.data.validate.check_images`; what it finds is
     kept in ``RUN/image_check.parquet`` (recomputed only when the manifest or the policy changes).
     Samples it skipped (under ``--on-bad skip``) leave the dataset; conversions (CMYK, 16-bit, alpha,
-    grayscale) are noted and kept. In-memory arrays need no check.
+    grayscale) are noted and kept. The same pass measures every image's properties and content hash
+    for the hygiene checks (``RUN/image_properties.parquet``, `curator.hygiene.properties`). In-memory
+    arrays need no check (their properties are measured from the arrays by the hygiene stage).
     """
     if isinstance(ds.images, ArrayImages):
         return ds
     report = ProblemReport(on_bad=ds.problems.on_bad)
 
     def check() -> None:
-        check_images(ds, report)
-        run.write_parquet("image_check.parquet", report.to_frame())
+        measure = Measurer()
+        check_images(ds, report, measure=measure)
+        run.write_parquet(runfiles.IMAGE_CHECK, report.to_frame())
+        run.write_parquet(runfiles.IMAGE_PROPERTIES, measure.frame())
 
     run.run_stage("check_images", check, inputs={"manifest": manifest_fingerprint(ds.manifest),
-                                                  "on_bad": ds.problems.on_bad}, outputs=["image_check.parquet"])
-    found = run.read_parquet("image_check.parquet")
+                                                  "on_bad": ds.problems.on_bad, "properties": PROPERTIES_VERSION},
+                  outputs=[runfiles.IMAGE_CHECK, runfiles.IMAGE_PROPERTIES])
+    found = run.read_parquet(runfiles.IMAGE_CHECK)
     ds.problems.problems.extend(Problem(**row) for row in found.to_dict("records"))
     skipped = set(found.loc[found["action"] == "skipped", "sample_id"].astype(str))
     if not skipped:

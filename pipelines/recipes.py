@@ -1,7 +1,7 @@
 """Recipes: per-dataset defaults in ``pipelines/recipes/<dataset>.toml``, loaded into typed configs.
 
 A recipe has sections ``[dataset]`` (DatasetOptions fields), ``[ssl]``, ``[heads]``, ``[evidence]``,
-``[signals]`` and ``[audit]`` (each the fields of that stage's config dataclass). Command-line overrides
+``[hygiene]``, ``[signals]`` and ``[audit]`` (each the fields of that stage's config dataclass). Command-line overrides
 ``--set section.key=value`` (value parsed as TOML, else taken as a string) are applied on top, and every
 key is validated by `curator.config.from_dict`, which names an unknown key. `resolve_recipe` is the one
 way every command (`audit`, `pretrain`, `embed`, `train`, `signals`, `inspect`) turns a dataset name, an
@@ -20,10 +20,11 @@ from curator.config import ConfigError, from_dict, load_toml
 from curator.data.options import DatasetOptions
 from curator.evidence.config import EvidenceConfig
 from curator.heads.config import HeadsConfig
+from curator.hygiene.config import HygieneConfig
 from curator.signals.config import SignalsConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-SECTIONS = ("dataset", "ssl", "heads", "evidence", "signals", "audit")
+SECTIONS = ("dataset", "ssl", "heads", "evidence", "hygiene", "signals", "audit")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Recipe:
     ssl: dict[str, Any] = field(default_factory=dict)       # explicit SSL values; the rest follows the images
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    hygiene: HygieneConfig = field(default_factory=HygieneConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     path: str | None = None
@@ -40,7 +42,7 @@ class Recipe:
     def record(self) -> dict[str, Any]:
         """What RUN/config.json keeps of the recipe: every section as resolved, the file and the overrides."""
         out: dict[str, Any] = {"dataset": dict(self.dataset), "ssl": dict(self.ssl)}
-        for section in ("heads", "evidence", "signals", "audit"):
+        for section in ("heads", "evidence", "hygiene", "signals", "audit"):
             out[section] = dataclasses.asdict(getattr(self, section))
         return out | {"path": self.path, "overrides": list(self.overrides)}
 
@@ -84,6 +86,7 @@ def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrid
     return Recipe(dataset=raw.get("dataset", {}), ssl=raw.get("ssl", {}),
                   heads=from_dict(HeadsConfig, raw.get("heads"), where="[heads]"),
                   evidence=from_dict(EvidenceConfig, raw.get("evidence"), where="[evidence]"),
+                  hygiene=from_dict(HygieneConfig, raw.get("hygiene"), where="[hygiene]"),
                   signals=from_dict(SignalsConfig, raw.get("signals"), where="[signals]"),
                   audit=from_dict(AuditConfig, raw.get("audit"), where="[audit]"),
                   path=str(p) if p else None, overrides=list(overrides or []))

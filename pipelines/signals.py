@@ -1,6 +1,7 @@
 """Stage `signals`: head results + the run's evidence -> RUN/signals.parquet (curator.signals.table).
 
-Skipped when its inputs (settings, training manifest, head outputs, the evidence files) are unchanged;
+Skipped when its inputs (settings, training manifest, head outputs, the evidence files, RUN/hygiene.parquet)
+are unchanged;
 the stored table is then reloaded.
 """
 from __future__ import annotations
@@ -35,15 +36,18 @@ def _heads_fingerprint(head_results: Mapping[str, HeadResult]) -> dict[str, str]
 
 
 def signals_stage(run: RunDir, ds: Dataset, evidence: Evidence, head_results: Mapping[str, HeadResult],
-                  cfg: SignalsConfig) -> pd.DataFrame:
-    """Build (or reload) RUN/signals.parquet for the training rows of `ds`."""
+                  cfg: SignalsConfig, *, hygiene: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Build (or reload) RUN/signals.parquet for the training rows of `ds`; `hygiene` is RUN/hygiene.parquet
+    when the hygiene stage ran (its measurements become signal columns)."""
     train = ds.manifest.iloc[train_rows(ds)].reset_index(drop=True)
 
     def work() -> None:
-        table = build_signals_table(train, head_results, evidence.graph, evidence.oof_probs, ds.n_classes, cfg)
+        table = build_signals_table(train, head_results, evidence.graph, evidence.oof_probs, ds.n_classes, cfg,
+                                    hygiene=hygiene)
         run.write_parquet(runfiles.SIGNALS, table)
 
-    run.run_stage("signals", work, outputs=[runfiles.SIGNALS], input_files=EVIDENCE_FILES,
+    run.run_stage("signals", work, outputs=[runfiles.SIGNALS],
+                  input_files=EVIDENCE_FILES + ([runfiles.HYGIENE] if hygiene is not None else []),
                   inputs={"signals": cfg.to_dict(), "manifest": manifest_fingerprint(train),
                           "heads": _heads_fingerprint(head_results)})
     return run.read_parquet(runfiles.SIGNALS)

@@ -9,6 +9,13 @@ heads/{lasl,gdw,fsr}.npz (GDW with ``omega``) and history/{lasl,gdw,fsr}.npz (cu
 audit.parquet, classes.parquet, metrics.json and report.html. Signals are derived from a real
 kNN on PCA features of the pixels, so flagged samples are mostly the planted ones.
 
+Hygiene (curator.hygiene): image_properties.parquet (measured from the digits), hygiene.parquet, hygiene.json and
+leakage.parquet come from the real checks, on top of which a few issues are planted by hand (digits have none) and
+fused into audit.parquet with `curator.hygiene.fuse.fuse_audit`: two duplicate pairs (one with two labels), one
+leak (its test copy is not in the manifest), two quality issues (one on a flagged label issue) and one outlier.
+fixture.json lists, under ``hygiene``, the sample ids of every kind (planted, plus what the checks found in the
+digits: one nearly empty digit) and of the planted ones.
+
 With ``with_umap=True`` it also writes RUN/umap.parquet (a PCA projection, so tests that open the
 map page need not wait for UMAP's JIT compilation).
 """
@@ -21,8 +28,11 @@ import numpy as np
 import pandas as pd
 
 from curator.data.stats import shot_group
+from curator.evidence import KnnGraph
 from curator.heads.base import HeadResult
 from curator.heads.store import write_head
+from curator.hygiene.fuse import fuse_audit
+from curator.signals.table import hygiene_columns
 
 N_CLASSES = 10
 
@@ -111,9 +121,7 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
         "fsr_meta_margin": (margin[-1] * 0.5).astype(np.float32), "fsr_in_dictionary": agreement > 0.95,
         "knn_agreement": agreement.astype(np.float32), "knn_suggested_label": knn_pred.astype(np.int64),
         "knn_suggested_share": votes.max(1).astype(np.float32), "knn_kth_distance": (1 - sim[:, -1]).astype(np.float32),
-        "dup_group": np.full(n, -1, np.int64), "dup_conflict": np.zeros(n, bool),
     })
-    run.write_parquet("signals.parquet", signals)
 
     score = np.clip(1 - agreement + rng.normal(0, 0.03, n), 0, 1).astype(np.float32)
     flagged = score > 0.5
@@ -126,6 +134,11 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
                           "suggested_label": knn_pred.astype(np.int64),
                           "suggested_label_confidence": votes.max(1).astype(np.float32),
                           "rank": rank, "shot_group": shot})
+    hyg = _hygiene(run, manifest, digits, refs, KnnGraph(idx, sim), audit, probs)
+    signals = pd.concat([signals, pd.DataFrame(hygiene_columns(hyg["table"], signals["sample_id"].to_numpy()))], axis=1)
+    run.write_parquet("signals.parquet", signals)
+    audit = fuse_audit(audit, hyg["table"], probs, probs)
+    flagged = audit["is_label_issue"].to_numpy(bool)
     run.write_parquet("audit.parquet", audit)
     est_clean = np.bincount(label[~flagged], minlength=N_CLASSES) + np.bincount(knn_pred[flagged], minlength=N_CLASSES)
     run.write_parquet("classes.parquet", pd.DataFrame({
@@ -140,5 +153,46 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
         from curator.explore.embedding_map import embedding_map
 
         embedding_map(run.path, method="pca")  # recorded like the UMAP stage, so the app reuses it
-    (run / "fixture.json").write_text(json.dumps({"n": n, "n_noisy": int(noisy.sum())}))
+    (run / "fixture.json").write_text(json.dumps({"n": n, "n_noisy": int(noisy.sum()), "hygiene": hyg["planted"]}))
     return run.path
+
+
+def _hygiene(run, manifest: pd.DataFrame, digits, refs: np.ndarray, graph, audit: pd.DataFrame,
+             probs: np.ndarray) -> dict:
+    """Run the real hygiene checks on the fixture, plant a few issues by hand, write the hygiene files."""
+    from curator import runfiles
+    from curator.hygiene.checks import run_checks
+    from curator.hygiene.config import HygieneConfig
+    from curator.hygiene.properties import measure_array
+
+    pixels = np.repeat(np.clip(np.rint(digits.images * 255 / 16), 0, 255).astype(np.uint8)[..., None], 3, 3)
+    props = measure_array(pixels, refs, manifest["sample_id"].to_numpy())
+    run.write_parquet(runfiles.IMAGE_PROPERTIES, props)
+    res = run_checks(manifest, manifest.iloc[:0], props, graph, HygieneConfig())
+    h = res.table.copy()
+    label, flag, ids = manifest["label"].to_numpy(), audit["is_label_issue"].to_numpy(bool), manifest["sample_id"].to_numpy()
+    clean = np.flatnonzero(~flag & (h["dup_group"].to_numpy() < 0))
+    same = next((a, b) for a in clean[:50] for b in clean[50:] if label[a] == label[b])
+    other = next((a, b) for a in clean[60:110] for b in clean[110:] if label[a] != label[b] and a not in same and b not in same)
+    g0 = int(h["dup_group"].max()) + 1
+    for g, (a, b) in enumerate((same, other), start=g0):
+        h.loc[[a, b], ["dup_group", "duplicate_type", "duplicate_similarity", "is_duplicate_issue"]] = [g, "exact", 1.0, True]
+    h.loc[list(other), "dup_conflict"] = True
+    leak, dark, blur_on_flagged, outlier = int(clean[150]), int(clean[151]), int(np.flatnonzero(flag)[0]), int(clean[152])
+    h.loc[leak, ["leak_similarity", "is_leak_issue"]] = [1.0, True]
+    h.loc[dark, ["is_quality_issue", "quality_issues"]] = [True, "dark"]
+    h.loc[blur_on_flagged, ["is_quality_issue", "quality_issues"]] = [True, "blurry,low_information"]
+    h.loc[outlier, "is_outlier_issue"] = True
+    pairs = pd.DataFrame({"sample_id": [str(ids[leak])], "other_id": ["test/digits-copy-0001"], "other_split": ["test"],
+                          "match": ["exact"], "similarity": np.array([1.0], np.float32)})
+    summary = dict(res.summary)
+    summary["counts"] = {"duplicate": int(h["is_duplicate_issue"].sum()), "leak": int(h["is_leak_issue"].sum()),
+                         "quality": int(h["is_quality_issue"].sum()), "outlier": int(h["is_outlier_issue"].sum())}
+    run.write_parquet(runfiles.HYGIENE, h)
+    run.write_parquet(runfiles.LEAKAGE, pairs)
+    run.write_json(runfiles.HYGIENE_SUMMARY, summary)
+    planted = {kind: [str(x) for x in ids[h[f"is_{kind}_issue"].to_numpy(bool)]]       # planted + found in the digits
+               for kind in ("duplicate", "leak", "quality", "outlier")}
+    planted.update({"conflict": [str(ids[i]) for i in other], "label_and_quality": [str(ids[blur_on_flagged])],
+                    "planted_quality": [str(ids[dark]), str(ids[blur_on_flagged])]})
+    return {"table": h, "planted": planted}

@@ -33,6 +33,12 @@ def test_pipeline_ranks_planted_errors_and_resumes(tmp_path):
     assert s["metrics"]["auroc"] >= 0.85 and "per_shot" in s["metrics"]
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<script" not in html
+    # the hygiene checks ran on the digits (measured from the arrays) and are fused into the audit
+    for f in ("image_properties.parquet", "hygiene.parquet", "leakage.parquet", "hygiene.json"):
+        assert (out / f).exists(), f
+    assert {"issue_kinds", "is_duplicate_issue", "is_quality_issue"} <= set(audit.columns)
+    assert set(s["hygiene"]) >= {"duplicate", "leak", "quality", "outlier"} and "Issues by kind" in html
+    assert "darkness" not in s["metrics"]["per_signal"]           # image properties are not label-noise signals
     stages = {p.name: json.loads(p.read_text())["finished"] for p in (out / "stages").glob("*.json")}
     before = {f: (out / f).stat().st_mtime_ns for f in ("embeddings.npy", "audit.parquet", "report.html")}
     s2 = run_pipeline(DatasetOptions(), out, recipe=RECIPE)          # unchanged inputs: nothing recomputed

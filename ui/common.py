@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from curator.explore.filters import FLAG_CHOICES, SampleFilter, filter_samples, sortable_columns
+from curator.explore.filters import FLAG_CHOICES, SampleFilter, available_kinds, filter_samples, sortable_columns
 from curator.explore.review import REVIEW_STATUSES, decide, describe_decision, review_status
 from curator.data.stats import SHOT_GROUPS
 from curator.explore.run import ExplorerRun, load_run
@@ -152,7 +152,16 @@ def filter_sidebar(run: ExplorerRun) -> SampleFilter:
     sb.caption("Apply to the flagged grid, the map listing and bulk review.")
     names = {c: f"{c}: {run.class_name(c)}" for c in range(run.n_classes)}
     flagged = sb.radio("Audit flag", FLAG_CHOICES, key="f_flagged", horizontal=True,
-                       help="`is_label_issue`: the audit believes the given label is wrong.")
+                       help="Flagged = has an issue of one of the kinds below (by default: `is_label_issue`, the audit "
+                            "believes the given label is wrong).")
+    kinds_here = available_kinds(run.table)
+    kinds = ("label",)
+    if len(kinds_here) > 1:
+        kinds = tuple(sb.multiselect("Issue kinds", kinds_here, default=["label"], key="f_kinds",
+                                     help="What 'flagged' means: label (likely wrong label), duplicate (identical or "
+                                          "near-identical copies), leak (a copy is in the test/val split), quality "
+                                          "(dark, light, blurry, blank, grayscale, odd size or aspect), outlier. "
+                                          "A sample matches if it has any of the chosen kinds."))
     classes = sb.multiselect("Given label", list(names), format_func=names.get, key="f_classes")
     suggested = sb.multiselect("Suggested label", list(names), format_func=names.get, key="f_suggested")
     shots = sb.multiselect("Shot group", list(SHOT_GROUPS), key="f_shots",
@@ -178,7 +187,7 @@ def filter_sidebar(run: ExplorerRun) -> SampleFilter:
     sort_by = sb.selectbox("Sort by", sort_cols, index=default, key="f_sort")
     descending = sb.toggle("Highest first", value=True, key="f_desc")
     return SampleFilter(classes=tuple(classes), suggested=tuple(suggested), shot_groups=tuple(shots),
-                        score_range=tuple(score), flagged=flagged if run.has_audit else "all",
+                        score_range=tuple(score), flagged=flagged if run.has_audit else "all", kinds=kinds,
                         review=tuple(review), thresholds=tuple(thresholds), sort_by=sort_by, descending=descending)
 
 

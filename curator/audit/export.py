@@ -11,6 +11,20 @@ relabel = use the new label):
   floored at ``min_weight``, optionally multiplied by a class-balancing factor (inverse estimated clean
   count per class) so ``torch.utils.data.WeightedRandomSampler(weights, len(weights))`` draws classes evenly.
 
+Hygiene (docs/hygiene.md; needs a run audited with the hygiene stage, i.e. audit.parquet's ``issue_kinds``):
+
+- ``drop`` (any of `DROP_KINDS`, every policy): ``duplicate`` keeps one sample per group of identical or
+  near-identical images (the audit's ``duplicate_of`` choice, or the best remaining member when that one is
+  dropped for another reason) and drops the other copies; ``leak`` drops training samples that have a copy in the
+  test / validation split (the held-out split stays as it is, so scores stay comparable; the pairs are in
+  RUN/leakage.parquet); ``quality`` drops unusable images (``quality_issues`` naming one of `unusable`:
+  dark, light, blurry, low_information by default; grayscale and odd sizes are kept); ``outlier`` drops outliers;
+- ``relabel`` never relabels a flagged sample whose image is unusable (its suggestion comes from an image
+  nobody could label): it is dropped instead.
+
+A person's decision overrides all of these, as for label issues: a duplicate a person kept stands for its group
+(its unreviewed copies are dropped), and copies a person kept all stay.
+
 Output: a Parquet or CSV table (``sample_id``, ``source``, ``image_ref``, ``label``, ``original_label``,
 ``weight``, ``decision``, ``decided_by``; plus ``file`` when the run pinned image files) and
 ``<name>.weights.npy`` (float64, same order) beside it. Both are written atomically, never outside
@@ -32,13 +46,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curator.config import ConfigError
 from curator.data.pins import changed_samples, describe_changes
 from curator.data.problems import DataError
+from curator.hygiene.fuse import unusable_mask
+from curator.hygiene.thresholds import PROPERTY_CHECKS, UNUSABLE
 from curator.review import load_decisions
 from curator.rundir import RunDir, atomic_path, write_npy_atomic
 
 LOG = logging.getLogger(__name__)
 POLICIES = ("clean", "relabel", "reweight")
+DROP_KINDS = ("duplicate", "leak", "quality", "outlier")
+HYGIENE_COLUMNS = ["issue_kinds", "is_duplicate_issue", "duplicate_of", "is_leak_issue", "quality_issues",
+                   "is_outlier_issue"]
 FORMATS = ("parquet", "csv")
 EXPORTS_DIR = "exports"  # the one place inside a run directory an export may write
 
@@ -123,22 +143,71 @@ def changed_since_audit(run_dir: str | os.PathLike, sample_ids: pd.Series | None
     return changed_samples(man, root=root)
 
 
-def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0.5, min_weight: float = 0.05,
-                 class_balanced: bool = False) -> pd.DataFrame:
-    """The exported table for `policy` (see the module docstring); rows in manifest order."""
+def _check_drop(drop, unusable) -> tuple[str, ...]:
+    drop = tuple(dict.fromkeys(drop or ()))
+    bad = [k for k in drop if k not in DROP_KINDS]
+    if bad:
+        raise ConfigError(f"--drop: unknown kind(s) {bad}; expected some of {','.join(DROP_KINDS)}")
+    known = {c.name for c in PROPERTY_CHECKS}
+    bad = [c for c in unusable if c not in known]
+    if bad:
+        raise ConfigError(f"--unusable: unknown image-quality check(s) {bad}; expected some of {','.join(sorted(known))}")
+    return drop
+
+
+def _dedupe(ids: np.ndarray, is_dup: np.ndarray, dup_of: np.ndarray, decision: np.ndarray, by: np.ndarray,
+            score: np.ndarray) -> np.ndarray:
+    """Rows to drop so that one member per duplicate group survives: among the members not dropped already,
+    reviewed ones stay, and of the others the audit's chosen member (``duplicate_of`` empty), else the lowest
+    score, else the earliest row, stays unless a reviewed member already does."""
+    drop = np.zeros(len(ids), bool)
+    members = np.flatnonzero(is_dup & (decision != "drop"))
+    if not len(members):
+        return drop
+    group = np.where(dup_of[members] != "", dup_of[members], ids[members])
+    reviewed = by[members] == "review"
+    chosen = dup_of[members] == ""
+    order = np.lexsort((members, score[members], ~chosen, ~reviewed, group))
+    seen: set = set()
+    for j in order:
+        g = group[j]
+        if g in seen and not reviewed[j]:
+            drop[members[j]] = True
+        seen.add(g)
+    return drop
+
+
+def build_export(run_dir: str | os.PathLike, policy: str, **kwargs) -> pd.DataFrame:
+    """The exported table for `policy` (see the module docstring); rows in manifest order. Keywords: `min_confidence`,
+    `min_weight`, `class_balanced`, `drop` (hygiene kinds to remove, `DROP_KINDS`) and `unusable` (the image-quality
+    checks that make an image unusable)."""
+    return _build(run_dir, policy, **kwargs)[0]
+
+
+def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0.5, min_weight: float = 0.05,
+           class_balanced: bool = False, drop: tuple[str, ...] | list[str] = (),
+           unusable: tuple[str, ...] | list[str] = UNUSABLE) -> tuple[pd.DataFrame, dict[str, int]]:
+    """(the export table, {why: samples dropped}) — the why being label, duplicate, leak, quality, outlier or review."""
     if policy not in POLICIES:
         raise ValueError(f"unknown export policy {policy!r}; expected one of {POLICIES}")
+    drop = _check_drop(drop, unusable)
     run = RunDir(run_dir, create=False)
     if not run.path.is_dir():
         raise DataError(f"run directory {str(run.path)!r} does not exist")
-    audit = _read_run_table(run, "audit.parquet", AUDIT_COLUMNS)
+    audit = _read_run_table(run, "audit.parquet")
+    missing = [c for c in AUDIT_COLUMNS if c not in audit.columns]
+    if missing:
+        raise DataError(f"{str(run / 'audit.parquet')!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
+    hygiene = all(c in audit.columns for c in HYGIENE_COLUMNS)
+    if drop and not hygiene:
+        raise DataError(f"run {str(run.path)!r} has no hygiene checks in audit.parquet (written before they existed), so "
+                        f"--drop {','.join(drop)} cannot be applied; re-run `curator audit --out {run.path}`")
     man = _read_run_table(run, "manifest.parquet")
     missing = [c for c in ("sample_id", "source", "image_ref") if c not in man.columns]
     if missing:
         raise DataError(f"{str(run / 'manifest.parquet')!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
     man = man[["sample_id", "source", "image_ref"] + (["file"] if "file" in man.columns else [])]
-    df = audit[["sample_id", "label", "label_issue_score", "is_label_issue", "suggested_label",
-                "suggested_label_confidence"]].merge(man, on="sample_id", how="left")
+    df = audit[AUDIT_COLUMNS + (HYGIENE_COLUMNS if hygiene else [])].merge(man, on="sample_id", how="left")
     y = df["label"].to_numpy(np.int64)
     flag = df["is_label_issue"].to_numpy(bool)
     sugg, conf = df["suggested_label"].to_numpy(np.int64), df["suggested_label_confidence"].to_numpy(float)
@@ -147,10 +216,17 @@ def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: flo
     if policy == "clean":
         decision[flag] = "drop"
     elif policy == "relabel":
-        ok = flag & (conf >= min_confidence) & (sugg != y)
+        bad_image = unusable_mask(df["quality_issues"], unusable) if hygiene else np.zeros(len(df), bool)
+        ok = flag & (conf >= min_confidence) & (sugg != y) & ~bad_image
         decision[ok], new_label[ok] = "relabel", sugg[ok]
         decision[flag & ~ok] = "drop"
     by = np.full(len(df), "audit", dtype=object)
+    reason = np.where(decision == "drop", "label", "").astype(object)
+    for kind in ("leak", "quality", "outlier"):
+        if kind in drop:
+            hit = (unusable_mask(df["quality_issues"], unusable) if kind == "quality"
+                   else df[f"is_{kind}_issue"].fillna(False).to_numpy(bool)) & (decision != "drop")
+            decision[hit], reason[hit] = "drop", kind
     dec = load_decisions(run.path)
     if len(dec):
         pos = pd.Series(np.arange(len(df)), index=df["sample_id"])
@@ -158,9 +234,15 @@ def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: flo
         i = pos[dec["sample_id"]].to_numpy()
         act, lab = dec["action"].to_numpy(), dec["new_label"].to_numpy(np.int64)
         decision[i], by[i] = act, "review"
+        reason[i] = np.where(act == "drop", "review", "")
         new_label[i] = np.where(act == "relabel", lab, y[i])
         flag = flag.copy()
         flag[i] = act != "keep"
+    if "duplicate" in drop:
+        extra = _dedupe(df["sample_id"].astype(str).to_numpy(), df["is_duplicate_issue"].fillna(False).to_numpy(bool),
+                        df["duplicate_of"].fillna("").astype(str).to_numpy(), decision, by,
+                        df["label_issue_score"].to_numpy(float))
+        decision[extra], reason[extra] = "drop", "duplicate"
     weight = np.ones(len(df))
     if policy == "reweight":
         weight = np.clip(1.0 - df["label_issue_score"].to_numpy(float), min_weight, 1.0)
@@ -174,10 +256,11 @@ def build_export(run_dir: str | os.PathLike, policy: str, *, min_confidence: flo
                         "decided_by": by})
     if "file" in df.columns and (df["file"].fillna("").astype(str) != "").any():
         out["file"] = df["file"].fillna("").astype(str).to_numpy()  # the pinned image file, relative to the image root
+    dropped_for = {str(k): int(v) for k, v in pd.Series(reason[decision == "drop"]).value_counts().items()}
     out = out[out["decision"] != "drop"].reset_index(drop=True)
     if not np.isfinite(out["weight"]).all() or (out["weight"] <= 0).any():
         raise RuntimeError("export produced non-finite or non-positive weights")  # a bug, never bad data
-    return out
+    return out, dropped_for
 
 
 def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, *, fmt: str | None = None,
@@ -201,7 +284,7 @@ def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, 
 
         LOG.warning("run %s is being written right now by %s; the export reflects its files as they are now",
                     run_dir, describe_holder(other))
-    table = build_export(run_dir, policy, **kwargs)
+    table, dropped_for = _build(run_dir, policy, **kwargs)
     changed = changed_since_audit(run_dir, table["sample_id"])
     if changed and not allow_changed:
         raise DataError(f"the image files of exported samples changed since the audit ({describe_changes(changed)}); "
@@ -215,6 +298,7 @@ def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, 
     summary = {"policy": policy, "out": str(target), "weights": str(weights_path), "format": fmt, "n_rows": len(table),
                "n_dropped": n_total - len(table), "n_relabelled": int((table["label"] != table["original_label"]).sum()),
                "n_review_decisions": int((table["decided_by"] == "review").sum()),
+               "dropped_for": dropped_for, "drop": list(kwargs.get("drop") or ()),
                "n_changed_since_audit": len(changed), "changed_since_audit": [c.sample_id for c in changed[:100]]}
     LOG.info("export %s: %d rows (%d dropped, %d relabelled) -> %s", policy, len(table), summary["n_dropped"],
              summary["n_relabelled"], target)

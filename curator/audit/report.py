@@ -1,4 +1,9 @@
-"""report.html: a self-contained summary of an audit (plots embedded as base64 PNG, matplotlib Agg)."""
+"""report.html: a self-contained summary of an audit (plots embedded as base64 PNG, matplotlib Agg).
+
+With the hygiene stage's outputs (RUN/hygiene.json, RUN/leakage.parquet) the report also counts every kind
+of issue (label, duplicate, leak, quality, outlier; `curator.hygiene.counts`), says which threshold each
+check used and which checks were skipped and why, and lists the training ↔ test / validation pairs.
+"""
 from __future__ import annotations
 
 import base64
@@ -74,12 +79,67 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="t")
 
 
+def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.DataFrame | None, max_pairs: int) -> list[str]:
+    from curator.hygiene.counts import kind_counts, label_issue_split, quality_counts
+
+    kinds = kind_counts(audit)
+    if len(kinds) <= 1 and not hygiene:
+        return []
+    parts = ["<h2>Issues by kind</h2><p>A sample can have several kinds; <em>also_label</em> counts those that are "
+             "label issues too (a label issue on a dark, blurry or duplicated image calls for another decision).</p>",
+             _table(kinds)]
+    split = label_issue_split(audit)
+    if split.get("on_quality_issue") is not None:
+        parts.append(f"<p>Of {split['label_issues']} label issues, {split['label_only']} are on images with no other "
+                     f"issue and {split['on_quality_issue']} on images with an image-quality issue.</p>")
+    q = quality_counts(audit)
+    hq = (hygiene or {}).get("quality", {})
+    if "checks" in hq:
+        info = pd.DataFrame([{"check": k, "flagged": v.get("n_flagged"), "median": v.get("median"),
+                              "flagged when": v.get("flag_when"), "meaning": v.get("description")}
+                             for k, v in hq["checks"].items()])
+        parts.append(f"<h3>Image quality</h3><p>Each check flags values more than {hq.get('z')} robust spreads "
+                     "outside this dataset's own distribution (docs/hygiene.md).</p>" + _table(info))
+    elif len(q):
+        parts.append("<h3>Image quality</h3>" + _table(q))
+    if hq.get("skipped"):
+        parts.append(f"<p>Image-quality checks skipped: {html.escape(str(hq['skipped']))}.</p>")
+    d = (hygiene or {}).get("duplicates", {})
+    if d:
+        sim = d.get("near_duplicate_similarity")
+        parts.append("<h3>Duplicates</h3><p>" + html.escape(
+            f"{d.get('n_in_groups', 0)} training samples in {d.get('n_groups', 0)} groups ({d.get('n_exact', 0)} with an "
+            f"identical copy, {d.get('n_redundant', 0)} redundant copies, {d.get('n_conflicting_groups', 0)} groups whose "
+            "members carry different labels)" + (f"; near duplicates: cosine ≥ {sim:.4f} "
+                                                  f"({(d.get('calibration') or {}).get('method', '')})" if sim else "")
+            + ".") + "</p>")
+    lk = (hygiene or {}).get("leakage", {})
+    if lk:
+        parts.append("<h3>Leakage between splits</h3><p>" + html.escape(
+            f"{lk.get('n_train_leaked', 0)} training samples have a copy among {lk.get('n_other_leaked', 0)} "
+            f"test / validation samples ({lk.get('n_pairs', 0)} pairs). Exact: {lk.get('exact', '')}. "
+            f"Near: {lk.get('near', '')}.") + "</p>")
+        if leakage is not None and len(leakage):
+            parts.append(_table(leakage.sort_values("similarity", ascending=False).head(max_pairs))
+                         + (f"<p>First {max_pairs} of {len(leakage)} pairs; all in leakage.parquet.</p>"
+                            if len(leakage) > max_pairs else ""))
+    o = (hygiene or {}).get("outliers", {})
+    if o.get("distance_threshold") is not None:
+        parts.append("<h3>Outliers</h3><p>" + html.escape(
+            f"{o.get('n_flagged', 0)} samples whose mean cosine distance to their {o.get('neighbours')} nearest "
+            f"neighbours exceeds {o['distance_threshold']:.4f} (median {o.get('median_distance', 0):.4f})") + ".</p>")
+    return parts
+
+
 def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: list[str], metrics: dict | None = None,
                   true_label: np.ndarray | None = None, title: str = "curator audit", top: int = 30,
-                  warnings: list[str] | None = None) -> str:
+                  warnings: list[str] | None = None, hygiene: dict | None = None, leakage: pd.DataFrame | None = None,
+                  max_pairs: int = 50) -> str:
     """The HTML text (see module docstring)."""
     names = np.asarray(class_names)
-    top_df = audit.sort_values("rank").head(top).copy()
+    shown = [c for c in ("sample_id", "label", "suggested_label", "label_issue_score", "suggested_label_confidence",
+                         "rank", "shot_group", "issue_kinds", "quality_issues", "duplicate_of") if c in audit.columns]
+    top_df = audit.sort_values("rank").head(top)[shown].copy()
     top_df["label"] = names[top_df["label"].to_numpy()]
     top_df["suggested_label"] = names[top_df["suggested_label"].to_numpy()]
     risk = classes[classes["at_risk"] | (classes["estimated_noise_rate"] > 0.3)]
@@ -96,6 +156,7 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
                                               for g, v in metrics["per_shot"].items()])))
     for name, img in _figures(audit, classes, true_label):
         parts.append(f"<h2>{html.escape(name)}</h2>{img}")
+    parts += _hygiene_section(audit, hygiene, leakage, max_pairs)
     parts.append("<h2>Classes at risk or noisy</h2>" + (_table(risk) if len(risk) else "<p>none</p>"))
     parts.append("<h2>Per-class findings</h2>" + _table(classes))
     parts.append(f"<h2>Top {top} issues</h2>" + _table(top_df))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from curator.hygiene.thresholds import UNUSABLE
 from curator.log import print_json
 
 
@@ -15,10 +16,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-dir", default=None, help="directory the output must stay inside (then --out is relative to it)")
     p.add_argument("--min-confidence", type=float, default=0.5, help="relabel: least suggestion confidence used")
     p.add_argument("--class-balanced", action="store_true", help="reweight: balance classes by estimated clean mass")
+    p.add_argument("--drop", default="", metavar="KINDS",
+                   help="also drop hygiene issues, comma-separated: duplicate (keep one per group), leak (training copies "
+                        "of test/val images), quality (unusable images, see --unusable), outlier")
+    p.add_argument("--unusable", default=",".join(UNUSABLE), metavar="CHECKS",
+                   help=f"image-quality checks that make an image unusable (default {','.join(UNUSABLE)}; also: "
+                        "grayscale, odd_size, odd_aspect_ratio); used by --drop quality and by relabel, which drops "
+                        "instead of relabelling a flagged unusable image")
     p.add_argument("--allow-changed", dest="allow_changed", action="store_true",
                    help="export even if image files of exported samples changed since the audit (default: refuse)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=_run)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
 
 
 def _run(args) -> int:
@@ -26,10 +38,11 @@ def _run(args) -> int:
 
     summary = export_run(args.run, args.policy, args.out, fmt=args.fmt, base=args.base_dir,
                          min_confidence=args.min_confidence, class_balanced=args.class_balanced,
-                         allow_changed=args.allow_changed)
+                         allow_changed=args.allow_changed, drop=_names(args.drop), unusable=_names(args.unusable))
     if args.json:
         print_json(summary)
     else:
-        print(f"{summary['n_rows']} rows ({summary['n_dropped']} dropped, {summary['n_relabelled']} relabelled) -> "
-              f"{summary['out']}; sampler weights -> {summary['weights']}")
+        why = ", ".join(f"{n} {k}" for k, n in summary.get("dropped_for", {}).items())
+        print(f"{summary['n_rows']} rows ({summary['n_dropped']} dropped{': ' + why if why else ''}, "
+              f"{summary['n_relabelled']} relabelled) -> {summary['out']}; sampler weights -> {summary['weights']}")
     return 0

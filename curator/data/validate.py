@@ -7,7 +7,9 @@ Cheap checks (every adapter, at load time; SPEC §3):
 - `check_paths`: relative paths that escape the root, missing files and zero-byte files (one ``stat``).
 
 Expensive check (`check_images`): decodes every image through ``ds.images`` and reports unreadable,
-truncated and zero-byte files, and images converted to RGB (CMYK, 16-bit, alpha, grayscale).
+truncated and zero-byte files, and images converted to RGB (CMYK, 16-bit, alpha, grayscale). The same
+pass can measure every image's properties and content hash for the hygiene checks
+(`curator.hygiene.properties`), so no image is decoded twice for them.
 Each finding goes to the `ProblemReport` with the sample id and the reason; whether the sample
 stays is the report's policy (``skip`` / ``keep`` / ``error``).
 """
@@ -26,6 +28,7 @@ import pandas as pd
 from curator.data.images import ArrayImages, EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes
 from curator.data.manifest import UNKNOWN, Dataset
 from curator.data.problems import ProblemReport
+from curator.hygiene.properties import Measurer, measure_array, prepare_image
 
 LOG = logging.getLogger(__name__)
 
@@ -190,35 +193,42 @@ def conversion_kind(note: str) -> str:
     return "converted_mode"
 
 
-def _decode_one(images: ImageSource, ref: int) -> tuple[str | None, str | None, str | None]:
-    """(error kind, error reason, conversion note) for image `ref`."""
+def _decode_one(images: ImageSource, ref: int, measure: bool = False) -> tuple[str | None, str | None, str | None, tuple | None]:
+    """(error kind, error reason, conversion note, prepared image for `curator.hygiene.properties.Measurer`
+    or None) for image `ref`."""
     try:
         if isinstance(images, FileImages):
-            _, note = images.read_with_note(ref)
+            pixels, note = images.read_with_note(ref)
         elif isinstance(images, EncodedImages):
-            _, note = decode_image_bytes(images.raw(ref))
+            pixels, note = decode_image_bytes(images.raw(ref))
         else:
-            images.read(ref)
+            pixels = images.read(ref)
             note = None
     except ImageError as exc:
-        return exc.kind, exc.reason, None
-    return None, None, note
+        return exc.kind, exc.reason, None, None
+    return None, None, note, (prepare_image(pixels) if measure else None)
 
 
 def check_images(ds: Dataset, report: ProblemReport, *, refs: Sequence[int] | None = None,
-                 workers: int | None = None, progress: bool = True) -> Dataset:
+                 workers: int | None = None, progress: bool = True, measure: Measurer | None = None) -> Dataset:
     """Decode every image (or the manifest rows at positions `refs`) and report what is wrong.
 
     Unreadable / truncated / zero-byte / missing images are bad samples (skipped or kept by the
     report's policy); converted modes (CMYK, 16-bit, alpha, grayscale) are reported with
     ``convertible=True`` and kept. Returns `ds` without the skipped samples. Decoding runs in a
     thread pool (PIL releases the GIL) with a progress bar on stderr.
+
+    With `measure` (a `curator.hygiene.properties.Measurer`), the same pass also takes every decodable
+    image's properties and content hash (docs/hygiene.md); ``measure.frame()`` then holds them by sample id.
     """
     from tqdm.auto import tqdm
 
     m = ds.manifest
     rows = np.arange(len(m)) if refs is None else np.asarray(refs, dtype=np.int64)
     if isinstance(ds.images, ArrayImages):  # already decoded uint8 RGB in memory: nothing can fail
+        if measure is not None:
+            measure.add_frame(measure_array(ds.images.array, m["image_ref"].to_numpy()[rows],
+                                            m["sample_id"].astype(str).to_numpy()[rows]))
         ds.info["images_checked"] = {"n_checked": int(len(rows)), "n_bad": 0, "n_converted": 0}
         return ds
     image_refs = m["image_ref"].to_numpy()[rows]
@@ -226,10 +236,12 @@ def check_images(ds: Dataset, report: ProblemReport, *, refs: Sequence[int] | No
     workers = workers or min(8, (os.cpu_count() or 1) + 2)
     n_converted = n_bad = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda r: _decode_one(ds.images, int(r)), image_refs, chunksize=64)
+        results = pool.map(lambda r: _decode_one(ds.images, int(r), measure is not None), image_refs, chunksize=64)
         bar = tqdm(results, total=len(rows), desc="checking images", unit="img", disable=not progress or None, leave=False)
-        for row, (kind, reason, note) in zip(rows, bar):
+        for row, (kind, reason, note, prepared) in zip(rows, bar):
             sid, src = str(m["sample_id"].iat[row]), str(m["source"].iat[row])
+            if prepared is not None:
+                measure.add(sid, prepared)
             if kind is not None:
                 n_bad += 1
                 keep[row] = report.add(sid, src, kind, reason or kind)

@@ -15,6 +15,7 @@ import pandas as pd
 from curator.explore.review import REVIEW_STATUSES
 
 FLAG_CHOICES = ("flagged", "not flagged", "all")
+KINDS = ("label", "duplicate", "leak", "quality", "outlier")   # curator.columns.ISSUE_KINDS
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class SampleFilter:
     suggested: tuple[int, ...] = ()               # suggested label in these classes
     shot_groups: tuple[str, ...] = ()             # "many" / "medium" / "few"
     score_range: tuple[float, float] = (0.0, 1.0)  # label_issue_score within [lo, hi]
-    flagged: str = "flagged"                      # one of FLAG_CHOICES
+    flagged: str = "flagged"                      # one of FLAG_CHOICES: has (or has not) an issue of `kinds`
+    kinds: tuple[str, ...] = ()                   # issue kinds the flag means (KINDS); empty = ("label",)
     review: tuple[str, ...] = ()                  # review statuses (REVIEW_STATUSES)
     thresholds: tuple[tuple[str, float | None, float | None], ...] = field(default=())  # (column, lo, hi)
     sort_by: str = "label_issue_score"
@@ -39,6 +41,18 @@ def _column(table: pd.DataFrame, name: str) -> np.ndarray:
     if isinstance(col.dtype, pd.CategoricalDtype):
         return col.cat.codes.to_numpy()
     return col.to_numpy()
+
+
+def kind_column(kind: str) -> str:
+    """The audit column that flags `kind` (``is_label_issue``, ``is_duplicate_issue``, …)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown issue kind {kind!r}; expected one of {KINDS}")
+    return f"is_{kind}_issue"
+
+
+def available_kinds(table: pd.DataFrame) -> list[str]:
+    """The issue kinds this run's table can filter by (a run audited before the hygiene checks has only "label")."""
+    return [k for k in KINDS if kind_column(k) in table.columns]
 
 
 def sortable_columns(table: pd.DataFrame) -> list[str]:
@@ -64,7 +78,10 @@ def filter_mask(table: pd.DataFrame, flt: SampleFilter, status: np.ndarray | Non
             s = _column(table, "label_issue_score")
             mask &= (s >= lo) & (s <= hi)
         if flt.flagged != "all":
-            flag = _column(table, "is_label_issue").astype(bool)
+            flag = np.zeros(n, bool)
+            for kind in flt.kinds or ("label",):
+                if kind_column(kind) in table.columns:   # a kind the run does not have flags nothing
+                    flag |= _column(table, kind_column(kind)).astype(bool)
             mask &= flag if flt.flagged == "flagged" else ~flag
     elif flt.flagged not in FLAG_CHOICES:
         raise ValueError(f"flagged must be one of {FLAG_CHOICES}, got {flt.flagged!r}")

@@ -56,14 +56,15 @@ def describe_decision(status_code: int, new_label: int, class_name) -> str:
     return {"unreviewed": "not reviewed", "keep": "kept (label confirmed)", "drop": "dropped"}[s]
 
 
-def export_manifest(run_path: str | Path, policy: str, out: str | Path) -> dict:
-    """Export the reviewed run with `curator.audit.export` (decisions override the automatic flags).
+def export_manifest(run_path: str | Path, policy: str, out: str | Path, *, drop: tuple[str, ...] = ()) -> dict:
+    """Export the reviewed run with `curator.audit.export` (decisions override the automatic flags); `drop` names
+    hygiene kinds to drop as well (duplicate, leak, quality, outlier).
 
     Returns what the export function returned (a summary) as a dict, with ``out`` added.
     """
     from curator.audit.export import export_run
 
-    result = export_run(Path(run_path), policy=policy, out=Path(out))
+    result = export_run(Path(run_path), policy=policy, out=Path(out), drop=tuple(drop))
     summary = dict(result) if isinstance(result, dict) else {"result": str(result)}
     summary.setdefault("out", str(out))
     return summary

@@ -124,6 +124,28 @@ class ExplorerRun:
             return {h: recs for h, recs in out.items() if recs}
         return self._once("history", load)
 
+    def leakage(self) -> pd.DataFrame | None:
+        """RUN/leakage.parquet (training <-> test / val pairs of identical or near-identical images), or None."""
+        def load():
+            p = self.path / runfiles.LEAKAGE
+            return _read(self.path, runfiles.LEAKAGE, pd.read_parquet) if p.exists() else None
+        return self._once("leakage", load)
+
+    def hygiene_summary(self) -> dict:
+        """RUN/hygiene.json (thresholds, counts, skipped checks), or {}."""
+        def load():
+            p = self.path / runfiles.HYGIENE_SUMMARY
+            return _read(self.path, runfiles.HYGIENE_SUMMARY, _read_json) if p.exists() else {}
+        return self._once("hygiene_summary", load)
+
+    def other_image_refs(self) -> dict[str, int]:
+        """{sample_id: image_ref} of the samples outside the training split (test / val), e.g. to show a leak's copy."""
+        def load():
+            m = _read(self.path, runfiles.MANIFEST, pd.read_parquet, columns=["sample_id", "split", "image_ref"])
+            m = m[m["split"] != "train"]
+            return dict(zip(m["sample_id"].astype(str), m["image_ref"].astype(np.int64)))
+        return self._once("other_image_refs", load)
+
     def sample_history(self, pos: int) -> pd.DataFrame:
         """Long frame (head, record, epoch, value) of every per-epoch record of sample `pos`."""
         rows = []
@@ -190,8 +212,8 @@ def load_run(path: str | Path) -> ExplorerRun:
         groups = shot_group(counts)
         table["shot_group"] = np.where(labels >= 0, groups[np.clip(labels, 0, None)], "few")
     table["shot_group"] = pd.Categorical(table["shot_group"].astype(str), categories=list(SHOT_GROUPS))
-    if "is_label_issue" in table.columns:
-        table["is_label_issue"] = table["is_label_issue"].fillna(False).astype(bool)
+    for col in [c for c in table.columns if c.startswith("is_") and c.endswith("_issue")]:
+        table[col] = table[col].fillna(False).astype(bool)
     metrics = _read(path, "metrics.json", _read_json) if (path / "metrics.json").exists() else None
     classes = _read(path, "classes.parquet", pd.read_parquet) if (path / "classes.parquet").exists() else None
     diagnostics = _read(path, "diagnostics.json", _read_json) if (path / "diagnostics.json").exists() else {}

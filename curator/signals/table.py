@@ -3,8 +3,10 @@
 Columns, in order: ``sample_id``, ``label``, ``true_label`` (−1 unknown); then every head's signal
 columns (``<head>_prob_label`` and ``<head>_pred`` derived from the head's probabilities when the head
 does not supply them); then the neighbourhood columns from the run's kNN graph
-(`curator.signals.agreement`) and the confident-learning columns from its out-of-fold probe
-(`curator.signals.confident`). Every column must be declared in `curator.columns` (checked here).
+(`curator.signals.agreement`), the confident-learning columns from its out-of-fold probe
+(`curator.signals.confident`) and, when the hygiene stage ran, its measurements (image properties,
+duplicates, leakage, outliers: the columns of RUN/hygiene.parquet that `curator.columns` declares for
+signals). Every column must be declared in `curator.columns` (checked here).
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from curator.columns import check_columns
+from curator.columns import COLUMNS, check_columns
 from curator.evidence import KnnGraph
 from curator.heads.base import HeadResult
-from curator.signals.agreement import knn_agreement, near_duplicates
+from curator.signals.agreement import knn_agreement
 from curator.signals.config import SignalsConfig
 from curator.signals.confident import confident_learning
 
@@ -53,8 +55,19 @@ def head_columns(head_results: Mapping[str, HeadResult], labels: np.ndarray) -> 
     return cols
 
 
+def hygiene_columns(hygiene: pd.DataFrame, sample_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of RUN/hygiene.parquet that are signals (declared for "signals"), checked to list `sample_ids`."""
+    hid = hygiene["sample_id"].astype(str).to_numpy()
+    if len(hid) != len(sample_ids) or not np.array_equal(hid, np.asarray(sample_ids).astype(str)):
+        raise ValueError(f"hygiene.parquet ({len(hid)} rows) does not list the {len(sample_ids)} training samples in "
+                         "manifest order; re-run the hygiene stage")
+    return {c: hygiene[c].to_numpy() for c in hygiene.columns
+            if c not in ID_COLUMNS and c in COLUMNS and "signals" in COLUMNS[c].tables}
+
+
 def build_signals_table(train_manifest: pd.DataFrame, head_results: Mapping[str, HeadResult], graph: KnnGraph,
-                        oof_probs: np.ndarray, n_classes: int, cfg: SignalsConfig | None = None) -> pd.DataFrame:
+                        oof_probs: np.ndarray, n_classes: int, cfg: SignalsConfig | None = None,
+                        hygiene: pd.DataFrame | None = None) -> pd.DataFrame:
     """The signals table for the training rows `train_manifest` (manifest order = evidence order)."""
     cfg = cfg or SignalsConfig()
     m = train_manifest.reset_index(drop=True)
@@ -66,8 +79,9 @@ def build_signals_table(train_manifest: pd.DataFrame, head_results: Mapping[str,
              "true_label": m["true_label"].to_numpy(dtype=np.int64)}
     table.update(head_columns(head_results, labels))
     table.update(knn_agreement(graph, labels, n_classes, weighting=cfg.knn_weighting, temperature=cfg.knn_temperature))
-    table.update(near_duplicates(graph, labels, cfg.duplicate_threshold))
     table.update(confident_learning(oof_probs, labels))
+    if hygiene is not None:
+        table.update(hygiene_columns(hygiene, table["sample_id"]))
     df = pd.DataFrame(table)
     check_columns(df.columns, "signals")
     LOG.info("signals table: %d samples x %d columns", len(df), df.shape[1])

@@ -223,3 +223,56 @@ def test_explore_command_binds_localhost_headless(run_dir, tmp_path):
     assert Path(cmd[cmd.index("run") + 1]) == app_path() and app_path().exists()
     with pytest.raises(DataError, match="not a curator run directory"):
         streamlit_command(tmp_path)
+
+
+# --- hygiene: issue kinds, duplicates, leaks (curator.explore.hygiene, the kinds filter) ---------------------------
+
+def _planted(run_dir):
+    return json.loads((run_dir / "fixture.json").read_text())["hygiene"]
+
+
+def test_the_flag_filter_follows_the_chosen_issue_kinds(run, run_dir):
+    from curator.explore.filters import available_kinds
+
+    planted = _planted(run_dir)
+    ids = run.table["sample_id"].to_numpy()
+    assert available_kinds(run.table) == ["label", "duplicate", "leak", "quality", "outlier"]
+    label_only = set(ids[filter_samples(run.table, SampleFilter(flagged="flagged"))])
+    assert label_only == set(ids[run.table["is_label_issue"].to_numpy()])             # default: the label flag
+    for kind in ("duplicate", "leak", "quality", "outlier"):
+        got = set(ids[filter_samples(run.table, SampleFilter(flagged="flagged", kinds=(kind,)))])
+        assert got == set(planted[kind]), kind
+    both = set(ids[filter_samples(run.table, SampleFilter(flagged="flagged", kinds=("leak", "outlier")))])
+    assert both == set(planted["leak"]) | set(planted["outlier"])
+    none = filter_samples(run.table, SampleFilter(flagged="not flagged", kinds=("quality",)))
+    assert not set(ids[none]) & set(planted["quality"]) and len(none) == run.n_samples - len(planted["quality"])
+    with pytest.raises(ValueError, match="unknown issue kind"):
+        filter_samples(run.table, SampleFilter(flagged="flagged", kinds=("typo",)))
+
+
+def test_kind_counts_duplicates_and_leak_partners(run, run_dir):
+    from curator.explore.hygiene import (duplicate_members, has_hygiene, kinds_overview, kinds_text, leak_pairs_for_display,
+                                         leak_partners)
+
+    planted = _planted(run_dir)
+    assert has_hygiene(run)
+    ov = kinds_overview(run)
+    counts = ov["kinds"].set_index("kind")["samples"].to_dict()
+    assert counts["duplicate"] == 4 and counts["leak"] == 1 and counts["outlier"] == 1
+    assert counts["quality"] == len(planted["quality"]) >= 2 and set(planted["planted_quality"]) <= set(planted["quality"])
+    assert counts["label"] == int(run.table["is_label_issue"].sum())
+    assert ov["kinds"].set_index("kind").loc["quality", "also_label"] == 1
+    assert ov["label_split"]["on_quality_issue"] == 1
+    q = ov["quality"].set_index("check")["samples"]
+    assert q["dark"] >= 1 and q["blurry"] >= 1 and q["low_information"] >= 1 and q["grayscale"] == 0
+    assert q.sum() >= counts["quality"]
+    a, b = (run.position(s) for s in planted["duplicate"][:2])
+    assert duplicate_members(run, a).tolist() == [b]
+    assert len(duplicate_members(run, run.position(planted["leak"][0]))) == 0
+    p = leak_partners(run, run.position(planted["leak"][0]))
+    assert p["other_id"].tolist() == ["test/digits-copy-0001"] and p["image_ref"].tolist() == [-1]   # not in the manifest
+    assert leak_pairs_for_display(run)["pos"].tolist() == [run.position(planted["leak"][0])]
+    assert kinds_text(run, run.position(planted["label_and_quality"][0])) == "label · quality (blurry, low_information)"
+    # the conflicting duplicate pair: the copy whose label the group's images do not support is a label issue
+    conflict = [run.position(s) for s in planted["conflict"]]
+    assert run.table["is_label_issue"].to_numpy()[conflict].sum() >= 1

@@ -1,11 +1,11 @@
-"""kNN agreement against brute force, near-duplicates, and separation of planted errors on digits."""
+"""kNN agreement against brute force and separation of planted errors on digits (duplicates: tests/hygiene)."""
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from curator.evidence import KnnGraph
 from curator.evidence.knn import self_knn
-from curator.signals.agreement import knn_agreement, near_duplicates
+from curator.signals.agreement import knn_agreement
 
 
 def _graph(x, k):
@@ -52,31 +52,6 @@ def test_knn_agreement_equals_brute_force(weighting):
         np.testing.assert_allclose(got[key], ref[key], atol=1e-4, err_msg=key)
     assert (got["knn_suggested_label"] == ref["knn_suggested_label"]).mean() > 0.98   # ties may differ
     assert got["knn_agreement"].min() >= 0 and got["knn_agreement"].max() <= 1
-
-
-def test_planted_conflicting_duplicates_are_found():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(500, 32)).astype(np.float32)
-    labels = rng.integers(0, 5, 500)
-    # pairs (src, dst): dst becomes a near-copy of src; the first three pairs get a different label
-    pairs = [(0, 100), (1, 101), (2, 102), (3, 103)]
-    for a, b in pairs:
-        x[b] = x[a] + 1e-3 * rng.normal(size=32)
-    for a, b in pairs[:3]:
-        labels[b] = (labels[a] + 1) % 5
-    labels[103] = labels[3]
-    x[200] = x[201] = x[202] = x[5]                                 # a group of four
-    labels[[5, 200, 201, 202]] = [1, 1, 1, 2]
-    d = near_duplicates(_graph(x, 5), labels, threshold=0.99)
-    for a, b in pairs:
-        assert d["dup_group"][a] == d["dup_group"][b] >= 0
-    assert d["dup_conflict"][[0, 100, 1, 101, 2, 102]].all()
-    assert not d["dup_conflict"][[3, 103]].any()
-    assert len({d["dup_group"][i] for i in (5, 200, 201, 202)}) == 1 and d["dup_conflict"][[5, 200, 201, 202]].all()
-    planted = {0, 100, 1, 101, 2, 102, 3, 103, 5, 200, 201, 202}
-    others = np.setdiff1d(np.arange(500), list(planted))
-    assert (d["dup_group"][others] == -1).all()
-    assert d["dup_group"].max() == 4                                 # five groups, numbered 0..4
 
 
 def test_knn_agreement_separates_planted_noise_on_long_tailed_digits():

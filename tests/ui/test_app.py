@@ -170,3 +170,53 @@ def test_overview_shows_the_audits_warnings(tmp_path, monkeypatch):
     from ui.common import md
 
     assert any(w.value == md(text) for w in at.warning)  # shown as plain text (Markdown characters escaped)
+
+
+# --- hygiene: the kinds on the overview, the grid's kind filter, copies on the sample page, export drops ------------
+
+def test_overview_counts_each_issue_kind(app, run_dir):
+    planted = json.loads((run_dir / "fixture.json").read_text())["hygiene"]
+    metrics = {m.label: m.value for m in app.metric}
+    for kind in ("duplicate", "leak", "quality", "outlier"):
+        assert metrics[kind.capitalize()] == f"{len(planted[kind]):,}", kind
+    assert metrics["Label"] == f"{int(load_run(run_dir).table['is_label_issue'].sum()):,}"
+    assert any("on images with an image-quality issue" in c.value for c in app.caption)
+    assert any("copy in the test / validation split" in m.value for m in app.markdown)
+
+
+def test_grid_filters_by_issue_kind(app, run_dir):
+    planted = json.loads((run_dir / "fixture.json").read_text())["hygiene"]
+    app.switch_page("views/flagged.py").run()
+    app.multiselect(key="f_kinds").set_value(["quality"]).run()
+    assert not app.exception
+    assert _matching_count(app) == len(planted["quality"])
+    kinds = [c.value for c in app.caption if c.value.startswith("issues:")]
+    assert len(kinds) == len(planted["quality"]) and all("quality" in k for k in kinds)
+    assert any("label · quality" in k for k in kinds)              # the label issue on a bad image says so
+    app.multiselect(key="f_kinds").set_value(["duplicate", "leak"]).run()
+    assert _matching_count(app) == len(set(planted["duplicate"]) | set(planted["leak"]))
+
+
+def test_sample_page_shows_the_kinds_and_the_copies(app, run_dir):
+    planted = json.loads((run_dir / "fixture.json").read_text())["hygiene"]
+    app.switch_page("views/sample.py").run()
+    app.text_input(key="sample_input").set_value(planted["conflict"][0]).run()
+    assert not app.exception
+    assert any(m.value.startswith("**Issues:**") and "duplicate" in m.value for m in app.markdown)
+    assert "Copies of this image" in [s.value for s in app.subheader]
+    other = load_run(run_dir).position(planted["conflict"][1])
+    app.button(key=f"dup_{other}").click().run()                    # the copy opens its own page
+    assert app.session_state["sample_id"] == planted["conflict"][1]
+
+
+def test_export_can_drop_duplicates(app, run_dir):
+    planted = json.loads((run_dir / "fixture.json").read_text())["hygiene"]
+    app.switch_page("views/review.py").run()
+    app.selectbox(key="export_policy").set_value("reweight").run()
+    app.text_input(key="export_name").set_value("dedup.parquet").run()
+    app.multiselect(key="export_drop").set_value(["duplicate"]).run()
+    app.button(key="export_button").click().run()
+    assert not app.exception
+    table = pd.read_parquet(run_dir / "exports" / "dedup.parquet")
+    kept = set(table["sample_id"]) & set(planted["duplicate"])
+    assert len(kept) == 2                                           # one of each pair

@@ -142,3 +142,39 @@ def test_flagged_grid_renders_thumbnails(browser, server, tmp_path):
     browser.save_screenshot(str(shot))
     print(f"screenshot: {shot}")
     assert shot.stat().st_size > 10_000
+
+
+def test_overview_counts_the_issue_kinds_and_the_grid_filters_by_kind(browser, server, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server)
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    _wait_for(browser, lambda: "Issues by kind" in body(), what="the issue kinds on the overview")
+    for label in ("Label", "Duplicate", "Leak", "Quality", "Outlier"):
+        assert label in body()
+    heading = [h for h in browser.find_elements("css selector", "h3") if "Issues by kind" in h.text][0]
+    browser.execute_script("arguments[0].scrollIntoView()", heading)
+    time.sleep(1)
+    shot = tmp_path / "overview_kinds.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+
+    browser.get(f"{server}/flagged")
+    _wait_for(browser, lambda: "samples match the filters" in body(), what="the grid")
+    _wait_for(browser, lambda: browser.find_element("css selector", 'input[aria-label="Issue kinds"]'), what="the kinds")
+    box = browser.find_element("css selector", 'input[aria-label="Issue kinds"]')
+    box.click()
+    box.send_keys("quality")
+    option = _wait_for(browser, lambda: [o for o in browser.find_elements("css selector", '[role="option"]')
+                                         if o.text.strip() == "quality"], what="the 'quality' option")
+    option[0].click()
+    browser.find_element("css selector", 'button[aria-label="Remove label"]').click()
+    browser.find_element("tag name", "body").send_keys(Keys.ESCAPE)
+    _wait_for(browser, lambda: "issues: quality" in body() and "issues: label\n" not in body() + "\n",
+              what=lambda: f"quality tiles only; page says {[l for l in body().splitlines() if 'issues' in l]}")
+    lines = [l for l in body().splitlines() if l.startswith("issues:")]
+    assert lines and all("quality" in l for l in lines)
+    assert any(l.startswith("issues: label · quality") for l in lines)     # a label issue on a bad image says so
+    shot = tmp_path / "grid_quality.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")

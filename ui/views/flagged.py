@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from curator.explore.filters import page_of
+from curator.explore.hygiene import kinds_text
 from ui.common import decision_text, filtered_positions, get_run, md, open_sample, save_decision, thumbnail
 
 run = get_run()
@@ -21,7 +22,8 @@ page_size = top[1].selectbox("Per page", [12, 24, 48], index=1, key="grid_page_s
 n_pages = max(1, -(-n // page_size))
 page = top[2].number_input("Page", min_value=1, max_value=n_pages, value=1, step=1, key="grid_page") - 1
 st.caption(f"Page {page + 1} of {n_pages}. Given → suggested label; the score is label_issue_score "
-           "(1 = almost surely mislabelled). Open a sample for every signal and its neighbours.")
+           "(1 = almost surely mislabelled); 'issues' lists every kind the sample has (choose kinds in the sidebar). "
+           "Open a sample for every signal and its neighbours.")
 
 shown = page_of(positions, page, page_size)
 n_cols = 4  # six cards per row left the keep / fix / drop icon buttons too narrow to show on a 1400 px window
@@ -42,6 +44,9 @@ for start in range(0, len(shown), n_cols):
             if run.has_audit:
                 st.caption(f"score {t['label_issue_score'].iat[pos]:.2f} · {t['shot_group'].iat[pos]} · "
                            f"{md(decision_text(run, pos))}")
+                kinds = kinds_text(run, pos)
+                if kinds:
+                    st.caption(f"issues: {md(kinds)}")
             else:
                 st.caption(md(decision_text(run, pos)))
             b = st.columns(3)

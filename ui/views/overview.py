@@ -1,5 +1,6 @@
 """Overview: size, classes, imbalance, class histogram (log scale) with shot groups, estimated
-noise per class, flagged count, signal distributions, tail classes at risk."""
+noise per class, flagged count, issues by kind (label, duplicate, leak, quality, outlier) with the
+leaked pairs, signal distributions, tail classes at risk."""
 from __future__ import annotations
 
 import altair as alt
@@ -7,8 +8,9 @@ import streamlit as st
 
 from curator.columns import describe
 from curator.explore.filters import sortable_columns
+from curator.explore.hygiene import has_hygiene, kinds_overview, leak_pairs_for_display
 from curator.explore.overview import class_summary, overview_stats, signal_histogram, tails_at_risk
-from ui.common import get_run, get_status, md
+from ui.common import get_run, get_status, get_thumbnails, md, open_sample, thumbnail
 
 run = get_run()
 st.title("Overview")
@@ -34,6 +36,60 @@ if run.metrics:
     m = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float)) and k in ("auroc", "precision", "recall", "f1")}
     if m:
         st.caption("Detection against the known truth: " + " · ".join(f"{k} {v:.3f}" for k, v in m.items()))
+
+if has_hygiene(run):
+    st.subheader("Issues by kind")
+    hy = kinds_overview(run)
+    kinds = hy["kinds"]
+    kcols = st.columns(len(kinds))
+    for col, row in zip(kcols, kinds.itertuples()):
+        col.metric(row.kind.capitalize(), f"{row.samples:,}", help=f"{row.meaning}; {row.share:.1%} of the training samples"
+                   + (f"; {int(row.also_label)} of them are label issues too" if row.kind != "label" else ""))
+    split = hy["label_split"]
+    if "on_quality_issue" in split:
+        st.caption(f"Of {split['label_issues']:,} label issues, {split['label_only']:,} are on images with no other issue "
+                   f"and {split['on_quality_issue']:,} on images with an image-quality issue (dark, blurry, blank, …): "
+                   "those call for another decision (drop, not relabel). Filter by kind in the sidebar.")
+    summary_h = hy["summary"]
+    with st.expander("Image quality, duplicates, leakage, outliers: what each check found and its threshold"):
+        q = summary_h.get("quality", {})
+        if "checks" in q:
+            st.dataframe([{"check": k, "flagged": v.get("n_flagged"), "flagged when": v.get("flag_when"),
+                           "meaning": v.get("description")} for k, v in q["checks"].items()], hide_index=True, width="stretch")
+            st.caption(f"Each check flags values more than {q.get('z')} robust spreads outside this dataset's own "
+                       "distribution (docs/hygiene.md).")
+        elif q.get("skipped"):
+            st.info(md(f"Image-quality checks skipped: {q['skipped']}"))
+        d = summary_h.get("duplicates", {})
+        if d:
+            sim = d.get("near_duplicate_similarity")
+            st.markdown(md(f"Duplicates: {d.get('n_in_groups', 0):,} samples in {d.get('n_groups', 0):,} groups "
+                           f"({d.get('n_exact', 0):,} with an identical copy, {d.get('n_conflicting_groups', 0):,} groups with "
+                           "different labels)" + (f"; near duplicates at cosine >= {sim:.4f}" if sim else "")))
+        lk = summary_h.get("leakage", {})
+        if lk:
+            st.markdown(md(f"Leakage: exact {lk.get('exact', '')}; near {lk.get('near', '')}"))
+        o = summary_h.get("outliers", {})
+        if o.get("distance_threshold") is not None:
+            st.markdown(md(f"Outliers: mean distance to the {o.get('neighbours')} nearest samples above "
+                           f"{o['distance_threshold']:.4f} (median {o.get('median_distance', 0):.4f})"))
+    pairs = leak_pairs_for_display(run, limit=12)
+    if len(pairs):
+        n_pairs = len(run.leakage())
+        st.markdown(f"**Training images with a copy in the test / validation split** ({n_pairs:,} pair{'s' if n_pairs != 1 else ''}, "
+                    "most similar first; all in RUN/leakage.parquet)")
+        thumbs = get_thumbnails(str(run.path))
+        pcols = st.columns(6)
+        for i, r in enumerate(pairs.itertuples()):
+            with pcols[i % 6].container(border=True):
+                a, b = st.columns(2)
+                if r.pos >= 0:
+                    a.image(thumbnail(run, int(r.pos), 64), width=64)
+                if r.other_ref >= 0 and not isinstance(thumbs, str):
+                    b.image(thumbs.get(int(r.other_ref), 64), width=64)
+                st.caption(f"{r.match} · {r.similarity:.3f} · {md(r.other_split)}")
+                if r.pos >= 0 and st.button("Open", key=f"leak_{i}"):
+                    open_sample(str(r.sample_id))
 
 summary = class_summary(run)
 left, right = st.columns([3, 2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from curator.explore.filters import KINDS
 from curator.data.problems import DataError
 from curator.explore.review import REVIEW_STATUSES, export_manifest
 from curator.review import load_decisions
@@ -61,17 +62,24 @@ else:
     st.caption("No decisions yet. Review samples on the grid or the sample page.")
 
 st.subheader("Export")
-st.caption("clean: drop flagged samples · relabel: replace flagged labels by confident suggestions, drop the rest · "
+st.caption("clean: drop flagged samples · relabel: replace flagged labels by confident suggestions, drop the rest "
+           "(and flagged images too dark, light, blurry or blank to relabel) · "
            "reweight: keep every sample, weight = the audit's P(label correct), at least 0.05. "
            "Your decisions override the automatic ones.")
 c1, c2 = st.columns([1, 2])
 policy = c1.selectbox("Policy", ["clean", "relabel", "reweight"], key="export_policy")
 name = c2.text_input("File name (written under RUN/exports/)", value=f"{policy}.parquet", key="export_name")
+drop = []
+if "issue_kinds" in t.columns:
+    drop = st.multiselect("Also drop", [k for k in KINDS if k != "label"], key="export_drop",
+                          help="duplicate: keep one image per group of identical / near-identical copies · leak: "
+                               "training images with a copy in the test / validation split · quality: unusable images "
+                               "(dark, light, blurry, blank) · outlier. Your decisions still override.")
 if st.button("Export", key="export_button"):
     safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-").lstrip(".") or f"{policy}.parquet"
     out = run.path / "exports" / safe
     try:
-        summary = export_manifest(run.path, policy, out)
+        summary = export_manifest(run.path, policy, out, drop=tuple(drop))
     except (DataError, ValueError) as exc:
         st.error(md(f"Export failed: {exc}"))
     else:

@@ -9,7 +9,9 @@ import streamlit as st
 
 from curator.data.problems import DataError
 from curator.columns import describe
-from ui.common import decision_text, filtered_positions, get_run, image_change, md, open_sample, save_decision, thumbnail
+from curator.explore.hygiene import duplicate_members, kinds_text, leak_partners
+from ui.common import (decision_text, filtered_positions, get_run, get_thumbnails, image_change, md, open_sample,
+                       save_decision, thumbnail)
 
 run = get_run()
 t = run.table
@@ -66,6 +68,11 @@ with mid:
     if int(t["true_label"].iat[pos]) >= 0:
         st.markdown(f"**True label (known):** {md(run.class_name(int(t['true_label'].iat[pos])))}")
     st.markdown(f"**Shot group:** {t['shot_group'].iat[pos]}")
+    if "issue_kinds" in t.columns:
+        kinds = kinds_text(run, pos)
+        st.markdown(f"**Issues:** {md(kinds) if kinds else 'none'}")
+        if "duplicate_of" in t.columns and str(t["duplicate_of"].iat[pos] or ""):
+            st.caption(f"A de-duplicated export keeps {md(t['duplicate_of'].iat[pos])} instead of this copy.")
 with right:
     st.subheader("Review")
     st.markdown(f"Current decision: **{md(decision_text(run, pos))}**")
@@ -86,6 +93,28 @@ with right:
     if st.button("Relabel", key="s_relabel", type="primary"):
         save_decision(run, [sid], "relabel", int(new))
         st.rerun()
+
+members = duplicate_members(run, pos)
+partners = leak_partners(run, pos)
+if len(members) or len(partners):
+    st.subheader("Copies of this image")
+    st.caption("Identical or near-identical images: other training samples in its duplicate group (✅ same label, "
+               "❌ another), and copies in the test / validation split (leakage).")
+    thumbs = get_thumbnails(str(run.path))
+    cols = st.columns(min(8, max(1, len(members) + len(partners))))
+    for i, j in enumerate(members[:8]):
+        j = int(j)
+        lab = int(t["label"].iat[j])
+        with cols[i % len(cols)]:
+            st.image(thumbnail(run, j), width=80)
+            st.caption(f"{'✅' if lab == given else '❌'} {md(run.class_name(lab))} · train")
+            if st.button("Open", key=f"dup_{j}"):
+                open_sample(str(t["sample_id"].iat[j]))
+    for i, r in enumerate(partners.head(8).itertuples(), start=len(members[:8])):
+        with cols[i % len(cols)]:
+            if r.image_ref >= 0 and not isinstance(thumbs, str):
+                st.image(thumbs.get(int(r.image_ref), 80), width=80)
+            st.caption(f"{md(r.other_split)} · {r.match} · {r.similarity:.3f}")
 
 st.subheader("Signals")
 skip = {"sample_id", "label", "true_label", "image_ref", "source"}

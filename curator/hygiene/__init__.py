@@ -1,0 +1,1 @@
+"""Data hygiene beyond label noise (docs/hygiene.md)."""
