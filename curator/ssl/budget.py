@@ -201,7 +201,7 @@ def plan(cfg: SSLConfig, *, budget_minutes: float, n_train: int, n_monitor: int,
             t0 = time.perf_counter()
             small = need is not None and device.type == "cpu"   # a rung that may be skipped: probe with few images
             known[cand.key] = measure(cfg, cand, device, batch=8 if small else probe, seed=seed, need_images_per_s=need)
-            LOG.info("budget: %s trains %s%.0f images/s, embeds %.0f images/s on %s (measured in %.1f s)", cand.key,
+            LOG.info("budget: %s trains %s%.3g images/s, embeds %.3g images/s on %s (measured in %.1f s)", cand.key,
                      "< " if known[cand.key].get("rejected") else "", known[cand.key]["train_images_per_s"],
                      known[cand.key]["embed_images_per_s"], device.type, time.perf_counter() - t0)
         epochs, epoch_s = affordable(budget_s, n_train, n_monitor, known[cand.key], monitor=monitor)
