@@ -87,13 +87,11 @@ def report_stage(run: RunDir, ds: Dataset) -> None:
 
 
 def _embeddings(run: RunDir, ds: Dataset, rec: Recipe, options: DatasetOptions, until: int) -> np.ndarray | None:
-    """Pre-training (unless --embeddings) and then the embeddings, as far as `until` asks."""
-    ssl = {"seed": options.seed, **rec.ssl}   # the run's --seed unless the recipe sets ssl.seed
-    if not options.embeddings:
-        pretrain_stage(run, ds, ssl)
+    """Pre-training (unless --embeddings) and then the embeddings, as far as `until` asks; both take the run's seed."""
+    ssl = pretrain_stage(run, ds, rec.ssl, seed=options.seed)   # the config resolved against the data (or None)
     if until < STAGES.index("embed"):
         return None
-    return np.asarray(embed_stage(run, ds, ssl))
+    return np.asarray(embed_stage(run, ds, ssl, seed=options.seed))
 
 
 def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, recipe: str | Path | Recipe | None = None,
@@ -112,8 +110,11 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
         embeddings = _embeddings(run, ds, rec, options, stop)
         history = run.read_json(f"{runfiles.CHECKPOINTS}/history.json")
         if history:
-            summary["pretrain"] = {k: history.get(k) for k in ("best_knn", "final_knn", "seconds")} | {
-                "method": (history.get("config") or {}).get("method"), "epochs": len(history.get("history", []))}
+            budget = history.get("budget") or {}
+            summary["pretrain"] = {k: history.get(k) for k in ("best_knn", "final_knn", "seconds", "backbone",
+                                                                "image_size", "epochs_done", "partial", "weights")} | {
+                "method": (history.get("config") or {}).get("method"), "epochs": history.get("epochs"),
+                "budget_minutes": budget.get("budget_minutes"), "budget_reason": budget.get("reason")}
         if embeddings is not None:
             summary["embeddings"] = {"path": str(run / runfiles.EMBEDDINGS), "n": int(embeddings.shape[0]),
                                      "dim": int(embeddings.shape[1])}

@@ -3,7 +3,9 @@
 A recipe has sections ``[dataset]`` (DatasetOptions fields), ``[ssl]``, ``[heads]``, ``[evidence]``,
 ``[hygiene]``, ``[signals]`` and ``[audit]`` (each the fields of that stage's config dataclass). Command-line overrides
 ``--set section.key=value`` (value parsed as TOML, else taken as a string) are applied on top, and every
-key is validated by `curator.config.from_dict`, which names an unknown key. `resolve_recipe` is the one
+key is validated by `curator.config.from_dict`, which names an unknown key. A budget or weights given as an
+override (``--budget`` / ``--weights``) replace the recipe file's ``[ssl] epochs`` unless epochs are given too
+(with weights and no epochs or budget, the encoder embeds with the weights as they are). `resolve_recipe` is the one
 way every command (`audit`, `pretrain`, `embed`, `train`, `signals`, `inspect`) turns a dataset name, an
 optional recipe file, overrides and the options given on the command line into the run's settings.
 """
@@ -22,6 +24,7 @@ from curator.evidence.config import EvidenceConfig
 from curator.heads.config import HeadsConfig
 from curator.hygiene.config import HygieneConfig
 from curator.signals.config import SignalsConfig
+from curator.ssl.config import SSLConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 SECTIONS = ("dataset", "ssl", "heads", "evidence", "hygiene", "signals", "audit")
@@ -30,7 +33,7 @@ SECTIONS = ("dataset", "ssl", "heads", "evidence", "hygiene", "signals", "audit"
 @dataclass
 class Recipe:
     dataset: dict[str, Any] = field(default_factory=dict)   # the recipe's [dataset] values (merged with the CLI's)
-    ssl: dict[str, Any] = field(default_factory=dict)       # explicit SSL values; the rest follows the images
+    ssl: SSLConfig = field(default_factory=SSLConfig)       # None fields: decided from the data (pipelines.ssl)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     hygiene: HygieneConfig = field(default_factory=HygieneConfig)
@@ -41,8 +44,8 @@ class Recipe:
 
     def record(self) -> dict[str, Any]:
         """What RUN/config.json keeps of the recipe: every section as resolved, the file and the overrides."""
-        out: dict[str, Any] = {"dataset": dict(self.dataset), "ssl": dict(self.ssl)}
-        for section in ("heads", "evidence", "hygiene", "signals", "audit"):
+        out: dict[str, Any] = {"dataset": dict(self.dataset)}
+        for section in ("ssl", "heads", "evidence", "hygiene", "signals", "audit"):
             out[section] = dataclasses.asdict(getattr(self, section))
         return out | {"path": self.path, "overrides": list(self.overrides)}
 
@@ -79,11 +82,15 @@ def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrid
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"recipe {str(p) if p else ''}: unknown section(s) {unknown}; known: {list(SECTIONS)}")
+    given = set()
     for text in overrides or []:
         section, name, value = parse_override(text)
         raw.setdefault(section, {})[name] = value
+        given.add((section, name))
+    if given & {("ssl", "budget_minutes"), ("ssl", "weights")} and ("ssl", "epochs") not in given:
+        raw["ssl"].pop("epochs", None)   # a budget or weights given for this run decide what a recipe's epochs fixed
     from_dict(DatasetOptions, raw.get("dataset"), where="[dataset]")       # validate the keys now
-    return Recipe(dataset=raw.get("dataset", {}), ssl=raw.get("ssl", {}),
+    return Recipe(dataset=raw.get("dataset", {}), ssl=SSLConfig.from_dict(raw.get("ssl"), where="[ssl]"),
                   heads=from_dict(HeadsConfig, raw.get("heads"), where="[heads]"),
                   evidence=from_dict(EvidenceConfig, raw.get("evidence"), where="[evidence]"),
                   hygiene=from_dict(HygieneConfig, raw.get("hygiene"), where="[hygiene]"),

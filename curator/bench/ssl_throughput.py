@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from curator.device import select_device
-    from curator.ssl.config import SSLConfig
+    from curator.ssl.config import SSLConfig, default_warmup
     from curator.ssl.data import ResidentBatches
     from curator.ssl.embed import embed_rows
     from curator.ssl.train import TrainData, pretrain
@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> dict:
     for i, (method, variant, overrides) in enumerate(plan):
         label = method if variant is None else f"{method}:{variant}"
         cfg = SSLConfig.from_dict({"method": method, "backbone": args.backbone, "epochs": args.epochs,
-                                   "batch_size": args.batch_size, "knn_every": args.knn_every,
+                                   "batch_size": args.batch_size, "knn_every": args.knn_every, "knn_k": 200,
+                                   "image_size": 32, "warmup_epochs": default_warmup(args.epochs),
                                    "max_minutes": args.max_minutes, "compile": args.compile, "progress": False,
                                    **overrides})
         ckpt = ckpt_root / (method if variant is None else f"{method}-{i}-{variant.replace(':', '_')}")
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
         prof = StepProfiler(args.profile_after, args.profile_steps, device.type == "cuda", label)
         LOG.info("run %d/%d: %s %s", i + 1, len(plan), label, {k: v for k, v in overrides.items() if v})
         t1 = time.perf_counter()
-        res = pretrain(data, cfg, ckpt, device, on_step=prof if args.profile_steps > 0 else None)
+        res = pretrain(data, cfg, ckpt, device, seed=0, on_step=prof if args.profile_steps > 0 else None)
         wall = time.perf_counter() - t1
         hist = res.history
         epoch_s = [h["epoch_s"] for h in hist]
@@ -224,8 +225,8 @@ def run(args: argparse.Namespace) -> dict:
             out = Path(args.save_embeddings)
             out.mkdir(parents=True, exist_ok=True)
             kw = dict(amp=True, channels_last=True, batch_size=2048)
-            emb_tr, _ = embed_rows(res.method.backbone, train_b, len(tr_x), res.recipe, 32, device, **kw)
-            emb_te, _ = embed_rows(res.method.backbone, test_b, len(te_x), res.recipe, 32, device, **kw)
+            emb_tr = embed_rows(res.method.backbone, train_b, len(tr_x), res.recipe, 32, device, **kw)
+            emb_te = embed_rows(res.method.backbone, test_b, len(te_x), res.recipe, 32, device, **kw)
             for j, part in enumerate(np.array_split(emb_tr, args.chunks)):
                 np.save(out / f"train_part{j}.npy", part)
             np.save(out / "test.npy", emb_te)

@@ -7,6 +7,7 @@ same SSL shortcuts, resolved through the same recipe (`pipelines.recipes.resolve
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 
@@ -16,8 +17,9 @@ from curator.log import print_json
 LOG = logging.getLogger("curator")
 
 #: command-line shortcut -> the [ssl] recipe key it sets (`--epochs 50` = `--set ssl.epochs=50`)
-SSL_SHORTCUTS = {"method": "method", "epochs": "epochs", "batch_size": "batch_size", "base_lr": "base_lr",
-                 "backbone": "backbone", "device": "device", "compile": "compile"}
+SSL_SHORTCUTS = {"method": "method", "epochs": "epochs", "budget": "budget_minutes", "batch_size": "batch_size",
+                 "base_lr": "base_lr", "backbone": "backbone", "weights": "weights", "device": "device",
+                 "compile": "compile"}
 
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
@@ -31,10 +33,18 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g = p.add_argument_group("self-supervised pre-training (shortcuts for --set ssl.KEY=VALUE)")
     g.add_argument("--method", choices=sorted(METHODS), default=None, help="SSL method (default simsiam)")
-    g.add_argument("--epochs", type=int, default=None, help="pre-training epochs (default: the recipe's)")
+    g.add_argument("--epochs", type=int, default=None,
+                   help="pre-training epochs, fixed outright (0 with --weights: embed with them as they are)")
+    g.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+                   help="pre-training time budget: curator measures its speed and chooses the epochs (on a CPU also "
+                        "the backbone and resolution) once per run (CPU default 5)")
     g.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="global batch size")
     g.add_argument("--lr", dest="base_lr", type=float, default=None, help="base lr per 256 images (default: the method's)")
-    g.add_argument("--backbone", default=None, help="auto|resnet18_cifar|resnet18|resnet50|tiny_cnn")
+    g.add_argument("--backbone", default=None,
+                   help="auto|resnet18_cifar|resnet18|resnet50|tiny_cnn|small_cnn|torchvision:NAME|timm:NAME")
+    g.add_argument("--weights", default=None, metavar="FILE",
+                   help="start from these weights (a local torchvision/timm state dict, or an earlier run's "
+                        "checkpoints/backbone.pt); nothing is downloaded")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: CUDA when present)")
     g.add_argument("--compile", choices=["auto", "on", "off"], default=None)
 
@@ -45,7 +55,8 @@ def pipeline_overrides(args: argparse.Namespace) -> list[str]:
     for attr, key in SSL_SHORTCUTS.items():
         value = getattr(args, attr, None)
         if value is not None:
-            out.append(f"ssl.{key}={value!r}" if isinstance(value, str) else f"ssl.{key}={value}")
+            # strings as TOML basic strings (JSON's escaping is valid TOML): paths with quotes or backslashes survive
+            out.append(f"ssl.{key}={json.dumps(value)}" if isinstance(value, str) else f"ssl.{key}={value}")
     return out
 
 

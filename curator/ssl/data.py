@@ -1,12 +1,15 @@
 """Images for SSL training and embedding, read only through the dataset's `ImageSource`.
 
-Two paths, one interface (`BatchSource.batches(index_batches)` yields uint8 (B, 3, H, W) tensors on
+Three paths, one interface (`BatchSource.batches(index_batches)` yields uint8 (B, 3, H, W) tensors on
 the compute device):
 
-- **resident** (CIFAR-scale): every image is decoded once (threads; PIL releases the GIL) into one
-  uint8 tensor that lives on the device; a batch is an index into it — no host work per step.
-- **streaming** (large data, e.g. Clothing1M): a `DataLoader` whose workers decode JPEG bytes with
-  `torchvision.io.decode_jpeg` (other formats through the source) and resize to the load size.
+- **resident**: every image decoded once into one uint8 tensor that lives on the device (the decode-once
+  cache of `curator.data.cache` for file-backed data, or `decode_all` for in-memory images); a batch is an
+  index into it — no host work per step;
+- **cached** (decoded images larger than the resident budget): batches are read from the cache's memory
+  map (sorted reads, a prefetching thread) and copied to the device — no decoding per epoch;
+- **streaming** (the cache turned off, ``ssl.cache = "off"``): a `DataLoader` whose workers decode JPEG
+  bytes with `torchvision.io.decode_jpeg` (other formats through the source) every epoch.
 
 A sample whose image cannot be decoded is reported in the `ProblemReport` (sample id, reason) and,
 under ``on_bad="skip"``, excluded from training (its pixels are zero and its embedding row is zero);
@@ -89,8 +92,11 @@ class BatchSource:
 
 class ResidentBatches(BatchSource):
     def __init__(self, pixels: np.ndarray, device: torch.device):
-        # (N, H, W, 3) uint8 host -> (N, 3, H, W) uint8 on device, contiguous in channels_last order
-        self.data = torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(0, 3, 1, 2)
+        # (N, H, W, 3) uint8 host (an array, or a memory map read into memory) -> (N, 3, H, W) uint8 on device,
+        # contiguous in channels_last order
+        plain = isinstance(pixels, np.ndarray) and not isinstance(pixels, np.memmap) and pixels.flags.writeable
+        host = np.ascontiguousarray(pixels) if plain else np.array(pixels, dtype=np.uint8, copy=True)
+        self.data = torch.from_numpy(host).to(device).permute(0, 3, 1, 2)
         self.device = device
 
     def batches(self, index_batches):
@@ -101,6 +107,31 @@ class ResidentBatches(BatchSource):
         flat = torch.as_tensor(np.concatenate(index_batches), device=self.device)
         for part in flat.split([len(i) for i in index_batches]):
             yield self.data[part]
+
+
+class CachedBatches(BatchSource):
+    """Batches read from decoded uint8 images (N, H, W, 3) — typically the memory map of a decode-once cache —
+    too large to keep on the device; the next batch is read by a background thread while this one trains."""
+
+    def __init__(self, pixels: np.ndarray, device: torch.device):
+        self.pixels, self.device = pixels, device
+
+    def _read(self, idx: np.ndarray) -> torch.Tensor:
+        idx = np.asarray(idx, np.int64)
+        order = np.argsort(idx, kind="stable")
+        block = np.empty((len(idx), *self.pixels.shape[1:]), np.uint8)
+        block[order] = self.pixels[idx[order]]
+        t = torch.from_numpy(block).permute(0, 3, 1, 2)
+        return t.pin_memory() if self.device.type == "cuda" else t
+
+    def batches(self, index_batches):
+        index_batches = list(index_batches)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._read, index_batches[0]) if index_batches else None
+            for i in range(len(index_batches)):
+                x = pending.result()
+                pending = pool.submit(self._read, index_batches[i + 1]) if i + 1 < len(index_batches) else None
+                yield x.to(self.device, non_blocking=True)
 
 
 class _DecodeDataset(torch.utils.data.Dataset):

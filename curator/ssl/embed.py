@@ -1,8 +1,10 @@
 """Embedding extraction (SPEC §4): backbone features of every sample, N x d float16.
 
-The plain view (no augmentation) gives ``embeddings.npy``; ``views > 0`` adds that many augmented
-views per sample (V x N x d), drawn from a seeded generator. Under torchrun each rank embeds a
-contiguous block of rows and rank 0 gathers them (`curator.ssl.distributed.gather_rows`).
+The plain view (no augmentation, resized to the training resolution and normalised as in training)
+gives ``embeddings.npy``. Under torchrun each rank embeds a contiguous block of rows and rank 0 gathers
+them (`curator.ssl.distributed.gather_rows`). `save_backbone` / `load_backbone` write and read
+``RUN/checkpoints/backbone.pt`` (tensors, numbers, strings, lists and dicts only; loaded with
+``torch.load(weights_only=True)``); that file is also what ``--weights`` accepts from an earlier run.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from curator.ssl.augment import AugmentRecipe, augment, plain_view
+from curator.ssl.augment import AugmentRecipe, plain_view
 from curator.ssl.backbones import build_backbone
 from curator.ssl.data import BatchSource
 from curator.ssl.distributed import DistInfo, contiguous_block, gather_rows
@@ -31,19 +33,19 @@ def autocast(device: torch.device, enabled: bool):
 
 @torch.no_grad()
 def extract_features(backbone: nn.Module, batches: BatchSource, positions: np.ndarray, rec: AugmentRecipe, size: int,
-                     device: torch.device, *, amp: bool = True, channels_last: bool = False, batch_size: int = 1024,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     device: torch.device, *, amp: bool = True, channels_last: bool = False,
+                     batch_size: int = 1024) -> torch.Tensor:
     """Features of the rows at `positions`: (len(positions), d) float32 on `device`.
 
-    With `generator` each image is augmented (one random view); without, the plain view is used.
+    Each image is the plain view (resized to `size`, normalised as `rec`), as embeddings are.
     """
     was_training = backbone.training
     backbone.eval()
     chunks = [positions[i:i + batch_size] for i in range(0, len(positions), batch_size)]
     out = []
     for x in batches.batches(chunks):
-        v = augment(x, rec, size, generator) if generator is not None else plain_view(x, rec, size)
-        if channels_last and device.type == "cuda":
+        v = plain_view(x, rec, size)
+        if channels_last:
             v = v.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
             out.append(backbone(v).float())
@@ -55,39 +57,26 @@ def extract_features(backbone: nn.Module, batches: BatchSource, positions: np.nd
 
 def embed_rows(backbone: nn.Module, batches: BatchSource, n_rows: int, rec: AugmentRecipe, size: int,
                device: torch.device, *, info: DistInfo = DistInfo(), usable: np.ndarray | None = None,
-               amp: bool = True, channels_last: bool = False, batch_size: int = 1024, views: int = 0,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """(N, d) float16 plain-view embeddings and, if views > 0, (V, N, d) float16 augmented ones.
-
-    Rows marked unusable (undecodable images under on_bad=skip) are zero. Every rank returns the
-    gathered arrays.
-    """
+               amp: bool = True, channels_last: bool = False, batch_size: int = 1024) -> np.ndarray:
+    """(N, d) float16 plain-view embeddings. Rows marked unusable (undecodable images under on_bad=skip) are
+    zero. Every rank returns the gathered array."""
     block = contiguous_block(n_rows, info.rank, info.world)
-    kw = dict(amp=amp, channels_last=channels_last, batch_size=batch_size)
-    local = extract_features(backbone, batches, block, rec, size, device, **kw)
+    local = extract_features(backbone, batches, block, rec, size, device, amp=amp, channels_last=channels_last,
+                             batch_size=batch_size)
     plain = gather_rows(local, n_rows, info).cpu().numpy()
-    aug = None
-    if views > 0:
-        g = torch.Generator(device=device)
-        g.manual_seed(seed * 7919 + 17 + info.rank)
-        per_view = [gather_rows(extract_features(backbone, batches, block, rec, size, device, generator=g, **kw),
-                                n_rows, info).cpu().numpy() for _ in range(views)]
-        aug = np.stack(per_view)
     if usable is not None and not usable.all():
         plain[~usable] = 0
-        if aug is not None:
-            aug[:, ~usable] = 0
-    return plain.astype(np.float16), (aug.astype(np.float16) if aug is not None else None)
+    return plain.astype(np.float16)
 
 
-def save_backbone(path: Path, backbone: nn.Module, *, name: str, width: int, feat_dim: int, image_size: int,
-                  method: str, rec: AugmentRecipe) -> None:
+def save_backbone(path: Path, backbone: nn.Module, *, name: str, width: int | None, feat_dim: int, image_size: int,
+                  method: str, rec: AugmentRecipe, weights: str | None = None, epochs: int | None = None) -> None:
     """Write the trained encoder with what is needed to rebuild it (atomic)."""
     from curator.rundir import atomic_path
 
-    payload = {"backbone_state": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
+    payload = {"backbone_state": {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()},
                "backbone": name, "width": width, "feat_dim": feat_dim, "image_size": image_size,
-               "method": method, "recipe": dataclasses.asdict(rec)}
+               "method": method, "recipe": dataclasses.asdict(rec), "weights": weights, "epochs": epochs}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -109,7 +98,7 @@ def load_backbone(path: Path, device: torch.device) -> tuple[nn.Module, dict]:
                         "the encoder again") from None
     if not isinstance(meta, dict) or "backbone_state" not in meta:
         raise DataError(f"encoder checkpoint {str(path)!r} is not one curator wrote; delete it to train the encoder again")
-    backbone, dim = build_backbone(meta["backbone"], meta["image_size"], meta["width"])
+    backbone, _ = build_backbone(meta["backbone"], meta["image_size"], meta["width"])
     backbone.load_state_dict(meta["backbone_state"])
     rec = meta["recipe"]
     meta["recipe"] = AugmentRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec.items()})

@@ -25,6 +25,6 @@ def tiny_data(n: int = 128) -> TrainData:
 
 def tiny_cfg(**kw) -> SSLConfig:
     base = dict(backbone="tiny_cnn", width=8, head_dim=64, epochs=3, batch_size=64, warmup_epochs=1, knn_every=0,
-                knn_k=10, device="cpu", progress=False)
+                knn_k=10, image_size=8, device="cpu", progress=False)
     base.update(kw)
     return SSLConfig.from_dict(base)

@@ -28,8 +28,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
     info = dist_info(torch.device("cpu"))
     data = tiny_data(101)   # odd on purpose: uneven embedding shards
-    res = pretrain(data, tiny_cfg(epochs=2), os.path.join(out, "ck"), torch.device("cpu"), info=info)
-    emb, _ = embed_rows(res.method.backbone, data.batches, data.n, res.recipe, 8, torch.device("cpu"), info=info)
+    res = pretrain(data, tiny_cfg(epochs=2), os.path.join(out, "ck"), torch.device("cpu"), seed=0, info=info)
+    emb = embed_rows(res.method.backbone, data.batches, data.n, res.recipe, 8, torch.device("cpu"), info=info)
     np.save(os.path.join(out, f"emb{rank}.npy"), emb)
     np.save(os.path.join(out, f"loss{rank}.npy"), np.array([h["loss"] for h in res.history]))
     torch.distributed.destroy_process_group()

@@ -15,7 +15,7 @@ def test_loss_falls_and_no_collapse(method, tmp_path):
     torch.set_num_threads(2)
     data = tiny_data(128)
     cfg = tiny_cfg(method=method, epochs=16, warmup_epochs=1)   # 2 steps/epoch -> 32 steps
-    res = pretrain(data, cfg, tmp_path, torch.device("cpu"))
+    res = pretrain(data, cfg, tmp_path, torch.device("cpu"), seed=0)
     losses = np.array([h["loss"] for h in res.history])
     assert np.isfinite(losses).all()
     assert losses[-3:].mean() < losses[:3].mean(), f"{method} loss did not fall: {losses.round(3)}"

@@ -11,7 +11,7 @@ from curator.ssl.train import build_method, make_optimizer
 
 
 def _cfg(method: str, **kw) -> SSLConfig:
-    return SSLConfig.from_dict({"method": method, "backbone": "tiny_cnn", "width": 8, "head_dim": 32, **kw})
+    return SSLConfig.from_dict({"method": method, "backbone": "tiny_cnn", "width": 8, "head_dim": 32, "batch_size": 512, **kw})
 
 
 @pytest.mark.parametrize("method", ["simsiam", "byol", "simclr", "barlow"])

@@ -59,6 +59,6 @@ def test_supplied_embeddings_skip_training(tmp_path):
     x = np.random.default_rng(1).normal(size=(50, 6)).astype(np.float32)
     np.save(tmp_path / "mine.npy", x)
     run, ds = prepare_run(tmp_path / "run", DatasetOptions(limit=50, embeddings=str(tmp_path / "mine.npy")))
-    emb = embed_stage(run, ds)
+    emb = embed_stage(run, ds, seed=0)
     assert emb.shape == (50, 6) and emb.dtype == np.float16
     assert not (tmp_path / "run" / "checkpoints").exists()

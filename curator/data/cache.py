@@ -1,0 +1,378 @@
+"""Decode once (SPEC §4): file-backed images decoded and resized once into a uint8 cache.
+
+A cache is one memory-mapped ``.npy`` of shape (N, S, S, 3) uint8 — row i is the image of the i-th
+requested row, resized whole to S x S (PIL bilinear with antialiasing, as `resize_uint8`) — and a JSON
+beside it (`images-<key>.json`) that records the size, the decoder, the sample ids' digest and every image
+that could not be decoded (by row, sample id, kind and reason). Its key hashes the images' identity
+(each row's source and content pin — the manifest's ``pin`` column when present, else the file's size and
+mtime), the size and the decoder, not the labels: runs with other noise or seeds on the same images, and
+several runs pointed at one shared folder (`ssl.cache_dir` or ``$CURATOR_CACHE``), share one cache.
+
+Building: a process pool on the CPU (each worker decodes a chunk with PIL through
+`curator.data.images.decode_image_bytes` and writes its rows into the memory map), or, with
+``decoder="torchvision"``, `torchvision.io.decode_jpeg` on batches of JPEG files on the given device
+(CUDA where present: nvJPEG) with anything it cannot decode — and every non-JPEG or truncated file (no
+end-of-image marker) — passed to the PIL path, so bad images are reported with the same kinds and
+reasons as everywhere else. A file is written under a temporary name and renamed when complete, so an
+interrupted build leaves no half cache.
+
+Readers: `ImageCache` (memory map + usable mask; what SSL training and embedding read), and
+`open_run_cache(run_dir, size=None)` for other readers of a finished run (e.g. the explorer's thumbnails):
+it returns the `ImageCache` the run's pre-training used (recorded in ``RUN/image_cache.json``) after
+checking it still matches the run's manifest, or None.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from curator.data.images import EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes, resize_uint8
+from curator.data.problems import ProblemReport
+
+LOG = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+RUN_RECORD = "image_cache.json"
+DECODERS = ("pil", "torchvision")
+CHUNK = 256               # rows per task of the process pool
+PROCESS_POOL_MIN = 2048   # fewer rows than this are decoded by threads in this process
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def file_source(images: ImageSource) -> FileImages | None:
+    """The `FileImages` behind `images` (also through a wrapper holding one as ``.files``), or None."""
+    if isinstance(images, FileImages):
+        return images
+    inner = getattr(images, "files", None)
+    return inner if isinstance(inner, FileImages) else None
+
+
+def cacheable(images: ImageSource) -> bool:
+    """Images that are decoded from files or encoded bytes (in-memory arrays need no cache)."""
+    return file_source(images) is not None or isinstance(images, EncodedImages)
+
+
+def _stat_pin(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"stat:{st.st_size}:{st.st_mtime_ns}"
+
+
+def identity(images: ImageSource, refs: Sequence[int], sources: Sequence[str], pins: Sequence[str] | None = None) -> str:
+    """A hash of which images these rows are: their sources and content pins (or file stat), in order."""
+    h = hashlib.sha256()
+    files = file_source(images)
+    for i, (r, s) in enumerate(zip(refs, sources)):
+        pin = pins[i] if pins is not None and pins[i] else None
+        if pin is None:
+            if files is not None:
+                try:
+                    pin = _stat_pin(files.path(int(r)))
+                except ImageError:
+                    pin = "escapes"
+            elif isinstance(images, EncodedImages):
+                pin = hashlib.blake2b(images.raw(int(r)), digest_size=8).hexdigest()
+            else:
+                pin = ""
+        h.update(f"{s}\x00{pin}\x01".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_key(image_identity: str, size: int, decoder: str) -> str:
+    return hashlib.sha256(f"v{CACHE_VERSION}:{image_identity}:{size}:{decoder}".encode()).hexdigest()[:16]
+
+
+def ids_digest(sample_ids: Sequence[str]) -> str:
+    return hashlib.sha256("\x00".join(map(str, sample_ids)).encode()).hexdigest()[:16]
+
+
+def default_dir(run_dir: str | os.PathLike | None, cache_dir: str | None = None) -> Path:
+    """`cache_dir`, else $CURATOR_CACHE, else RUN/cache."""
+    chosen = cache_dir or os.environ.get("CURATOR_CACHE")
+    if chosen:
+        return Path(chosen).expanduser()
+    if run_dir is None:
+        raise ValueError("no cache folder: give a run directory or a cache_dir")
+    return Path(run_dir) / "cache"
+
+
+@dataclass
+class ImageCache:
+    """A built cache: ``pixels`` (N, S, S, 3) uint8 memory map, and the rows that could not be decoded."""
+    path: Path
+    pixels: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.meta["size"])
+
+    @property
+    def bad(self) -> list[dict[str, Any]]:
+        return list(self.meta.get("bad", []))
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def read(self, row: int) -> np.ndarray:
+        """Image of row `row` as (S, S, 3) uint8 (zeros for an image that could not be decoded)."""
+        return np.asarray(self.pixels[int(row)])
+
+    def read_batch(self, rows: Sequence[int]) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        order = np.argsort(rows, kind="stable")     # sorted reads from the memory map, returned in request order
+        out = np.empty((len(rows), *self.pixels.shape[1:]), np.uint8)
+        out[order] = self.pixels[rows[order]]
+        return out
+
+    @classmethod
+    def open(cls, npy: str | os.PathLike) -> "ImageCache":
+        npy = Path(npy)
+        meta = json.loads(npy.with_suffix(".json").read_text())
+        return cls(npy, np.load(npy, mmap_mode="r", allow_pickle=False), meta)
+
+
+# --- decoding ------------------------------------------------------------------------------------------------
+def _decode_resized(raw: bytes, size: int) -> np.ndarray:
+    return resize_uint8(decode_image_bytes(raw)[0], size)
+
+
+def _read_raw(kind: str, payload: Any) -> bytes:
+    if kind == "file":
+        try:
+            return Path(payload).read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"file not found: {payload}", "missing_file") from None
+        except OSError as exc:
+            raise ImageError(f"cannot read file {payload}: {exc}", "unreadable_image") from None
+    return payload
+
+
+def _decode_chunk(npy: str, start: int, size: int, items: list[tuple[str, Any]]) -> list[tuple[int, str, str]]:
+    """Process-pool task: decode `items` into rows start.. of the memory map; return (row, kind, reason) of failures."""
+    out = np.load(npy, mmap_mode="r+", allow_pickle=False)
+    bad = []
+    for i, (kind, payload) in enumerate(items):
+        try:
+            out[start + i] = _decode_resized(_read_raw(kind, payload), size)
+        except ImageError as exc:
+            bad.append((start + i, exc.kind, exc.reason))
+        except (ValueError, OSError) as exc:
+            bad.append((start + i, "unreadable_image", f"cannot read image: {exc}"))
+    out.flush()
+    del out
+    return bad
+
+
+def _items(images: ImageSource, refs: np.ndarray) -> list[tuple[str, Any]]:
+    """What a worker needs to read each row: ('file', path) or ('bytes', encoded bytes)."""
+    files = file_source(images)
+    items: list[tuple[str, Any]] = []
+    for r in refs:
+        if files is not None:
+            try:
+                items.append(("file", str(files.path(int(r)))))
+            except ImageError as exc:
+                items.append(("error", (exc.kind, exc.reason)))
+        else:
+            items.append(("bytes", images.raw(int(r))))
+    return items
+
+
+def _use_processes(pool: str, workers: int, n: int) -> bool:
+    return pool == "process" or (pool == "auto" and workers > 1 and n >= PROCESS_POOL_MIN)
+
+
+def _decode_pil(npy: Path, items: list[tuple[str, Any]], size: int, workers: int,
+                pool_kind: str = "auto") -> list[tuple[int, str, str]]:
+    bad = [(i, *payload) for i, (kind, payload) in enumerate(items) if kind == "error"]
+    todo = [(s, [it if it[0] != "error" else ("bytes", b"") for it in items[s:s + CHUNK]])
+            for s in range(0, len(items), CHUNK)]
+    errors = {i for i, _, _ in bad}
+    if _use_processes(pool_kind, workers, len(items)):
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_decode_chunk, str(npy), s, size, chunk) for s, chunk in todo]
+            results = [f.result() for f in futures]
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            results = list(pool.map(lambda t: _decode_chunk(str(npy), t[0], size, t[1]), todo))
+    for res in results:
+        bad.extend(b for b in res if b[0] not in errors)
+    return sorted(bad)
+
+
+def _decode_torchvision(npy: Path, items: list[tuple[str, Any]], size: int, device: str,
+                        batch: int = 256) -> list[tuple[int, str, str]]:
+    """`torchvision.io.decode_jpeg` on batches (on `device`: nvJPEG on CUDA), resize on the device; files that
+    are not complete JPEGs go through the PIL path so their problems read as everywhere else."""
+    import torch
+    import torch.nn.functional as F
+    import torchvision.io as tio
+
+    out = np.load(npy, mmap_mode="r+", allow_pickle=False)
+    bad: list[tuple[int, str, str]] = []
+    fallback: list[int] = []
+    for s in range(0, len(items), batch):
+        rows, datas = [], []
+        for i in range(s, min(s + batch, len(items))):
+            kind, payload = items[i]
+            if kind == "error":
+                bad.append((i, *payload))
+                continue
+            try:
+                raw = _read_raw(kind, payload)
+            except ImageError as exc:
+                bad.append((i, exc.kind, exc.reason))
+                continue
+            if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] == b"\xff\xd9":
+                rows.append(i)
+                datas.append(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+            else:
+                fallback.append(i)
+        if not rows:
+            continue
+        try:
+            imgs = tio.decode_jpeg(datas, mode=tio.ImageReadMode.RGB, device=device)
+        except RuntimeError:
+            fallback.extend(rows)   # one bad file fails the whole batch: decode these one by one below
+            continue
+        for i, img in zip(rows, imgs):
+            x = img[None].float()
+            if img.shape[1] != size or img.shape[2] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            out[i] = x[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    out.flush()
+    del out
+    for i in sorted(fallback):
+        bad.extend(_decode_chunk(str(npy), i, size, [items[i]]))
+    return sorted(bad)
+
+
+def _report(bad: list[dict[str, Any]], usable: np.ndarray, problems: ProblemReport | None) -> None:
+    for b in bad:
+        keep = problems.add(b["sample_id"], b["source"], b["kind"], b["reason"]) if problems is not None else False
+        usable[b["row"]] = keep
+        LOG.warning("image of sample %s (%s) cannot be decoded: %s -> %s", b["sample_id"], b["source"], b["reason"],
+                    "kept as a black image" if keep else "excluded")
+
+
+def build(images: ImageSource, refs: Sequence[int], size: int, folder: str | os.PathLike, *,
+          sample_ids: Sequence[str], sources: Sequence[str], pins: Sequence[str] | None = None,
+          problems: ProblemReport | None = None, workers: int | None = None, decoder: str = "pil",
+          device: str = "cpu", pool: str = "auto") -> tuple[ImageCache, np.ndarray]:
+    """The cache of these rows at `size` (built now, or found in `folder`) and the (N,) mask of rows to use.
+
+    `pool` (PIL decoder): ``auto`` (processes for `PROCESS_POOL_MIN` rows or more, else threads), ``process``
+    or ``thread``; `workers` defaults to the cores this process may use.
+
+    Images that cannot be decoded are zero in the cache and reported to `problems` by sample id (as every
+    time the cache is used), and are usable only if the report's policy keeps them."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    refs = np.asarray(refs, np.int64)
+    folder = Path(folder)
+    key = cache_key(identity(images, refs, sources, pins), size, decoder)
+    npy = folder / f"images-{key}.npy"
+    digest = ids_digest(sample_ids)
+    cache = None
+    if npy.exists() and npy.with_suffix(".json").exists():
+        try:
+            cache = ImageCache.open(npy)
+        except (OSError, ValueError) as exc:
+            LOG.warning("image cache %s cannot be read (%s); building it again", npy, exc)
+        if cache is not None and (cache.meta.get("ids") != digest or cache.pixels.shape != (len(refs), size, size, 3)):
+            LOG.warning("image cache %s does not match these samples; building it again", npy)
+            cache = None
+        if cache is not None:
+            LOG.info("image cache: reusing %s (%d images at %d px)", npy, len(refs), size)
+    if cache is None:
+        cache = _build(images, refs, size, npy, sample_ids, sources, digest, key, workers, decoder, device, pool)
+    usable = np.ones(len(refs), bool)
+    _report(cache.bad, usable, problems)
+    return cache, usable
+
+
+def _build(images, refs, size, npy, sample_ids, sources, digest, key, workers, decoder, device, pool) -> ImageCache:
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.npy")
+    workers = workers or available_cores()
+    t0 = time.perf_counter()
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(refs), size, size, 3))
+    del arr   # zero-filled; workers open it themselves
+    try:
+        items = _items(images, refs)
+        LOG.info("image cache: decoding %d images to %d px (%s, %s)", len(refs), size,
+                 decoder if decoder == "pil" else f"torchvision on {device}",
+                 f"{workers} processes" if decoder == "pil" and _use_processes(pool, workers, len(refs))
+                 else f"{workers} threads")
+        raw_bad = (_decode_pil(tmp, items, size, workers, pool) if decoder == "pil"
+                   else _decode_torchvision(tmp, items, size, device))
+        seconds = time.perf_counter() - t0
+        bad = [{"row": int(i), "sample_id": str(sample_ids[i]), "source": str(sources[i]), "kind": k, "reason": r}
+               for i, k, r in raw_bad]
+        meta = {"version": CACHE_VERSION, "key": key, "size": size, "n": len(refs), "decoder": decoder,
+                "ids": digest, "bad": bad, "seconds": round(seconds, 2), "workers": workers,
+                "images_per_s": round(len(refs) / max(seconds, 1e-9), 1), "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta_tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.json")
+        meta_tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, npy)
+        os.replace(meta_tmp, npy.with_suffix(".json"))
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    LOG.info("image cache: %d images in %.1f s (%.0f images/s) -> %s (%.1f MB)", len(refs), seconds,
+             len(refs) / max(seconds, 1e-9), npy, npy.stat().st_size / 2**20)
+    return ImageCache.open(npy)
+
+
+# --- the run's record, for other readers ---------------------------------------------------------------------
+def record_in_run(run_dir: str | os.PathLike, cache: ImageCache, split: str) -> None:
+    """Note in RUN/image_cache.json which cache holds the `split` rows of the run's manifest (in order)."""
+    from curator.rundir import write_json_atomic
+
+    path = Path(run_dir) / RUN_RECORD
+    rec = json.loads(path.read_text()) if path.exists() else {}
+    rec.setdefault("caches", {})[f"{split}@{cache.size}"] = {
+        "path": str(Path(cache.path).resolve()), "split": split, "size": cache.size, "ids": cache.meta["ids"],
+        "n": len(cache)}
+    write_json_atomic(path, rec)
+
+
+def open_run_cache(run_dir: str | os.PathLike, split: str = "train", size: int | None = None) -> ImageCache | None:
+    """The cache a finished run decoded its `split` images into (the largest size when `size` is None), checked
+    against the run's manifest (same sample ids in the same order), or None if there is none or it changed.
+
+    Row i of the returned cache is the i-th `split` row of RUN/manifest.parquet, e.g. for thumbnails:
+    ``c = open_run_cache(run); img = c.read(i)  # (S, S, 3) uint8``."""
+    import pandas as pd
+
+    path = Path(run_dir) / RUN_RECORD
+    if not path.exists():
+        return None
+    entries = [e for e in json.loads(path.read_text()).get("caches", {}).values() if e["split"] == split
+               and (size is None or e["size"] == size)]
+    if not entries:
+        return None
+    entry = max(entries, key=lambda e: e["size"])
+    man = pd.read_parquet(Path(run_dir) / "manifest.parquet", columns=["sample_id", "split"])
+    ids = man.loc[man["split"] == split, "sample_id"].astype(str).tolist()
+    if ids_digest(ids) != entry["ids"] or not Path(entry["path"]).exists():
+        return None
+    cache = ImageCache.open(entry["path"])
+    return cache if cache.meta.get("ids") == entry["ids"] else None
