@@ -15,7 +15,8 @@ class EvidenceConfig:
     knn_target_recall: float = 0.95   # IVF: nprobe is raised until recall@10 of sampled self-queries reaches this
     # the out-of-fold probe (curator.evidence.probe, curator.evidence.crossfit)
     folds: int = 5                    # K of the K-fold cross-fitting (stratified by the given label)
-    probe_steps: int = 150            # full-batch Adam steps per fold
+    probe_steps: int = 150            # Adam steps per fold
+    probe_batch_size: int = 8192      # rows per step (the whole training split when smaller): cost flat in N
     probe_lr: float = 0.01
     probe_weight_decay: float = 1e-3
 
@@ -28,6 +29,8 @@ class EvidenceConfig:
             raise ConfigError(f"evidence.knn_target_recall must be in (0, 1], got {self.knn_target_recall}")
         if self.probe_steps < 1:
             raise ConfigError(f"evidence.probe_steps must be ≥ 1, got {self.probe_steps}")
+        if self.probe_batch_size < 1:
+            raise ConfigError(f"evidence.probe_batch_size must be ≥ 1, got {self.probe_batch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

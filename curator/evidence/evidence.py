@@ -42,7 +42,8 @@ class Evidence:
 
 
 def probe_settings(cfg: EvidenceConfig) -> ProbeSettings:
-    return ProbeSettings(steps=cfg.probe_steps, lr=cfg.probe_lr, weight_decay=cfg.probe_weight_decay)
+    return ProbeSettings(steps=cfg.probe_steps, batch_size=cfg.probe_batch_size, lr=cfg.probe_lr,
+                         weight_decay=cfg.probe_weight_decay)
 
 
 def _check_labels(labels: np.ndarray, n_classes: int, n: int) -> np.ndarray:
