@@ -21,7 +21,7 @@ from integrity_inputs import Evil  # noqa: E402
 
 def test_a_training_checkpoint_loads_with_weights_only(tmp_path):
     torch.set_num_threads(1)
-    pretrain(tiny_data(64), tiny_cfg(epochs=1), tmp_path, torch.device("cpu"))
+    pretrain(tiny_data(64), tiny_cfg(epochs=1), tmp_path, torch.device("cpu"), seed=0)
     ck = torch.load(tmp_path / "last.pt", weights_only=True)  # raises if anything but plain data is inside
     assert ck["epoch"] == 1 and isinstance(ck["rng"]["numpy"]["key"], torch.Tensor)
 
@@ -31,7 +31,7 @@ def test_a_crafted_training_checkpoint_runs_nothing_and_training_starts_afresh(t
     marker = tmp_path / "pwned"
     torch.save({"model": Evil(marker), "optimizer": {}, "epoch": 1, "history": [], "rng": {}}, tmp_path / "last.pt")
     with caplog.at_level(logging.WARNING):
-        res = pretrain(tiny_data(64), tiny_cfg(epochs=1), tmp_path, torch.device("cpu"))
+        res = pretrain(tiny_data(64), tiny_cfg(epochs=1), tmp_path, torch.device("cpu"), seed=0)
     assert not marker.exists()
     assert res.resumed_from == 0 and res.epochs_done == 1
     assert any("cannot be loaded safely" in r.getMessage() for r in caplog.records)
@@ -40,7 +40,7 @@ def test_a_crafted_training_checkpoint_runs_nothing_and_training_starts_afresh(t
 def test_a_damaged_training_checkpoint_starts_afresh(tmp_path):
     torch.set_num_threads(1)
     (tmp_path / "last.pt").write_bytes(b"PK\x03\x04 not really a zip")
-    res = pretrain(tiny_data(64), tiny_cfg(epochs=1), tmp_path, torch.device("cpu"))
+    res = pretrain(tiny_data(64), tiny_cfg(epochs=1), tmp_path, torch.device("cpu"), seed=0)
     assert res.resumed_from == 0 and res.epochs_done == 1
 
 
