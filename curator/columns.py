@@ -232,3 +232,23 @@ def markdown_table(table: Table) -> str:
         if table in c.tables:
             lines.append(f"| `{c.name}` | {c.direction_words} | {c.range} | {c.explanation} | {c.source} |")
     return "\n".join(lines)
+
+
+def fill_docs(text: str) -> str:
+    """`text` with every ``<!-- columns:TABLE -->`` … ``<!-- /columns:TABLE -->`` block replaced by
+    `markdown_table(TABLE)`: ``python -m curator.columns docs/signals.md docs/audit.md`` rewrites the docs."""
+    import re
+
+    def block(m: re.Match) -> str:
+        return f"<!-- columns:{m.group(1)} -->\n{markdown_table(m.group(1))}\n<!-- /columns:{m.group(1)} -->"
+
+    return re.sub(r"<!-- columns:(signals|audit) -->.*?<!-- /columns:\1 -->", block, text, flags=re.S)
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        path.write_text(fill_docs(path.read_text(encoding="utf-8")), encoding="utf-8")

@@ -145,9 +145,10 @@ class HeadsConfig:
     # the meta-learning heads' own settings (a recipe writes tables: gdw = {epochs = 20})
     gdw: GDWConfig = field(default_factory=GDWConfig)
     fsr: FSRConfig = field(default_factory=FSRConfig)
-    # cost that grows linearly with N: above this many training samples every head's epochs (GDW's and FSR's
-    # too) shrink in proportion, so a head makes about as many optimizer steps at 1M samples as at this size
-    # (never fewer epochs than its warm-up + last_epochs + 1; 0 = never shrink; docs/heads.md "Cost")
+    # cost: above this many training samples every head's epochs, warm-up epochs and averaged last epochs
+    # (GDW's and FSR's too) shrink in proportion, down to one averaged epoch after one earlier epoch (GDW/FSR:
+    # one warm-up epoch, one weighted epoch); an epoch of 1M samples is already thousands of optimizer steps.
+    # 0 = never shrink; docs/heads.md, "Cost"
     full_epochs_up_to: int = 200_000
 
     def __post_init__(self) -> None:
@@ -172,13 +173,17 @@ class HeadsConfig:
             return self
         share = self.full_epochs_up_to / n
 
-        def shrink(epochs: int, floor: int) -> int:
+        def shrink(epochs: int, floor: int = 1) -> int:
             return int(min(epochs, max(floor, round(epochs * share))))
 
-        return dataclasses.replace(
-            self, epochs=shrink(self.epochs, self.last_epochs + 1),
-            gdw=dataclasses.replace(self.gdw, epochs=shrink(self.gdw.epochs, self.gdw.warmup_epochs + self.gdw.last_epochs + 1)),
-            fsr=dataclasses.replace(self.fsr, epochs=shrink(self.fsr.epochs, self.fsr.warmup_epochs + self.fsr.last_epochs + 1)))
+        def meta(c):   # GDW / FSR: warm-up and averaged epochs shrink too; at least one epoch after the warm-up
+            warmup, last = shrink(c.warmup_epochs), shrink(c.last_epochs)
+            return dataclasses.replace(c, warmup_epochs=warmup, last_epochs=last,
+                                       epochs=shrink(c.epochs, warmup + last))
+
+        last = shrink(self.last_epochs)
+        return dataclasses.replace(self, last_epochs=last, epochs=shrink(self.epochs, last + 1),
+                                   gdw=meta(self.gdw), fsr=meta(self.fsr))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "HeadsConfig":

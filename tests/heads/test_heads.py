@@ -106,9 +106,13 @@ def test_epochs_shrink_with_n_so_cost_grows_linearly():
 
     cfg = HeadsConfig()
     assert cfg.for_samples(50_000) is cfg and cfg.for_samples(200_000) is cfg
-    big = cfg.for_samples(1_000_000)
-    assert big.epochs == 4                                      # 10 · 200k / 1M = 2, floor last_epochs + 1 = 4
-    assert big.gdw.epochs == 6 and big.fsr.epochs == 6          # 12 · 0.2 = 2.4, floor warm-up 2 + last 3 + 1
-    mid = cfg.for_samples(400_000)
-    assert mid.epochs == 5 and mid.gdw.epochs == 6
+    big = cfg.for_samples(1_000_000)                            # share 200k / 1M = 0.2
+    assert (big.epochs, big.last_epochs) == (2, 1)              # 10 · 0.2 = 2; last 3 · 0.2 → 1 (floor), +1 before
+    for meta in (big.gdw, big.fsr):                             # warm-up 2 → 1, last 3 → 1, epochs 12 · 0.2 → 2
+        assert (meta.warmup_epochs, meta.last_epochs, meta.epochs) == (1, 1, 2)
+        assert meta.epochs > meta.warmup_epochs                 # at least one weighted epoch
+    mid = cfg.for_samples(400_000)                              # share 0.5
+    assert (mid.epochs, mid.last_epochs, mid.gdw.epochs, mid.gdw.warmup_epochs, mid.gdw.last_epochs) == (5, 2, 6, 1, 2)
+    huge = cfg.for_samples(10**8)
+    assert (huge.epochs, huge.gdw.epochs, huge.gdw.warmup_epochs) == (2, 2, 1)
     assert HeadsConfig(full_epochs_up_to=0).for_samples(10**7).epochs == 10
