@@ -3,7 +3,8 @@
 - `validate`: embeddings (N, d) or (V, N, d) finite, labels (N,) in [-1, C) (-1 = unlabeled), at
   least two labelled samples, an optional (N,) trusted mask that selects a labelled sample.
 - `standardization`: the z-score statistics of the training embeddings (view 0): per-dimension mean
-  and population standard deviation, computed in float64; a (near-)constant dimension keeps scale 1.
+  and population standard deviation, accumulated in float64 over row blocks; a (near-)constant dimension
+  keeps scale 1. `standardized` applies them block by block.
 - `StandardizedHead`: the trained head behind that z-score, so ``model(raw_embeddings)`` gives logits.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 MIN_STD = 1e-6  # dimensions whose standard deviation is at most this are left unscaled
+CHUNK = 65_536  # rows per block: no (N, d) temporary beyond the one standardised copy (1M x 512: 2 GB, not 8)
 
 
 def validate(name: str, X, y, n_classes: int, meta_mask=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -32,7 +34,7 @@ def validate(name: str, X, y, n_classes: int, meta_mask=None) -> tuple[np.ndarra
     if bad.size:
         raise ValueError(f"{name}: sample {int(bad[0])} has label {int(y[bad[0]])} outside [-1, {n_classes}) "
                          f"({bad.size} such samples)")
-    finite = np.isfinite(X).all(axis=(0, 2))
+    finite = np.concatenate([np.isfinite(X[:, s:s + CHUNK]).all(axis=(0, 2)) for s in range(0, X.shape[1], CHUNK)])
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise ValueError(f"{name}: embedding row {row} contains NaN or inf ({int((~finite).sum())} such rows)")
@@ -48,13 +50,30 @@ def validate(name: str, X, y, n_classes: int, meta_mask=None) -> tuple[np.ndarra
 
 
 def standardization(X0: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (d,), std (d,)) float32 z-score statistics of X0 (N, d); zeros and ones when not `enabled`."""
-    d = X0.shape[1]
+    """(mean (d,), std (d,)) float32 z-score statistics of X0 (N, d); zeros and ones when not `enabled`.
+
+    Two passes over row blocks, accumulated in float64 (mean, then the mean squared deviation from it)."""
+    n, d = X0.shape
     if not enabled:
         return np.zeros(d, np.float32), np.ones(d, np.float32)
-    mean = X0.mean(0, dtype=np.float64).astype(np.float32)
-    std = X0.std(0, dtype=np.float64).astype(np.float32)
-    return mean, np.where(std > MIN_STD, std, 1.0).astype(np.float32)
+    total = np.zeros(d, np.float64)
+    for s in range(0, n, CHUNK):
+        total += X0[s:s + CHUNK].sum(0, dtype=np.float64)
+    mean = total / max(n, 1)
+    sq = np.zeros(d, np.float64)
+    for s in range(0, n, CHUNK):
+        sq += np.square(X0[s:s + CHUNK] - mean).sum(0)
+    std = np.sqrt(sq / max(n, 1)).astype(np.float32)
+    return mean.astype(np.float32), np.where(std > MIN_STD, std, 1.0).astype(np.float32)
+
+
+def standardized(views: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(views - mean) / std as a new float32 array (V, N, d), computed in row blocks (one copy is the peak)."""
+    out = np.empty(views.shape, np.float32)
+    for s in range(0, views.shape[1], CHUNK):
+        np.subtract(views[:, s:s + CHUNK], mean, out=out[:, s:s + CHUNK])
+        out[:, s:s + CHUNK] /= std
+    return out
 
 
 class StandardizedHead(nn.Module):

@@ -35,7 +35,7 @@ from curator.heads.cbs import train_cbs
 from curator.heads.config import HeadsConfig
 from curator.heads.fsr import train_fsr
 from curator.heads.gdw import train_gdw
-from curator.heads.inputs import StandardizedHead, standardization, validate
+from curator.heads.inputs import StandardizedHead, standardization, standardized, validate
 from curator.heads.semi import train_semi
 from curator.heads.standard import (
     ClassBalanced, CrossEntropy, Focal, LDAMDRW, LogitAdjusted, LogitAdjustedSuperLoss, minibatch,
@@ -158,7 +158,7 @@ def train_head(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, cfg: Hea
             LOG.info("%s: training its teacher head %r first", name, teacher_name)
             teacher = train_head(teacher_name, X, y, n_classes, cfg, seed=seed, device=dev)
     mean, std = standardization(views[0], cfg.standardize)
-    Z = torch.as_tensor((views - mean) / std, device=dev)  # (V, N, d) standardised
+    Z = torch.as_tensor(standardized(views, mean, std), device=dev)  # (V, N, d) standardised
     data = HeadData(Z[0], y, n_classes, seed, views=Z if Z.shape[0] > 1 else None,
                     meta_mask=meta_mask if spec.meta_set else None, teacher=teacher)
     keep = y >= 0

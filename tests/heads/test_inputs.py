@@ -43,3 +43,14 @@ def test_validate_names_the_problem_and_returns_own_arrays():
     with pytest.raises(ValueError, match="at least 2 classes"):
         validate("h", X, y, 1)
     assert validate("h", X, y, 3, meta_mask=[1, 0, 0, 0, 0, 0])[2].dtype == bool
+
+
+def test_block_wise_statistics_and_standardisation_equal_the_whole_array_ones(monkeypatch):
+    import curator.heads.inputs as inputs
+
+    monkeypatch.setattr(inputs, "CHUNK", 7)                     # many blocks, the last one partial
+    X = np.random.default_rng(0).normal(3, 2, size=(100, 5)).astype(np.float32)
+    mean, std = inputs.standardization(X)
+    np.testing.assert_allclose(mean, X.mean(0, dtype=np.float64), atol=1e-6)
+    np.testing.assert_allclose(std, X.std(0, dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(inputs.standardized(X[None], mean, std)[0], (X - mean) / std, atol=1e-6)
