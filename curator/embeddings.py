@@ -116,13 +116,15 @@ def check_embeddings_file(path: str | Path, expected_rows: int, *, n_skipped: in
     return int(arr.shape[0]), int(arr.shape[1])
 
 
-def load_embeddings_file(path: str | Path, expected_rows: int) -> np.ndarray:
-    """Read `path` into an (expected_rows, d) float32 array, or raise `DataError` saying why not."""
+def load_embeddings_file(path: str | Path, expected_rows: int, dtype=np.float32) -> np.ndarray:
+    """Read `path` into an (expected_rows, d) array of `dtype`, or raise `DataError` saying why not.
+
+    The run stores float16 (`dtype=np.float16`: a float16 file is then not copied through float32)."""
     path = Path(path)
     arr = open_embeddings(path)
     _check_layout(arr, path, expected_rows)
     _check_values(arr, path)
-    return np.asarray(arr, dtype=np.float32)
+    return np.asarray(arr, dtype=dtype)
 
 
 def _from_parquet(path: Path) -> np.ndarray:

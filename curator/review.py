@@ -18,10 +18,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from curator import runfiles
 from curator.rundir import write_parquet_atomic
 
 ACTIONS = ("keep", "relabel", "drop")
-DECISIONS_FILE = "decisions.parquet"
 COLUMNS = ["sample_id", "action", "new_label", "updated"]
 
 
@@ -43,7 +43,7 @@ def _locked(run_dir: Path) -> Iterator[None]:
 
 def load_decisions(run_dir: str | os.PathLike) -> pd.DataFrame:
     """The current decisions, one row per sample (empty frame if none were made)."""
-    path = Path(run_dir) / DECISIONS_FILE
+    path = Path(run_dir) / runfiles.DECISIONS
     if not path.exists():
         return _empty()
     return pd.read_parquet(path)
@@ -73,5 +73,5 @@ def record_decisions(run_dir: str | os.PathLike, sample_ids: Iterable[str], acti
                                 "new_label": np.int64(new_label if action == "relabel" else -1), "updated": now})
             current = pd.concat([current, new], ignore_index=True)
         current = current[COLUMNS].reset_index(drop=True)
-        write_parquet_atomic(run_dir / DECISIONS_FILE, current)
+        write_parquet_atomic(run_dir / runfiles.DECISIONS, current)
     return current

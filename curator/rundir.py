@@ -50,12 +50,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from curator import runfiles
 from curator.data.problems import DataError
 from curator.log import to_jsonable
 
 LOG = logging.getLogger(__name__)
 
-LOCK_FILE = "run.lock"
 _UMASK_LOCK = threading.Lock()
 
 
@@ -319,14 +319,14 @@ class RunDir:
 
     # --- provenance ------------------------------------------------------------------------
     def record_timing(self, stage: str, seconds: float, peak_memory_mb: float | None = None) -> None:
-        prov = self.read_json("provenance.json", {}) or {}
+        prov = self.read_json(runfiles.PROVENANCE, {}) or {}
         prov.setdefault("timings_s", {})[stage] = round(seconds, 3)
         if peak_memory_mb is not None:
             prov.setdefault("peak_memory_mb", {})[stage] = peak_memory_mb
-        self.write_json("provenance.json", prov)
+        self.write_json(runfiles.PROVENANCE, prov)
 
     def write_provenance(self, *, seed: int | None, data_fingerprint: str, extra: dict | None = None) -> None:
-        prov = self.read_json("provenance.json", {}) or {}
+        prov = self.read_json(runfiles.PROVENANCE, {}) or {}
         prov.update({
             "versions": package_versions(),
             "python": sys.version.split()[0],
@@ -337,7 +337,7 @@ class RunDir:
         })
         if extra:
             prov.update(extra)
-        self.write_json("provenance.json", prov)
+        self.write_json(runfiles.PROVENANCE, prov)
 
 
 # --- the writer lock (one process writes a run directory at a time) ----------------------------
@@ -379,7 +379,7 @@ def acquire_writer_lock(path: str | os.PathLike) -> None:
     with _HELD_GUARD:
         if key in _HELD_LOCKS:
             return
-        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path / runfiles.LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -389,7 +389,7 @@ def acquire_writer_lock(path: str | os.PathLike) -> None:
                                  "wait for it to finish (or stop it), or choose another --out") from None
         except OSError as exc:  # a file system without flock support
             os.close(fd)
-            LOG.warning("cannot lock %s (%s); make sure no other curator process writes this run", path / LOCK_FILE, exc)
+            LOG.warning("cannot lock %s (%s); make sure no other curator process writes this run", path / runfiles.LOCK, exc)
             return
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(_holder_info()).encode("utf-8"))
@@ -409,7 +409,7 @@ def release_writer_lock(path: str | os.PathLike) -> None:
 def current_writer(path: str | os.PathLike) -> dict[str, Any] | None:
     """Who holds the writer lock on `path` if it is another process; None if nobody (or this process)."""
     path = Path(path)
-    lock = path / LOCK_FILE
+    lock = path / runfiles.LOCK
     if str(path.resolve()) in _HELD_LOCKS or not lock.exists():
         return None
     try:

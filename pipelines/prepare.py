@@ -65,10 +65,10 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
               "dataset_info": ds.info}
     if isinstance(ds.images, FileImages):  # where the pinned `file` paths of the manifest are relative to
         config["image_root"] = str(ds.images.root.resolve())
-    run.write_json("config.json", config)
-    run.write_parquet("manifest.parquet", ds.manifest)
-    run.record_files("prepare", ["manifest.parquet"])
-    run.write_parquet("problems.parquet", ds.problems.to_frame())
+    run.write_json(runfiles.CONFIG, config)
+    run.write_parquet(runfiles.MANIFEST, ds.manifest)
+    run.record_files("prepare", [runfiles.MANIFEST])
+    run.write_parquet(runfiles.PROBLEMS, ds.problems.to_frame())
     run.write_provenance(seed=options.seed, data_fingerprint=manifest_fingerprint(ds.manifest))
     n_train = int((ds.manifest["split"] == "train").sum())
     LOG.info("dataset %s: %d training samples, %d classes, %d problems reported (%d notes)", ds.name, n_train,
@@ -136,10 +136,10 @@ def dataset_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[ChangedSample]
 
 def report_changes(run: RunDir, ds: Dataset) -> list[ChangedSample]:
     """Warn (by sample id) about samples whose image changed since this run directory last read the data."""
-    if not run.exists("manifest.parquet"):
+    if not run.exists(runfiles.MANIFEST):
         return []
     try:
-        old = pd.read_parquet(run / "manifest.parquet", columns=None)
+        old = pd.read_parquet(run / runfiles.MANIFEST, columns=None)
     except Exception as exc:  # noqa: BLE001 - an unreadable old manifest is simply replaced
         LOG.warning("the run's previous manifest.parquet cannot be read (%s); it is replaced", exc)
         return []

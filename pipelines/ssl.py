@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from curator import runfiles
 from curator.data import cache as image_cache
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.data.problems import ProblemReport
@@ -48,9 +49,6 @@ from curator.ssl.train import TrainData, knn_monitor, normalised_recipe, pretrai
 from curator.ssl.weights import WeightsError, checkpoint_path, read_weights
 
 LOG = logging.getLogger(__name__)
-CKPT = "checkpoints/backbone.pt"
-HISTORY = "checkpoints/history.json"
-BUDGET = "checkpoints/budget.json"
 
 CPU_QUALITY_NOTE = ("CPU pre-training gives rough embeddings (on 10,000 CIFAR-10 images the default 5-minute budget "
                     "reached a kNN monitor accuracy of about 0.35-0.40, against ~0.75 for ResNet-18 trained on a GPU); "
@@ -171,18 +169,18 @@ def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed:
                "n_train": len(ds.train), "n_monitor": _n_monitor(ds, cfg), "method": cfg.method,
                "batch_size": cfg.batch_size, "head_dim": cfg.head_dim, "fuse_views": cfg.fuse_views,
                "weights": cfg.weights, "device": device.type, "manifest": manifest_fingerprint(ds.manifest)}
-    rec = run.read_json(BUDGET)
+    rec = run.read_json(runfiles.BUDGET)
     previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
     if rec and rec.get("request") == request:
         plan = previous
-        LOG.info("pre-training budget: reusing the plan recorded in %s (%d epochs of %s at %d px)", run / BUDGET,
+        LOG.info("pre-training budget: reusing the plan recorded in %s (%d epochs of %s at %d px)", run / runfiles.BUDGET,
                  plan.epochs, plan.backbone, plan.image_size)
     else:
         plan = make_plan(cfg, budget_minutes=float(cfg.budget_minutes), n_train=len(ds.train),
                          n_monitor=_n_monitor(ds, cfg), device=device, seed=seed, candidates=cands,
                          fixed_epochs=cfg.epochs, previous=previous)
-        run.write_json(BUDGET, {"request": request, "plan": plan.to_dict()})
-        LOG.info("pre-training budget: %s; recorded in %s", plan.reason, run / BUDGET)
+        run.write_json(runfiles.BUDGET, {"request": request, "plan": plan.to_dict()})
+        LOG.info("pre-training budget: %s; recorded in %s", plan.reason, run / runfiles.BUDGET)
     fill = {"backbone": plan.backbone, "image_size": plan.image_size, "width": cfg.width or plan.width,
             "epochs": cfg.epochs if cfg.epochs is not None else plan.epochs}
     fill["warmup_epochs"] = cfg.warmup_epochs if cfg.warmup_epochs is not None else default_warmup(fill["epochs"])
@@ -232,9 +230,9 @@ def _split_data(run: RunDir, ds: Dataset, split: str, cfg: SSLConfig, size: int,
 def _record_problems(run: RunDir, problems: ProblemReport) -> None:
     if not problems.problems:
         return
-    old = run.read_parquet("problems.parquet") if run.exists("problems.parquet") else pd.DataFrame()
+    old = run.read_parquet(runfiles.PROBLEMS) if run.exists(runfiles.PROBLEMS) else pd.DataFrame()
     new = pd.concat([old, problems.to_frame()], ignore_index=True).drop_duplicates()
-    run.write_parquet("problems.parquet", new)
+    run.write_parquet(runfiles.PROBLEMS, new)
 
 
 def _inputs(ds: Dataset, cfg: SSLConfig, seed: int) -> dict:
@@ -246,13 +244,13 @@ def _inputs(ds: Dataset, cfg: SSLConfig, seed: int) -> dict:
 
 
 def _embeddings_option(run: RunDir, ds: Dataset) -> str | None:
-    conf = run.read_json("config.json", {}) or {}
+    conf = run.read_json(runfiles.CONFIG, {}) or {}
     return (conf.get("dataset") or {}).get("embeddings")
 
 
 def _continue_if_partial(run: RunDir) -> None:
     """A pre-training stopped by the wall-clock cap is not finished: forget its stage record so it continues."""
-    hist = run.read_json(HISTORY)
+    hist = run.read_json(runfiles.SSL_HISTORY)
     record = run.path / "stages" / "pretrain.json"
     if hist and hist.get("partial") and record.exists():
         LOG.info("pre-training stopped at epoch %s of %s last time (ssl.max_minutes); continuing it",
@@ -304,9 +302,9 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
         history = [{"epoch": 0, "fit_s": round(fit_s, 3), "knn_acc": knn, "knn_s": round(time.perf_counter() - t1, 3)}]
         LOG.info("fitted %s (%d-d features) on %d images in %.1f s; kNN monitor %s", bb.name, bb.dim,
                  int(data.usable.sum()), fit_s, f"{knn:.4f}" if knn is not None else "n/a")
-        save_backbone(run / CKPT, backbone, name=bb.name, width=cfg.width, feat_dim=bb.dim, image_size=size,
+        save_backbone(run / runfiles.ENCODER, backbone, name=bb.name, width=cfg.width, feat_dim=bb.dim, image_size=size,
                       method=cfg.method, rec=rec, epochs=0)
-        run.write_json(HISTORY, {"config": cfg.to_dict(), "seed": seed, "mode": f"{bb.name} fitted (no epochs)",
+        run.write_json(runfiles.SSL_HISTORY, {"config": cfg.to_dict(), "seed": seed, "mode": f"{bb.name} fitted (no epochs)",
                                  "backbone": bb.name, "image_size": size, "epochs": 0, "epochs_done": 0,
                                  "partial": False, "history": history, "best_knn": knn, "final_knn": knn,
                                  "seconds": time.perf_counter() - t0, "weights": None,
@@ -316,9 +314,9 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
     def as_is() -> None:
         backbone, bb = build_backbone(cfg.backbone, cfg.image_size, cfg.width, weights=cfg.weights)
         rec = normalised_recipe(cfg.method, cfg.image_size, bb)
-        save_backbone(run / CKPT, backbone, name=bb.name, width=cfg.width, feat_dim=bb.dim, image_size=cfg.image_size,
+        save_backbone(run / runfiles.ENCODER, backbone, name=bb.name, width=cfg.width, feat_dim=bb.dim, image_size=cfg.image_size,
                       method=cfg.method, rec=rec, weights=cfg.weights, epochs=0)
-        run.write_json(HISTORY, {"config": cfg.to_dict(), "seed": seed, "mode": "weights as they are (ssl.epochs = 0)",
+        run.write_json(runfiles.SSL_HISTORY, {"config": cfg.to_dict(), "seed": seed, "mode": "weights as they are (ssl.epochs = 0)",
                                  "weights": cfg.weights, "backbone": bb.name, "image_size": cfg.image_size,
                                  "epochs": 0, "epochs_done": 0, "partial": False, "history": [],
                                  "best_knn": None, "final_knn": None, "seconds": 0.0, "budget": None})
@@ -337,7 +335,7 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
                 problems.add(row["sample_id"], row["source"], "unreadable_image", why)
         if info.is_main:
             rec = res.recipe
-            save_backbone(run / CKPT, res.method.backbone, name=res.backbone_name, width=cfg.width,
+            save_backbone(run / runfiles.ENCODER, res.method.backbone, name=res.backbone_name, width=cfg.width,
                           feat_dim=res.method.feat_dim, image_size=size, method=cfg.method, rec=rec,
                           weights=cfg.weights, epochs=res.epochs_done)
             minutes = res.seconds / 60
@@ -345,7 +343,7 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
                 LOG.warning("pre-training took %.1f min for a %g-minute budget (the machine was slower than when the "
                             "budget was planned); the plan is kept so results stay reproducible", minutes,
                             plan.budget_minutes)
-            run.write_json(HISTORY, {
+            run.write_json(runfiles.SSL_HISTORY, {
                 "config": cfg.to_dict(), "seed": seed, "backbone": res.backbone_name, "image_size": size,
                 "epochs": cfg.epochs, "epochs_done": res.epochs_done, "partial": res.partial,
                 "stopped_by": "max_minutes" if res.partial else None, "history": res.history,
@@ -355,7 +353,7 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
             _record_problems(run, problems)
 
     work = fit if cfg.backbone in FITTED else as_is if cfg.epochs == 0 else train
-    run.run_stage("pretrain", work, inputs=_inputs(ds, cfg, seed), outputs=[CKPT, HISTORY])
+    run.run_stage("pretrain", work, inputs=_inputs(ds, cfg, seed), outputs=[runfiles.ENCODER, runfiles.SSL_HISTORY])
     return cfg
 
 
@@ -368,27 +366,27 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
         from curator.embeddings import load_embeddings_file
 
         def load() -> None:
-            run.write_npy("embeddings.npy", load_embeddings_file(supplied, n_train).astype(np.float16))
+            run.write_npy(runfiles.EMBEDDINGS, load_embeddings_file(supplied, n_train, np.float16))
 
         run.run_stage("embed", load, inputs={"file": supplied, "content": file_fingerprint(supplied),
-                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=["embeddings.npy"])
-        return run.read_npy("embeddings.npy")
+                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=[runfiles.EMBEDDINGS])
+        return run.read_npy(runfiles.EMBEDDINGS)
 
     if not (isinstance(cfg, SSLConfig) and cfg.is_resolved):
         cfg = pretrain_stage(run, ds, cfg, seed=seed)
     device = select_device(cfg.device)
     info = dist_info(device)
     has_test = len(ds.split("test")) > 0
-    outputs = ["embeddings.npy"] + (["embeddings_test.npy"] if has_test else [])
+    outputs = [runfiles.EMBEDDINGS] + ([runfiles.EMBEDDINGS_TEST] if has_test else [])
 
     def work() -> None:
-        backbone, meta = load_backbone(run / CKPT, device)
+        backbone, meta = load_backbone(run / runfiles.ENCODER, device)
         size = int(meta["image_size"])
         cl = uses_channels_last(cfg, device, meta["backbone"])
         if cl:
             backbone = backbone.to(memory_format=torch.channels_last)
         problems = ProblemReport(on_bad=ds.problems.on_bad)
-        for split, name in (("train", "embeddings.npy"), ("test", "embeddings_test.npy")):
+        for split, name in (("train", runfiles.EMBEDDINGS), ("test", runfiles.EMBEDDINGS_TEST)):
             batches, usable, _, _ = _split_data(run, ds, split, cfg, size, device, problems)
             if batches is None:
                 continue
@@ -399,5 +397,5 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
         if info.is_main:
             _record_problems(run, problems)
 
-    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[CKPT])
-    return run.read_npy("embeddings.npy")
+    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[runfiles.ENCODER])
+    return run.read_npy(runfiles.EMBEDDINGS)

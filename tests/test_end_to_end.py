@@ -1,7 +1,6 @@
 """End to end: `run_pipeline` on a small noisy digits setting; planted errors rank high; re-runs do no work."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 

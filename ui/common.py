@@ -22,7 +22,8 @@ from curator.explore.filters import FLAG_CHOICES, SampleFilter, available_kinds,
 from curator.explore.review import REVIEW_STATUSES, decide, describe_decision, review_status
 from curator.data.stats import SHOT_GROUPS
 from curator.explore.run import ExplorerRun, load_run
-from curator.review import DECISIONS_FILE, load_decisions
+from curator import runfiles
+from curator.review import load_decisions
 
 RUN_ENV = "CURATOR_RUN_DIR"
 THUMB = 96
@@ -88,7 +89,7 @@ def _status(path: str, stamp: int, _run: ExplorerRun) -> tuple[np.ndarray, np.nd
 
 def get_status(run: ExplorerRun) -> tuple[np.ndarray, np.ndarray, int]:
     """(status codes, new labels, number of decisions), refreshed when decisions.parquet changes."""
-    return _status(str(run.path), _mtime(run.path / DECISIONS_FILE), run)
+    return _status(str(run.path), _mtime(run.path / runfiles.DECISIONS), run)
 
 
 @st.cache_resource(show_spinner="Opening the dataset's images…", max_entries=2)

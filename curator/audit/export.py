@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curator import runfiles
 from curator.config import ConfigError
 from curator.data.pins import changed_samples, describe_changes
 from curator.data.problems import DataError
@@ -127,7 +128,7 @@ def changed_since_audit(run_dir: str | os.PathLike, sample_ids: pd.Series | None
     """
     run = RunDir(run_dir, create=False)
     try:
-        man = pd.read_parquet(run / "manifest.parquet")
+        man = pd.read_parquet(run / runfiles.MANIFEST)
     except Exception:  # noqa: BLE001 - reported by the caller's own read
         return []
     if "pin" not in man.columns:
@@ -137,7 +138,7 @@ def changed_since_audit(run_dir: str | os.PathLike, sample_ids: pd.Series | None
     man = man[man["pin"].astype(str).str.startswith("stat:")]
     if not len(man):
         return []
-    root = (run.read_json("config.json", {}) or {}).get("image_root")
+    root = (run.read_json(runfiles.CONFIG, {}) or {}).get("image_root")
     if not root:
         return []
     return changed_samples(man, root=root)
@@ -194,7 +195,7 @@ def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0
     run = RunDir(run_dir, create=False)
     if not run.path.is_dir():
         raise DataError(f"run directory {str(run.path)!r} does not exist")
-    audit = _read_run_table(run, "audit.parquet")
+    audit = _read_run_table(run, runfiles.AUDIT)
     missing = [c for c in AUDIT_COLUMNS if c not in audit.columns]
     if missing:
         raise DataError(f"{str(run / 'audit.parquet')!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
@@ -202,7 +203,7 @@ def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0
     if drop and not hygiene:
         raise DataError(f"run {str(run.path)!r} has no hygiene checks in audit.parquet (written before they existed), so "
                         f"--drop {','.join(drop)} cannot be applied; re-run `curator audit --out {run.path}`")
-    man = _read_run_table(run, "manifest.parquet")
+    man = _read_run_table(run, runfiles.MANIFEST)
     missing = [c for c in ("sample_id", "source", "image_ref") if c not in man.columns]
     if missing:
         raise DataError(f"{str(run / 'manifest.parquet')!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
@@ -294,7 +295,7 @@ def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, 
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False) if fmt == "csv" else table.to_parquet(tmp, index=False)
     write_npy_atomic(weights_path, table["weight"].to_numpy(np.float64))
-    n_total = len(pd.read_parquet(Path(run_dir) / "audit.parquet", columns=["sample_id"]))  # verified by build_export
+    n_total = len(pd.read_parquet(Path(run_dir) / runfiles.AUDIT, columns=["sample_id"]))  # verified by build_export
     summary = {"policy": policy, "out": str(target), "weights": str(weights_path), "format": fmt, "n_rows": len(table),
                "n_dropped": n_total - len(table), "n_relabelled": int((table["label"] != table["original_label"]).sum()),
                "n_review_decisions": int((table["decided_by"] == "review").sum()),

@@ -71,8 +71,6 @@ def _epoch_seconds(batches, n: int, batch: int, device) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    import torch
-
     from curator.data.cache import available_cores, build
     from curator.data.images import FileImages
     from curator.device import select_device

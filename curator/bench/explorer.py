@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curator import runfiles
+
 LOG = logging.getLogger(__name__)
 
 NAME = "explorer"
@@ -51,9 +53,9 @@ def write_synthetic_run(path: str | Path, n: int, seed: int = 0) -> Path:
     ids = np.char.add("s/", np.char.zfill(np.arange(n).astype(str), 7))
     manifest = make_manifest(ids, label, source=np.full(n, "synthetic"), image_ref=np.arange(n) % 1797,
                              true_label=true, split="train")
-    run.write_json("config.json", {"dataset": DatasetOptions(dataset="digits").to_dict(), "recipe": {},
+    run.write_json(runfiles.CONFIG, {"dataset": DatasetOptions(dataset="digits").to_dict(), "recipe": {},
                                    "class_names": [f"class {c}" for c in range(N_CLASSES)], "dataset_info": {"synthetic": n}})
-    run.write_parquet("manifest.parquet", manifest)
+    run.write_parquet(runfiles.MANIFEST, manifest)
     wrong = label != true
     score = np.clip(np.where(wrong, rng.beta(5, 2, n), rng.beta(2, 5, n)), 0, 1).astype(np.float32)
     signals = {"sample_id": ids, "label": label, "true_label": true}
@@ -67,11 +69,11 @@ def write_synthetic_run(path: str | Path, n: int, seed: int = 0) -> Path:
                     "knn_agreement": np.clip(1 - score + rng.normal(0, 0.1, n), 0, 1).astype(np.float32),
                     "knn_suggested_label": true, "knn_kth_distance": rng.random(n).astype(np.float32),
                     "dup_group": np.full(n, -1, np.int64), "dup_conflict": np.zeros(n, bool)})
-    run.write_parquet("signals.parquet", pd.DataFrame(signals))
+    run.write_parquet(runfiles.SIGNALS, pd.DataFrame(signals))
     counts = np.bincount(label, minlength=N_CLASSES)
     shot = shot_group(counts)[label]
     flagged = score > 0.5
-    run.write_parquet("audit.parquet", pd.DataFrame({
+    run.write_parquet(runfiles.AUDIT, pd.DataFrame({
         "sample_id": ids, "label": label, "label_issue_score": score, "is_label_issue": flagged,
         "suggested_label": np.where(flagged, true, label), "suggested_label_confidence": rng.random(n).astype(np.float32),
         "rank": (np.argsort(np.argsort(-score)) + 1).astype(np.int64), "shot_group": shot}))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from curator import runfiles
 from curator.data.problems import DataError
 
 LOG = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def streamlit_command(run_dir: str | Path, *, port: int = 8501, map_method: str 
                       address: str = "127.0.0.1") -> list[str]:
     """The command line that serves the explorer for `run_dir`."""
     run_dir = Path(run_dir)
-    if not (run_dir / "manifest.parquet").exists():
+    if not (run_dir / runfiles.MANIFEST).exists():
         raise DataError(f"{str(run_dir)!r} is not a curator run directory (no manifest.parquet); "
                         "create one with `curator audit --out DIR`")
     return [sys.executable, "-m", "streamlit", "run", str(app_path()),

@@ -16,10 +16,8 @@ end-of-image marker) — passed to the PIL path, so bad images are reported with
 reasons as everywhere else. A file is written under a temporary name and renamed when complete, so an
 interrupted build leaves no half cache.
 
-Readers: `ImageCache` (memory map + usable mask; what SSL training and embedding read), and
-`open_run_cache(run_dir, size=None)` for other readers of a finished run (e.g. the explorer's thumbnails):
-it returns the `ImageCache` the run's pre-training used (recorded in ``RUN/image_cache.json``) after
-checking it still matches the run's manifest, or None.
+Reader: `ImageCache` (memory map + usable mask), what SSL training and embedding read; which cache a run
+used is recorded in ``RUN/image_cache.json``.
 """
 from __future__ import annotations
 
@@ -35,13 +33,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from curator import runfiles
 from curator.data.images import EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes, resize_uint8
 from curator.data.problems import ProblemReport
 
 LOG = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-RUN_RECORD = "image_cache.json"
 DECODERS = ("pil", "torchvision")
 CHUNK = 256               # rows per task of the process pool
 PROCESS_POOL_MIN = 2048   # fewer rows than this are decoded by threads in this process
@@ -346,33 +344,10 @@ def record_in_run(run_dir: str | os.PathLike, cache: ImageCache, split: str) -> 
     """Note in RUN/image_cache.json which cache holds the `split` rows of the run's manifest (in order)."""
     from curator.rundir import write_json_atomic
 
-    path = Path(run_dir) / RUN_RECORD
+    path = Path(run_dir) / runfiles.IMAGE_CACHE
     rec = json.loads(path.read_text()) if path.exists() else {}
     rec.setdefault("caches", {})[f"{split}@{cache.size}"] = {
         "path": str(Path(cache.path).resolve()), "split": split, "size": cache.size, "ids": cache.meta["ids"],
         "n": len(cache)}
     write_json_atomic(path, rec)
 
-
-def open_run_cache(run_dir: str | os.PathLike, split: str = "train", size: int | None = None) -> ImageCache | None:
-    """The cache a finished run decoded its `split` images into (the largest size when `size` is None), checked
-    against the run's manifest (same sample ids in the same order), or None if there is none or it changed.
-
-    Row i of the returned cache is the i-th `split` row of RUN/manifest.parquet, e.g. for thumbnails:
-    ``c = open_run_cache(run); img = c.read(i)  # (S, S, 3) uint8``."""
-    import pandas as pd
-
-    path = Path(run_dir) / RUN_RECORD
-    if not path.exists():
-        return None
-    entries = [e for e in json.loads(path.read_text()).get("caches", {}).values() if e["split"] == split
-               and (size is None or e["size"] == size)]
-    if not entries:
-        return None
-    entry = max(entries, key=lambda e: e["size"])
-    man = pd.read_parquet(Path(run_dir) / "manifest.parquet", columns=["sample_id", "split"])
-    ids = man.loc[man["split"] == split, "sample_id"].astype(str).tolist()
-    if ids_digest(ids) != entry["ids"] or not Path(entry["path"]).exists():
-        return None
-    cache = ImageCache.open(entry["path"])
-    return cache if cache.meta.get("ids") == entry["ids"] else None

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curator import runfiles
 from curator.data.problems import DataError
 from curator.rundir import RunDir
 
 LOG = logging.getLogger(__name__)
 
-MAP_FILE = "umap.parquet"
 DEFAULT_MAX_POINTS = 50_000
 
 
@@ -57,28 +57,28 @@ def embedding_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS,
                   seed: int = 0) -> pd.DataFrame:
     """The cached map: columns sample_id, x, y (one row per mapped training sample)."""
     run = RunDir(run_path)
-    if not run.exists("embeddings.npy"):
+    if not run.exists(runfiles.EMBEDDINGS):
         raise DataError(f"run {str(run.path)!r} has no embeddings.npy; the map needs the embedding stage")
 
     def compute() -> None:
-        emb = run.read_npy("embeddings.npy", mmap=True)                   # (N, d) float16
-        manifest = run.read_parquet("manifest.parquet", columns=["sample_id", "split"])
+        emb = run.read_npy(runfiles.EMBEDDINGS, mmap=True)                   # (N, d) float16
+        manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "split"])
         ids = manifest.loc[manifest["split"] == "train", "sample_id"].astype(str).to_numpy()
         if len(ids) != len(emb):
             raise DataError(f"embeddings.npy has {len(emb)} rows but the manifest has {len(ids)} training samples")
         flagged = None
-        if run.exists("audit.parquet"):
-            audit = run.read_parquet("audit.parquet", columns=["sample_id", "is_label_issue"])
+        if run.exists(runfiles.AUDIT):
+            audit = run.read_parquet(runfiles.AUDIT, columns=["sample_id", "is_label_issue"])
             pos = pd.Index(audit["sample_id"].astype(str)).get_indexer(ids)
             flagged = np.where(pos >= 0, audit["is_label_issue"].to_numpy(bool)[np.clip(pos, 0, None)], False)
         rows = choose_map_rows(len(ids), flagged, max_points, seed)
         LOG.info("explorer map: %s of %d of %d samples", method, len(rows), len(ids))
         xy = project_2d(np.asarray(emb[rows]), method, seed)              # (M, 2)
-        run.write_parquet(MAP_FILE, pd.DataFrame({"sample_id": ids[rows], "x": xy[:, 0], "y": xy[:, 1]}))
+        run.write_parquet(runfiles.UMAP, pd.DataFrame({"sample_id": ids[rows], "x": xy[:, 0], "y": xy[:, 1]}))
 
     run.run_stage("umap", compute, inputs={"max_points": max_points, "method": method, "seed": seed},
-                  outputs=[MAP_FILE], input_files=["embeddings.npy"])
-    return run.read_parquet(MAP_FILE)
+                  outputs=[runfiles.UMAP], input_files=[runfiles.EMBEDDINGS])
+    return run.read_parquet(runfiles.UMAP)
 
 
 def samples_in_region(points: pd.DataFrame, x_range: tuple[float, float], y_range: tuple[float, float]) -> pd.DataFrame:

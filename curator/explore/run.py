@@ -177,11 +177,11 @@ def _read_json(p: Path) -> Any:
 def load_run(path: str | Path) -> ExplorerRun:
     """Load the run directory `path` for the explorer; DataError if it is not a run directory."""
     path = Path(path)
-    if not (path / "manifest.parquet").exists():
+    if not (path / runfiles.MANIFEST).exists():
         raise DataError(f"{str(path)!r} is not a curator run directory: manifest.parquet is missing "
                         "(create one with `curator audit --out DIR`)")
-    config = _read(path, "config.json", _read_json) if (path / "config.json").exists() else {}
-    manifest = _read(path, "manifest.parquet", pd.read_parquet)
+    config = _read(path, runfiles.CONFIG, _read_json) if (path / runfiles.CONFIG).exists() else {}
+    manifest = _read(path, runfiles.MANIFEST, pd.read_parquet)
     missing = [c for c in MANIFEST_USED if c not in manifest.columns]
     if missing:
         raise DataError(f"{str(path / 'manifest.parquet')!r} lacks column(s) {missing}; it is not a curator manifest")
@@ -194,13 +194,13 @@ def load_run(path: str | Path) -> ExplorerRun:
     table = train
     id_index = pd.Index(table["sample_id"])
     signal_columns: list[str] = []
-    for name in ("signals.parquet", "audit.parquet"):
+    for name in (runfiles.SIGNALS, runfiles.AUDIT):
         p = path / name
         if not p.exists():
             continue
         other = _align(id_index, _read(path, name, pd.read_parquet), name)
         new_cols = [c for c in other.columns if c not in table.columns]
-        if name == "signals.parquet":
+        if name == runfiles.SIGNALS:
             signal_columns = new_cols
         table = pd.concat([table, other[new_cols]], axis=1)
     labels = table["label"].to_numpy()
@@ -214,9 +214,9 @@ def load_run(path: str | Path) -> ExplorerRun:
     table["shot_group"] = pd.Categorical(table["shot_group"].astype(str), categories=list(SHOT_GROUPS))
     for col in [c for c in table.columns if c.startswith("is_") and c.endswith("_issue")]:
         table[col] = table[col].fillna(False).astype(bool)
-    metrics = _read(path, "metrics.json", _read_json) if (path / "metrics.json").exists() else None
-    classes = _read(path, "classes.parquet", pd.read_parquet) if (path / "classes.parquet").exists() else None
-    diagnostics = _read(path, "diagnostics.json", _read_json) if (path / "diagnostics.json").exists() else {}
+    metrics = _read(path, runfiles.METRICS, _read_json) if (path / runfiles.METRICS).exists() else None
+    classes = _read(path, runfiles.CLASSES, pd.read_parquet) if (path / runfiles.CLASSES).exists() else None
+    diagnostics = _read(path, runfiles.DIAGNOSTICS, _read_json) if (path / runfiles.DIAGNOSTICS).exists() else {}
     LOG.info("explorer: loaded %s (%d training samples, %d columns)", path, len(table), table.shape[1])
     return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
                        classes=classes, warnings=list(diagnostics.get("warnings", [])), signal_columns=signal_columns,

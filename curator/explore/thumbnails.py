@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from curator import runfiles
 from curator.data.images import FileImages, ImageError, ImageSource
 from curator.data.options import DatasetOptions
 from curator.data.pins import ChangedSample, PinnedFileImages, changed_samples
@@ -66,12 +67,12 @@ def _reopen_dataset(run_path: Path, config: dict):
 def open_run_images(run_path: str | Path) -> RunImages:
     """Open the images of run `run_path` and check them against the manifest's pins (module docstring)."""
     run_path = Path(run_path)
-    cfg_path = run_path / "config.json"
+    cfg_path = run_path / runfiles.CONFIG
     if not cfg_path.exists():
         raise DataError(f"run {str(run_path)!r} has no config.json, so its images cannot be found")
     try:
         config = json.loads(cfg_path.read_text())
-        manifest = pd.read_parquet(run_path / "manifest.parquet")
+        manifest = pd.read_parquet(run_path / runfiles.MANIFEST)
     except Exception as exc:  # noqa: BLE001 - a damaged run file: one line, not a traceback
         raise DataError(f"run {str(run_path)!r}: config.json or manifest.parquet cannot be read ({exc})") from None
     pinned_files = ("file" in manifest.columns and config.get("image_root")

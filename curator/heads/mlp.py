@@ -47,5 +47,13 @@ def eval_chunks(model: ProjectionHead, X: torch.Tensor, fn: Callable[[int, torch
 
 def features_and_logits(model: ProjectionHead, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Trunk features (N, h) and logits (N, C) of every row of X (N, d), in eval mode."""
-    parts = eval_chunks(model, X, lambda s, feats, logits: (feats, logits))
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    out: list[torch.Tensor] = []
+
+    def keep(s: int, feats: torch.Tensor, logits: torch.Tensor) -> None:
+        if not out:   # filled in place: no list of chunks beside the whole (N, h) array
+            out.extend((feats.new_empty((X.shape[0], feats.shape[1])), logits.new_empty((X.shape[0], logits.shape[1]))))
+        out[0][s:s + len(feats)] = feats
+        out[1][s:s + len(logits)] = logits
+
+    eval_chunks(model, X, keep)
+    return out[0], out[1]

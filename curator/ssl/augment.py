@@ -128,10 +128,6 @@ def crop_flip(x: torch.Tensor, out: int, p: dict[str, torch.Tensor]) -> torch.Te
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def random_resized_crop(x: torch.Tensor, out: int, scale, ratio, flip_p: float, g: torch.Generator) -> torch.Tensor:
-    """Random crop + flip of a batch (draws its own parameters); see `crop_flip`."""
-    rec = AugmentRecipe(crop_scale=tuple(scale), crop_ratio=tuple(ratio), flip_p=flip_p, jitter_p=0.0, gray_p=0.0)
-    return crop_flip(x, out, sample_params(x.shape[0], rec, g, x.device))
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) -> (B,1,H,W), ITU-R 601 luma
@@ -179,10 +175,6 @@ def color_jitter_params(x: torch.Tensor, rec: AugmentRecipe, p: dict[str, torch.
     return torch.where(col(p["jitter"]), y, x)
 
 
-def color_jitter(x: torch.Tensor, rec: AugmentRecipe, g: torch.Generator) -> torch.Tensor:
-    """Colour jitter of a batch (draws its own parameters); see `color_jitter_params`."""
-    p = sample_params(x.shape[0], rec, g, x.device)
-    return color_jitter_params(x, rec, p)
 
 
 def blur_params(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
@@ -200,10 +192,6 @@ def blur_params(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor) -> to
     return y.view(b, c, hgt, wid)
 
 
-def gaussian_blur(x: torch.Tensor, sigma_range, p: float, g: torch.Generator) -> torch.Tensor:
-    b = x.shape[0]
-    u = torch.rand(2, b, generator=g, device=x.device)
-    return blur_params(x, u[0] * (sigma_range[1] - sigma_range[0]) + sigma_range[0], u[1] < p)
 
 
 def normalize(x: torch.Tensor, rec: AugmentRecipe) -> torch.Tensor:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from curator.data.problems import DataError
-from curator.rundir import (LOCK_FILE, RunDir, RunLockedError, acquire_writer_lock, current_umask,
+from curator import runfiles
+from curator.rundir import (RunDir, RunLockedError, acquire_writer_lock, current_umask,
                             release_writer_lock, write_json_atomic)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +114,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid_and_host(tmp_path):
         time.sleep(0.05)
     acquire_writer_lock(tmp_path)  # released by the kernel when the holder died
     try:
-        info = json.loads((tmp_path / LOCK_FILE).read_text())
+        info = json.loads((tmp_path / runfiles.LOCK).read_text())
         assert info["pid"] == os.getpid()
         acquire_writer_lock(tmp_path)  # the holder may ask again
         assert RunDir(tmp_path, create=False).writer() is None  # not "another" process

@@ -2,10 +2,8 @@
 is shared by runs that only differ in labels, and its GPU decoding path (torchvision.io.decode_jpeg, chosen
 by device) runs on the CPU here."""
 import io
-import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
@@ -99,21 +97,6 @@ def test_torchvision_decoder_path_on_the_cpu(tmp_path):
     assert np.array_equal(np.asarray(tv.pixels)[png], np.asarray(pil.pixels)[png])
 
 
-def test_open_run_cache_for_other_readers(tmp_path):
-    root, names = _folder(tmp_path)
-    run = tmp_path / "run"
-    run.mkdir()
-    ids = [f"id-{n}" for n in names]
-    pd.DataFrame({"sample_id": ids + ["t0"], "split": ["train"] * len(ids) + ["test"]}).to_parquet(
-        run / "manifest.parquet")
-    cache, _, _ = _build(root, names, image_cache.default_dir(run))
-    image_cache.record_in_run(run, cache, "train")
-    got = image_cache.open_run_cache(run)
-    assert got is not None and np.array_equal(got.read(4), cache.read(4))
-    assert json.loads((run / "image_cache.json").read_text())["caches"]["train@16"]["n"] == len(names)
-    pd.DataFrame({"sample_id": ids[::-1], "split": "train"}).to_parquet(run / "manifest.parquet")
-    assert image_cache.open_run_cache(run) is None        # another order of samples: not this cache
-    assert image_cache.open_run_cache(tmp_path / "nothing") is None
 
 
 def test_bad_decoder_name(tmp_path):

@@ -26,8 +26,6 @@ are noted. To include a class that really has so few samples, list the classes i
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
