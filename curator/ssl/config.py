@@ -69,7 +69,7 @@ class SSLConfig:
     knn_holdout: float = 0.2           # share of training rows used as kNN queries when there is no test split
     knn_max_bank: int = 50_000         # cap on bank size (random subset) to bound monitor cost
     max_minutes: float | None = None   # hard wall-clock cap: stop after the epoch that passes it (the run is partial)
-    embed_batch_size: int = 1024
+    embed_batch_size: int = 1024      # images per embedding batch at 32 px; fewer for larger images (ssl.embed)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
