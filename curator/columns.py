@@ -89,7 +89,7 @@ _S, _A, _SA = ("signals",), ("audit",), ("signals", "audit")
 _KNN = "kNN graph of the embeddings (RUN/knn.npz)"
 _CL = "confident learning on the out-of-fold probe (RUN/oof_probs.npy)"
 _AUDIT = "audit (curator.audit.aggregate)"
-_IMG = "image properties, measured in the image pass (curator.hygiene.properties)"
+_IMG = "image properties, measured in the image pass (curator.data.properties)"
 _DUP = "duplicate check: content hash + kNN graph (curator.hygiene.duplicates)"
 _HYG = "hygiene checks (curator.hygiene)"
 _FUSED = "audit fused with the hygiene checks (curator.hygiene.fuse)"
@@ -116,7 +116,7 @@ _BASE = (
            "The class the out-of-fold probe is confident about (confident-learning rule).", _CL),
     Column("cl_is_issue", _S, "higher_is_issue", "bool",
            "Confident learning counts this sample off the diagonal of the confident joint (likely mislabelled).", _CL),
-    # hygiene: image properties (curator.hygiene.properties), thresholds per dataset (curator.hygiene.thresholds)
+    # hygiene: image properties (curator.data.properties), thresholds per dataset (curator.hygiene.thresholds)
     Column("width", _HS, "info", "pixels", "Width of the decoded image (NaN when images were not decoded).", _IMG),
     Column("height", _HS, "info", "pixels", "Height of the decoded image.", _IMG),
     Column("aspect_ratio", _HS, "info", "width / height", "Width divided by height; far from the dataset's own "

@@ -25,7 +25,7 @@ from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.evidence import Evidence
 from curator.hygiene.checks import TestEmbeddings, run_checks
 from curator.hygiene.config import HygieneConfig
-from curator.hygiene.properties import VERSION as PROPERTIES_VERSION, measure_array
+from curator.data.properties import VERSION as PROPERTIES_VERSION, measure_array
 from curator.rundir import RunDir, file_fingerprint
 
 LOG = logging.getLogger(__name__)

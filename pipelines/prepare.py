@@ -28,7 +28,7 @@ from curator.data.problems import Problem, ProblemReport
 from curator.data.readiness import check_ready
 from curator.data.registry import load_dataset
 from curator.data.validate import check_images
-from curator.hygiene.properties import VERSION as PROPERTIES_VERSION, Measurer
+from curator.data.properties import VERSION as PROPERTIES_VERSION, Measurer
 from curator.rundir import RunDir
 
 LOG = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def checked_images(run: RunDir, ds: Dataset) -> Dataset:
     kept in ``RUN/image_check.parquet`` (recomputed only when the manifest or the policy changes).
     Samples it skipped (under ``--on-bad skip``) leave the dataset; conversions (CMYK, 16-bit, alpha,
     grayscale) are noted and kept. The same pass measures every image's properties and content hash
-    for the hygiene checks (``RUN/image_properties.parquet``, `curator.hygiene.properties`). In-memory
+    for the hygiene checks (``RUN/image_properties.parquet``, `curator.data.properties`). In-memory
     arrays need no check (their properties are measured from the arrays by the hygiene stage).
     """
     if isinstance(ds.images, ArrayImages):

@@ -28,6 +28,7 @@ import functools
 import logging
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -189,6 +190,15 @@ def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed:
     return cfg.replace(**fill), plan
 
 
+def _record_cache(run: RunDir, cache: image_cache.ImageCache, split: str) -> None:
+    """Note in RUN/image_cache.json which cache holds the `split` rows of the run's manifest (in order)."""
+    rec = run.read_json(runfiles.IMAGE_CACHE, {}) or {}
+    rec.setdefault("caches", {})[f"{split}@{cache.size}"] = {
+        "path": str(Path(cache.path).resolve()), "split": split, "size": cache.size, "ids": cache.meta["ids"],
+        "n": len(cache)}
+    run.write_json(runfiles.IMAGE_CACHE, rec)
+
+
 def _split_data(run: RunDir, ds: Dataset, split: str, cfg: SSLConfig, size: int, device: torch.device,
                 problems: ProblemReport | None):
     """(batches, usable mask, labels, host pixels or None) of `split` at `size` px; Nones when it has no rows.
@@ -212,7 +222,7 @@ def _split_data(run: RunDir, ds: Dataset, split: str, cfg: SSLConfig, size: int,
             sources=rows["source"].astype(str).tolist(),
             pins=rows["pin"].astype(str).tolist() if "pin" in rows.columns else None, problems=problems,
             decoder="torchvision" if cuda else "pil", device=str(device))
-        image_cache.record_in_run(run.path, cache, split)
+        _record_cache(run, cache, split)
         if fits:
             return ResidentBatches(cache.pixels, device), usable, labels, cache.pixels
         LOG.info("%s: %d images of %d px exceed the resident budget (%.1f GB); reading batches from the cache",

@@ -163,7 +163,7 @@ def _hygiene(run, manifest: pd.DataFrame, digits, refs: np.ndarray, graph, audit
     from curator import runfiles
     from curator.hygiene.checks import run_checks
     from curator.hygiene.config import HygieneConfig
-    from curator.hygiene.properties import measure_array
+    from curator.data.properties import measure_array
 
     pixels = np.repeat(np.clip(np.rint(digits.images * 255 / 16), 0, 255).astype(np.uint8)[..., None], 3, 3)
     props = measure_array(pixels, refs, manifest["sample_id"].to_numpy())

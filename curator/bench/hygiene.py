@@ -138,7 +138,7 @@ def time_image_pass(ds, repeats: int) -> dict:
     """Best-of-`repeats` seconds of the image pass over every manifest row, without and with the measurement."""
     from curator.data.problems import ProblemReport
     from curator.data.validate import check_images
-    from curator.hygiene.properties import Measurer
+    from curator.data.properties import Measurer
 
     best = {"decode_only_s": np.inf, "decode_and_measure_s": np.inf}
     for _ in range(repeats):

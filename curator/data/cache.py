@@ -33,7 +33,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from curator import runfiles
 from curator.data.images import EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes, resize_uint8
 from curator.data.problems import ProblemReport
 
@@ -337,17 +336,3 @@ def _build(images, refs, size, npy, sample_ids, sources, digest, key, workers, d
     LOG.info("image cache: %d images in %.1f s (%.0f images/s) -> %s (%.1f MB)", len(refs), seconds,
              len(refs) / max(seconds, 1e-9), npy, npy.stat().st_size / 2**20)
     return ImageCache.open(npy)
-
-
-# --- the run's record, for other readers ---------------------------------------------------------------------
-def record_in_run(run_dir: str | os.PathLike, cache: ImageCache, split: str) -> None:
-    """Note in RUN/image_cache.json which cache holds the `split` rows of the run's manifest (in order)."""
-    from curator.rundir import write_json_atomic
-
-    path = Path(run_dir) / runfiles.IMAGE_CACHE
-    rec = json.loads(path.read_text()) if path.exists() else {}
-    rec.setdefault("caches", {})[f"{split}@{cache.size}"] = {
-        "path": str(Path(cache.path).resolve()), "split": split, "size": cache.size, "ids": cache.meta["ids"],
-        "n": len(cache)}
-    write_json_atomic(path, rec)
-

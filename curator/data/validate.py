@@ -9,7 +9,7 @@ Cheap checks (every adapter, at load time; SPEC §3):
 Expensive check (`check_images`): decodes every image through ``ds.images`` and reports unreadable,
 truncated and zero-byte files, and images converted to RGB (CMYK, 16-bit, alpha, grayscale). The same
 pass can measure every image's properties and content hash for the hygiene checks
-(`curator.hygiene.properties`), so no image is decoded twice for them.
+(`curator.data.properties`), so no image is decoded twice for them.
 Each finding goes to the `ProblemReport` with the sample id and the reason; whether the sample
 stays is the report's policy (``skip`` / ``keep`` / ``error``).
 """
@@ -28,7 +28,7 @@ import pandas as pd
 from curator.data.images import ArrayImages, EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes
 from curator.data.manifest import UNKNOWN, Dataset
 from curator.data.problems import ProblemReport
-from curator.hygiene.properties import Measurer, measure_array, prepare_image
+from curator.data.properties import Measurer, measure_array, prepare_image
 
 LOG = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def conversion_kind(note: str) -> str:
 
 
 def _decode_one(images: ImageSource, ref: int, measure: bool = False) -> tuple[str | None, str | None, str | None, tuple | None]:
-    """(error kind, error reason, conversion note, prepared image for `curator.hygiene.properties.Measurer`
+    """(error kind, error reason, conversion note, prepared image for `curator.data.properties.Measurer`
     or None) for image `ref`."""
     try:
         if isinstance(images, FileImages):
@@ -218,7 +218,7 @@ def check_images(ds: Dataset, report: ProblemReport, *, refs: Sequence[int] | No
     ``convertible=True`` and kept. Returns `ds` without the skipped samples. Decoding runs in a
     thread pool (PIL releases the GIL) with a progress bar on stderr.
 
-    With `measure` (a `curator.hygiene.properties.Measurer`), the same pass also takes every decodable
+    With `measure` (a `curator.data.properties.Measurer`), the same pass also takes every decodable
     image's properties and content hash (docs/hygiene.md); ``measure.frame()`` then holds them by sample id.
     """
     from tqdm.auto import tqdm

@@ -3,7 +3,7 @@
 `run_checks` combines, per training sample (rows in manifest order = the order of embeddings.npy and the
 kNN graph):
 
-- image properties (`curator.hygiene.properties`, measured in the image pass) and the quality flags of
+- image properties (`curator.data.properties`, measured in the image pass) and the quality flags of
   `curator.hygiene.thresholds` (``is_quality_issue``, ``quality_issues`` = the names of the checks that
   fired, e.g. "dark,blurry");
 - duplicates among the training samples (`curator.hygiene.duplicates`: ``dup_group``, ``dup_conflict``,
@@ -29,7 +29,7 @@ from curator.hygiene.config import HygieneConfig
 from curator.hygiene.duplicates import find_duplicates
 from curator.hygiene.leakage import combine, empty_pairs, exact_leaks, leak_columns, near_leaks
 from curator.hygiene.outliers import find_outliers
-from curator.hygiene.properties import MEASURES
+from curator.data.properties import MEASURES
 from curator.hygiene.thresholds import PROPERTY_CHECKS, flag_properties
 
 LOG = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Duplicates among the training samples: exact copies by content hash, near copies by the kNN graph.
 
-- **Exact**: samples whose decoded pixels hash the same (`curator.hygiene.properties`, ``content_hash``)
+- **Exact**: samples whose decoded pixels hash the same (`curator.data.properties`, ``content_hash``)
   are one image, whatever the file name or format.
 - **Near**: pairs of the run's kNN graph (`curator.evidence.KnnGraph`, cosine similarity on the standardised
   embeddings) at or above a similarity threshold. The graph's similarities are relative to the dataset

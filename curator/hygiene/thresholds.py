@@ -95,7 +95,7 @@ class Check:
     """One image-property check: which measure, on which scale, which side is a problem."""
 
     name: str                     # the issue name, e.g. "dark" (listed in audit.parquet `quality_issues`)
-    column: str                   # the property column it reads (curator.hygiene.properties)
+    column: str                   # the property column it reads (curator.data.properties)
     tail: Tail
     min_gap: float                # least distance from the median to flag, in transformed units
     description: str              # what a flagged image is, for people

@@ -11,7 +11,7 @@ from curator.data.images import ArrayImages, EncodedImages
 from curator.data.manifest import Dataset, make_manifest
 from curator.data.problems import ProblemReport
 from curator.data.validate import check_images
-from curator.hygiene.properties import COLUMNS, MAX_SIDE, Measurer, measure_array, measure_batch, measure_image
+from curator.data.properties import COLUMNS, MAX_SIDE, Measurer, measure_array, measure_batch, measure_image
 from hygiene_images import natural_images
 
 
@@ -56,7 +56,7 @@ def test_extremes_and_ranges():
 def test_batches_equal_single_images_and_the_measurer_keeps_ids(images):
     m = Measurer(batch=7)
     for i, p in enumerate(images):
-        m.add(f"s{i}", __import__("curator.hygiene.properties", fromlist=["prepare_image"]).prepare_image(p))
+        m.add(f"s{i}", __import__("curator.data.properties", fromlist=["prepare_image"]).prepare_image(p))
     df = m.frame()
     assert list(df.columns) == list(COLUMNS) and sorted(df["sample_id"]) == sorted(f"s{i}" for i in range(len(images)))
     df = df.set_index("sample_id")
@@ -76,7 +76,7 @@ def test_large_images_are_measured_reduced_but_hashed_whole():
     other = big.copy()
     other[0, 0, 0] ^= 1                                       # one pixel differs: another image
     assert measure_image(other)[0] != h
-    from curator.hygiene.properties import prepare_image
+    from curator.data.properties import prepare_image
 
     assert max(prepare_image(big)[3].shape[:2]) <= MAX_SIDE
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from curator.hygiene.properties import MEASURES
+from curator.data.properties import MEASURES
 from curator.hygiene.thresholds import PROPERTY_CHECKS, flag_properties, robust_bound, robust_spreads
 
 
