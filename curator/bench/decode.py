@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         for label, batches in sources:
             s = _epoch_seconds(batches, len(names), args.batch, device)
             rows.append({"what": "epoch", "decoder": label, "workers": stream_workers if label == "streaming" else 0,
-                         "seconds": round(s, 3), "images_per_s": round(len(names) / s, 1),
+                         "seconds": round(s, 5), "images_per_s": round(len(names) / s, 1),
                          "images_per_s_per_core": None})
             LOG.info("%s", rows[-1])
         return {"device": str(device), "cores": cores, "n_images": len(names), "src_size": args.src_size,

@@ -27,7 +27,9 @@ def test_validate_names_the_problem_and_returns_own_arrays():
     X = np.zeros((6, 3), np.float16)
     y = np.array([0, 1, 2, 0, -1, 1])
     views, labels, mask = validate("h", X, y, 3)
-    assert views.shape == (1, 6, 3) and views.dtype == np.float32 and labels.dtype == np.int64 and mask is None
+    assert views.shape == (1, 6, 3) and labels.dtype == np.int64 and mask is None
+    assert views.dtype == np.float16                       # float16 embeddings are not copied to float32
+    assert validate("h", X.astype(np.float64), y, 3)[0].dtype == np.float32
     labels[0] = 2
     assert y[0] == 0  # an own copy of the labels
     with pytest.raises(ValueError, match="h: sample 2 has label 3"):
