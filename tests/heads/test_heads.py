@@ -104,7 +104,7 @@ def test_evaluate_on_test_split(digits):
 def test_epochs_shrink_with_n_so_cost_grows_linearly():
     from curator.heads.config import HeadsConfig
 
-    cfg = HeadsConfig()
+    cfg = HeadsConfig(full_epochs_up_to=200_000)
     assert cfg.for_samples(50_000) is cfg and cfg.for_samples(200_000) is cfg
     big = cfg.for_samples(1_000_000)                            # share 200k / 1M = 0.2
     assert (big.epochs, big.last_epochs) == (2, 1)              # 10 · 0.2 = 2; last 3 · 0.2 → 1 (floor), +1 before
@@ -115,4 +115,9 @@ def test_epochs_shrink_with_n_so_cost_grows_linearly():
     assert (mid.epochs, mid.last_epochs, mid.gdw.epochs, mid.gdw.warmup_epochs, mid.gdw.last_epochs) == (5, 2, 6, 1, 2)
     huge = cfg.for_samples(10**8)
     assert (huge.epochs, huge.gdw.epochs, huge.gdw.warmup_epochs) == (2, 2, 1)
+    default = HeadsConfig()                                     # full epochs up to 20k samples
+    assert default.for_samples(20_000) is default
+    at50k = default.for_samples(50_000)                         # share 0.4
+    assert (at50k.epochs, at50k.last_epochs, at50k.gdw.epochs, at50k.gdw.warmup_epochs, at50k.gdw.last_epochs) == \
+        (4, 1, 5, 1, 1)
     assert HeadsConfig(full_epochs_up_to=0).for_samples(10**7).epochs == 10
