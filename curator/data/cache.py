@@ -17,7 +17,13 @@ reasons as everywhere else. A file is written under a temporary name and renamed
 interrupted build leaves no half cache.
 
 Reader: `ImageCache` (memory map + usable mask), what SSL training and embedding read; which cache a run
-used is recorded in ``RUN/image_cache.json``.
+used is recorded in ``RUN/image_cache.json`` (``{"caches": {"<split>@<size>": {"path", "split", "size", "ids",
+"n"}}}``, written by the SSL stage), and `open_run_caches` is its one reader: the explorer's thumbnails show
+these pixels. A recorded cache is used only when it is still the one the run used: its file is named
+``images-<key>.npy`` and describes itself with that key, holds exactly the split's rows of the run's manifest
+(sample ids digest, row count, size) and, where the manifest pins every row, the key recomputed from those
+pins matches. It is looked for at the recorded path, then under RUN/cache/ (a run directory moved or shared
+with its cache). Loading never unpickles (``allow_pickle=False``, memory-mapped).
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +39,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
+from curator import runfiles
 from curator.data.images import EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes, resize_uint8
 from curator.data.problems import ProblemReport
 
@@ -42,6 +51,7 @@ CACHE_VERSION = 1
 DECODERS = ("pil", "torchvision")
 CHUNK = 256               # rows per task of the process pool
 PROCESS_POOL_MIN = 2048   # fewer rows than this are decoded by threads in this process
+CACHE_FILE = re.compile(r"images-([0-9a-f]{16})\.npy")   # the name `build` gives a cache: images-<key>.npy
 
 
 def available_cores() -> int:
@@ -69,22 +79,30 @@ def _stat_pin(path: Path) -> str:
     return f"stat:{st.st_size}:{st.st_mtime_ns}"
 
 
+def _content_pin(images: ImageSource, files: FileImages | None, ref: int) -> str:
+    """The pin of an image the manifest did not pin: its file's size and mtime, or a hash of its bytes."""
+    if files is not None:
+        try:
+            return _stat_pin(files.path(ref))
+        except ImageError:
+            return "escapes"
+    if isinstance(images, EncodedImages):
+        return hashlib.blake2b(images.raw(ref), digest_size=8).hexdigest()
+    return ""
+
+
 def identity(images: ImageSource, refs: Sequence[int], sources: Sequence[str], pins: Sequence[str] | None = None) -> str:
     """A hash of which images these rows are: their sources and content pins (or file stat), in order."""
-    h = hashlib.sha256()
     files = file_source(images)
-    for i, (r, s) in enumerate(zip(refs, sources)):
-        pin = pins[i] if pins is not None and pins[i] else None
-        if pin is None:
-            if files is not None:
-                try:
-                    pin = _stat_pin(files.path(int(r)))
-                except ImageError:
-                    pin = "escapes"
-            elif isinstance(images, EncodedImages):
-                pin = hashlib.blake2b(images.raw(int(r)), digest_size=8).hexdigest()
-            else:
-                pin = ""
+    row_pins = [pins[i] if pins is not None and pins[i] else _content_pin(images, files, int(r))
+                for i, r in enumerate(refs)]
+    return pinned_identity(sources, row_pins)
+
+
+def pinned_identity(sources: Sequence[str], pins: Sequence[str]) -> str:
+    """`identity` of rows whose every content pin is known (e.g. from the manifest alone, no file opened)."""
+    h = hashlib.sha256()
+    for s, pin in zip(sources, pins):
         h.update(f"{s}\x00{pin}\x01".encode())
     return h.hexdigest()[:16]
 
@@ -140,7 +158,88 @@ class ImageCache:
     def open(cls, npy: str | os.PathLike) -> "ImageCache":
         npy = Path(npy)
         meta = json.loads(npy.with_suffix(".json").read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"{npy.with_suffix('.json')} does not describe an image cache")
         return cls(npy, np.load(npy, mmap_mode="r", allow_pickle=False), meta)
+
+
+# --- the cache a run recorded (RUN/image_cache.json) -------------------------------------------------------------
+def open_run_caches(run_path: str | os.PathLike,
+                    manifest: pd.DataFrame) -> tuple[dict[str, ImageCache], dict[str, str]]:
+    """The image caches run `run_path` recorded, by split, each checked to hold that split's rows of `manifest`
+    (the run's manifest, in its order: row i of the cache is the i-th row of the split); and, by split, why a
+    recorded cache is not used. Of several sizes recorded for a split, the largest usable one is returned."""
+    run_path = Path(run_path)
+    try:
+        record = json.loads((run_path / runfiles.IMAGE_CACHE).read_text())
+    except FileNotFoundError:
+        return {}, {}
+    except (OSError, ValueError) as exc:
+        return {}, {"all": f"{runfiles.IMAGE_CACHE} cannot be read ({exc})"}
+    entries = record.get("caches") if isinstance(record, dict) else None
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+        return {}, {"all": f"{runfiles.IMAGE_CACHE} does not list caches"}
+    found: dict[str, ImageCache] = {}
+    unused: dict[str, str] = {}
+    for entry in sorted(entries.values(), key=lambda e: -_int(e.get("size"))):
+        split = str(entry.get("split"))
+        if split in found:
+            continue
+        cache, why = _open_recorded(run_path, entry, manifest[manifest["split"] == split])
+        if cache is not None:
+            found[split] = cache
+            unused.pop(split, None)
+        else:
+            unused.setdefault(split, why)
+    return found, unused
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _open_recorded(run_path: Path, entry: dict[str, Any], rows: pd.DataFrame) -> tuple[ImageCache | None, str]:
+    """The cache one record names, found at its path or under RUN/cache/ and checked against `rows`."""
+    recorded = Path(str(entry.get("path", "")))
+    name = CACHE_FILE.fullmatch(recorded.name)
+    if name is None:
+        return None, f"{str(recorded)!r} is not an image cache file"
+    where = [p for p in (recorded, run_path / "cache" / recorded.name)
+             if p.exists() and p.with_suffix(".json").exists()]
+    if not where:
+        return None, f"cache file {recorded} is missing"
+    try:
+        cache = ImageCache.open(where[0])
+    except (OSError, ValueError) as exc:
+        return None, f"cache file {where[0]} cannot be read ({exc})"
+    why = _mismatch(cache, entry, rows, name.group(1))
+    return (None, f"cache file {where[0]} {why}") if why else (cache, "")
+
+
+def _mismatch(cache: ImageCache, entry: dict[str, Any], rows: pd.DataFrame, key: str) -> str:
+    """Why `cache` is not the one `entry` recorded for `rows`, or "" when it is."""
+    meta, size = cache.meta, _int(entry.get("size"))
+    if meta.get("key") != key or meta.get("version") != CACHE_VERSION:
+        return "is not the cache its name says (its key or format version differs)"
+    if _int(entry.get("n")) != len(rows):
+        return f"was recorded for {entry.get('n')} rows; the run's manifest has {len(rows)} in this split"
+    want = (len(rows), size, size, 3)
+    if cache.pixels.dtype != np.uint8 or cache.pixels.shape != want or meta.get("size") != size:
+        return f"holds {cache.pixels.dtype} pixels of shape {cache.pixels.shape}; the run's rows need uint8 {want}"
+    bad = meta.get("bad", [])
+    if not isinstance(bad, list) or not all(isinstance(b, dict) and {"row", "kind", "reason"} <= b.keys()
+                                            and 0 <= _int(b["row"]) < len(rows) for b in bad):
+        return "lists undecodable rows that are not among its rows"
+    if not meta.get("ids") == entry.get("ids") == ids_digest(rows["sample_id"].astype(str).tolist()):
+        return "holds other samples than the run's manifest (the sample ids digest differs)"
+    pins = rows["pin"].astype(str).tolist() if "pin" in rows.columns else []
+    if pins and all(pins) and cache_key(pinned_identity(rows["source"].astype(str).tolist(), pins), size,
+                                        str(meta.get("decoder"))) != key:
+        return "was built from other images than the run's manifest pins"
+    return ""
 
 
 # --- decoding ------------------------------------------------------------------------------------------------

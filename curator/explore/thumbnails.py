@@ -16,8 +16,25 @@ was re-listed after files were added or removed:
 - a run written before pins existed: files are found by the manifest's ``source`` path (not by
   position); their content cannot be checked (`RunImages.unpinned`).
 
-Tiny images (digits 8x8, CIFAR 32x32) are enlarged with nearest-neighbour interpolation so pixels
-stay crisp; large images are shrunk.
+**The run's image cache.** When the SSL stage decoded the images once into a cache and recorded it in
+RUN/image_cache.json, and that cache is still there and matches the run's manifest
+(`curator.data.cache.open_run_caches`: key, sample ids digest, row count), thumbnails are read from it by
+memory map: the pixels the run trained on, resized whole to the cache's square size. The rule, per sample
+and per thumbnail size:
+
+- the cache, when its size is at least the thumbnail's (no file is decoded), or the sample's file is gone or
+  changed since the run read it (the cache still holds what the run read: a run directory shared with its
+  cache but without its images shows every image), or the run predates pins (a file's content cannot be
+  checked, the cache's can);
+- otherwise (a cache smaller than the thumbnail, e.g. 32 px on a CPU) the pinned file, which the pin check
+  has found unchanged, so a larger view is not limited to the training resolution;
+- a row the cache could not decode is the placeholder with the cache's reason, whatever the size.
+
+A recorded cache that is missing or does not match is not used: one warning says why, and thumbnails come
+from the files as above. Samples no cache holds (a split without one) are read from the files too.
+
+Tiny images (digits 8x8, CIFAR 32x32, a 32-px cache) are enlarged with nearest-neighbour interpolation so
+pixels stay crisp; large images are shrunk.
 """
 from __future__ import annotations
 
@@ -33,6 +50,7 @@ import pandas as pd
 from PIL import Image
 
 from curator import runfiles
+from curator.data.cache import ImageCache, open_run_caches
 from curator.data.images import FileImages, ImageError, ImageSource
 from curator.data.options import DatasetOptions
 from curator.data.pins import ChangedSample, PinnedFileImages, changed_samples
@@ -42,13 +60,63 @@ LOG = logging.getLogger(__name__)
 
 
 @dataclass
+class CachedImages:
+    """The run's image caches addressed by image_ref: which cache and row hold each sample's pixels."""
+
+    caches: list[ImageCache]
+    which: np.ndarray                  # image_ref -> index in `caches`; -1 where no cache holds the image
+    row: np.ndarray                    # image_ref -> row in that cache
+    bad: dict[int, tuple[str, str]]    # image_ref -> (kind, reason) of an image the cache could not decode
+
+    @classmethod
+    def of(cls, caches: dict[str, ImageCache], manifest: pd.DataFrame) -> "CachedImages":
+        """`caches` by split (row i = the split's i-th manifest row) turned into lookups by image_ref."""
+        all_refs = manifest["image_ref"].to_numpy(np.int64)
+        n = int(all_refs.max()) + 1 if len(all_refs) else 0
+        which, row = np.full(n, -1, np.int16), np.zeros(n, np.int64)
+        bad: dict[int, tuple[str, str]] = {}
+        for i, (split, cache) in enumerate(caches.items()):
+            refs = manifest.loc[manifest["split"] == split, "image_ref"].to_numpy(np.int64)
+            rows = np.flatnonzero(refs >= 0)
+            which[refs[rows]], row[refs[rows]] = i, rows
+            bad.update({int(refs[int(b["row"])]): (str(b["kind"]), str(b["reason"])) for b in cache.bad})
+        return cls(list(caches.values()), which, row, bad)
+
+    def holds(self, ref: int) -> bool:
+        return 0 <= ref < len(self.which) and self.which[ref] >= 0
+
+    def size(self, ref: int) -> int:
+        return self.caches[self.which[ref]].size
+
+    def read(self, ref: int) -> np.ndarray:
+        """The (S, S, 3) pixels the run read for image `ref`; `ImageError` if the cache could not decode it."""
+        if ref in self.bad:
+            kind, reason = self.bad[ref]
+            raise ImageError(reason, kind)
+        return self.caches[self.which[ref]].read(self.row[ref])
+
+    def describe(self) -> str:
+        return ", ".join(f"{len(c):,} images at {c.size} px" for c in self.caches)
+
+
+@dataclass
 class RunImages:
     """Where the run's pixels come from, and which samples no longer match what the run read."""
 
     source: ImageSource
-    changed: list[ChangedSample] = field(default_factory=list)   # by sample id, with the reason
+    changed: list[ChangedSample] = field(default_factory=list)   # not shown: changed since the run, and not cached
     changed_refs: dict[int, str] = field(default_factory=dict)    # image_ref -> reason (shown instead of the image)
     unpinned: bool = False                                       # the run predates pins: content not checked
+    cache: CachedImages | None = None                            # the run's image cache, when recorded and matching
+    cached_only: frozenset[int] = frozenset()                    # refs changed since the run, shown from the cache
+
+    def from_cache(self, ref: int, size: int) -> bool:
+        """Whether a `size`-px thumbnail of image `ref` is read from the run's cache (module docstring)."""
+        if self.cache is None or not self.cache.holds(ref):
+            return False
+        if ref in self.cache.bad or ref in self.cached_only or self.unpinned:
+            return True
+        return self.cache.size(ref) >= size
 
 
 def _reopen_dataset(run_path: Path, config: dict):
@@ -93,14 +161,31 @@ def open_run_images(run_path: str | Path) -> RunImages:
             images = RunImages(ds.images, unpinned=True)
             changed = []
     refs = dict(zip(manifest["sample_id"].astype(str), manifest["image_ref"].to_numpy(np.int64)))
-    images.changed = changed
-    images.changed_refs = {int(refs[c.sample_id]): c.reason for c in changed if c.sample_id in refs}
-    if changed:
+    images.cache = _run_cache(run_path, manifest)
+    ref_of = {c.sample_id: int(refs[c.sample_id]) for c in changed if c.sample_id in refs}
+    cached = [c for c in changed if images.cache is not None and images.cache.holds(ref_of.get(c.sample_id, -1))]
+    if cached:
+        LOG.info("explorer: %d samples changed since the run read them (e.g. %s: %s); shown from the run's image cache",
+                 len(cached), cached[0].sample_id, cached[0].reason)
+    images.cached_only = frozenset(ref_of[c.sample_id] for c in cached)
+    images.changed = [c for c in changed if ref_of.get(c.sample_id) not in images.cached_only]
+    images.changed_refs = {ref_of[c.sample_id]: c.reason for c in images.changed if c.sample_id in ref_of}
+    if images.changed:
         LOG.warning("explorer: %d samples changed since the run read them (e.g. %s: %s); they are shown as placeholders",
-                    len(changed), changed[0].sample_id, changed[0].reason)
-    LOG.info("explorer: images of run %s opened (%d images, %d changed%s)", run_path, len(images.source), len(changed),
-             ", not pinned" if images.unpinned else "")
+                    len(images.changed), images.changed[0].sample_id, images.changed[0].reason)
+    LOG.info("explorer: images of run %s opened (%d images, %d changed%s%s)", run_path, len(images.source),
+             len(changed), ", not pinned" if images.unpinned else "",
+             f"; image cache: {images.cache.describe()}" if images.cache is not None else "")
     return images
+
+
+def _run_cache(run_path: Path, manifest: pd.DataFrame) -> CachedImages | None:
+    """The image caches the run recorded and that still match it; one warning for those that do not."""
+    caches, unused = open_run_caches(run_path, manifest)
+    if unused:
+        LOG.warning("explorer: the run's image cache is not used (%s); those images are read from the dataset's files",
+                    "; ".join(f"{split}: {why}" for split, why in unused.items()))
+    return CachedImages.of(caches, manifest) if caches else None
 
 
 def open_image_source(run_path: str | Path) -> ImageSource:
@@ -134,8 +219,9 @@ def placeholder(size: int) -> np.ndarray:
 class Thumbnails:
     """Least-recently-used cache of thumbnails by image ref; safe to share between sessions.
 
-    Built from a `RunImages`, images whose sample changed since the run read it are never shown:
-    `get` returns the placeholder and `error` the reason."""
+    Built from a `RunImages`, pixels come from the run's image cache or the pinned files (module docstring),
+    and a file that changed since the run read it is never shown: its cached image is, or, without one, `get`
+    returns the placeholder and `error` the reason."""
 
     def __init__(self, source: ImageSource | RunImages, capacity: int = 8192):
         self.run_images = source if isinstance(source, RunImages) else RunImages(source)
@@ -161,11 +247,7 @@ class Thumbnails:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         try:
-            if key[0] in self.run_images.changed_refs:
-                raise ImageError(f"not shown: {self.run_images.changed_refs[key[0]]}", "changed_since_run")
-            if not 0 <= key[0] < len(self.source):
-                raise ImageError(f"image_ref {key[0]} is outside the dataset's {len(self.source)} images", "bad_ref")
-            thumb = to_thumbnail(self.source.read(key[0]), size)
+            thumb = to_thumbnail(self._pixels(*key), size)
         except ImageError as exc:
             LOG.warning("explorer: image %s cannot be shown: %s", key[0], exc.reason)
             self._errors[key[0]] = exc.reason
@@ -175,6 +257,16 @@ class Thumbnails:
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
         return thumb
+
+    def _pixels(self, ref: int, size: int) -> np.ndarray:
+        """The pixels of a `size`-px thumbnail of image `ref`: the run's cache or the file (module docstring)."""
+        if self.run_images.from_cache(ref, size):
+            return self.run_images.cache.read(ref)
+        if ref in self.run_images.changed_refs:
+            raise ImageError(f"not shown: {self.run_images.changed_refs[ref]}", "changed_since_run")
+        if not 0 <= ref < len(self.source):
+            raise ImageError(f"image_ref {ref} is outside the dataset's {len(self.source)} images", "bad_ref")
+        return self.source.read(ref)
 
     def many(self, refs, size: int = 96) -> list[np.ndarray]:
         return [self.get(r, size) for r in refs]

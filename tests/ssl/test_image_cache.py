@@ -2,8 +2,10 @@
 is shared by runs that only differ in labels, and its GPU decoding path (torchvision.io.decode_jpeg, chosen
 by device) runs on the CPU here."""
 import io
+import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -97,6 +99,34 @@ def test_torchvision_decoder_path_on_the_cpu(tmp_path):
     assert np.array_equal(np.asarray(tv.pixels)[png], np.asarray(pil.pixels)[png])
 
 
+def test_open_run_caches_reads_only_what_the_run_recorded_and_matches(tmp_path):
+    """The one reader of RUN/image_cache.json: nothing recorded -> nothing; the recorded cache when it holds the
+    manifest's rows; a file not named like a cache, or one holding Python objects (loaded with allow_pickle=False,
+    so never unpickled), is refused with the reason."""
+    root, names = _folder(tmp_path)
+    run = tmp_path / "run"
+    cache, _, _ = _build(root, names, run / "cache")
+    manifest = pd.DataFrame({"sample_id": [f"id-{n}" for n in names], "split": "train", "source": names,
+                             "image_ref": np.arange(len(names))})
+
+    def record(path) -> tuple[dict, dict]:
+        entry = {"path": str(path), "split": "train", "size": SIZE, "ids": cache.meta["ids"], "n": len(names)}
+        (run / "image_cache.json").write_text(json.dumps({"caches": {f"train@{SIZE}": entry}}))
+        return image_cache.open_run_caches(run, manifest)
+
+    assert image_cache.open_run_caches(run, manifest) == ({}, {})
+    found, unused = record(cache.path)
+    assert found["train"].path == cache.path and not unused
+    assert np.array_equal(found["train"].read(3), cache.read(3))
+    assert "test" not in image_cache.open_run_caches(run, manifest.assign(split="test"))[0]
+    for name in ("objects.npy", "images-0123456789abcdef.npy"):
+        hostile = tmp_path / "elsewhere" / name
+        hostile.parent.mkdir(exist_ok=True)
+        np.save(hostile, np.array([{"x": 1}, None], dtype=object), allow_pickle=True)   # a pickle inside
+        hostile.with_suffix(".json").write_text(json.dumps(cache.meta))
+        found, unused = record(hostile)
+        why = "not an image cache file" if name == "objects.npy" else "cannot be read"
+        assert not found and why in unused["train"]
 
 
 def test_bad_decoder_name(tmp_path):
