@@ -60,32 +60,38 @@ class ProbeSettings:
     weight_decay: float = 1e-3
 
 
-def _fit_predict(X_tr: torch.Tensor, Q_tr: torch.Tensor, X_te: torch.Tensor, n_classes: int,
-                 settings: ProbeSettings, seed: int) -> np.ndarray:
-    """Fit on X_tr (n_tr, d) with per-class target mass Q_tr (n_tr, C); softmax probabilities of X_te (n_te, C)."""
+def _fit_predict(X: torch.Tensor, train: torch.Tensor, test: torch.Tensor, Q_tr: torch.Tensor, n_classes: int,
+                 settings: ProbeSettings, seed: int, chunk: int = 65_536) -> np.ndarray:
+    """Fit on the rows `train` of X (N, d) with per-class target mass Q_tr (n_tr, C); softmax probabilities
+    (n_te, C) of the rows `test`. Rows are gathered per batch, never as a copy of a whole split (at 1M × 512 a
+    training split would be 1.6 GB more)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)            # batch order, on the CPU whatever the device
-    model = torch.nn.Linear(X_tr.shape[1], n_classes).to(X_tr.device)
+    model = torch.nn.Linear(X.shape[1], n_classes).to(X.device)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    n = X_tr.shape[0]
+    n = len(train)
     b = min(settings.batch_size, n)
     Q = Q_tr * (n / (b * Q_tr.sum()))                    # a batch's expected loss is the full split's
     order, pos = torch.randperm(n, generator=gen), 0
     for _ in range(settings.steps):
         if b == n:
-            xb, qb = X_tr, Q
+            pick = torch.arange(n)
         else:
             if pos + b > n:
                 order, pos = torch.randperm(n, generator=gen), 0
-            rows = order[pos:pos + b].to(X_tr.device)
+            pick = order[pos:pos + b]
             pos += b
-            xb, qb = X_tr[rows], Q[rows]
+        pick = pick.to(X.device)
+        xb, qb = X[train[pick]], Q[pick]
         opt.zero_grad(set_to_none=True)
         loss = -(torch.log_softmax(model(xb), dim=1) * qb).sum()
         loss.backward()
         opt.step()
+    out = np.empty((len(test), n_classes), np.float32)
     with torch.no_grad():
-        return torch.softmax(model(X_te), dim=1).float().cpu().numpy()
+        for s in range(0, len(test), chunk):
+            out[s:s + chunk] = torch.softmax(model(X[test[s:s + chunk]]), dim=1).float().cpu().numpy()
+    return out
 
 
 def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray, settings: ProbeSettings, *,
@@ -112,8 +118,8 @@ def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarr
         if balanced:  # every class carries the same total mass
             Qk = Qk / np.maximum(Qk.sum(0, keepdims=True), 1e-12)
         tr, te = torch.from_numpy(train).to(dev), torch.from_numpy(test).to(dev)
-        return _fit_predict(Xt[tr], torch.from_numpy(Qk.astype(np.float32)).to(dev), Xt[te], n_classes,
-                            settings, seed + k)
+        return _fit_predict(Xt, tr, te, torch.from_numpy(Qk.astype(np.float32)).to(dev), n_classes, settings,
+                            seed + k)
 
     with torch_threads(compute_threads(dev, X.shape[0] * X.shape[1])):
         return crossfit(fit_predict, folds, n_classes)

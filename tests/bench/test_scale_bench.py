@@ -32,3 +32,14 @@ def test_scale_bench_runs_the_real_audit(tmp_path, bench_args):
     for stage in ("embed", "heads_lasl", "evidence", "signals", "audit", "report"):
         assert row[f"{stage}_s"] >= 0 and stage in out["stage_peak_gib"][600]
     assert (tmp_path / "run-600" / "audit.parquet").exists()
+
+
+def test_clothing1m_like_draws_the_same_problem_at_every_n():
+    """Sizes must be comparable: the class geometry comes from its own random stream, not after n draws."""
+    def class_mean(n, seed):
+        X, _, t = scale.clothing1m_like(n, dim=16, seed=seed)
+        return X[t == 0].astype(np.float64).mean(0)
+
+    same_problem = np.linalg.norm(class_mean(3_000, 1) - class_mean(12_000, 1))
+    other_problem = np.linalg.norm(class_mean(3_000, 1) - class_mean(3_000, 2))
+    assert same_problem < 0.5 * other_problem

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from curator.data.problems import DataError
-from curator.evidence.knn import build_index, self_knn, torch_exact_search
+from curator.evidence.knn import BATCHED_IVF_MIN_QUERIES, build_index, drop_self, self_knn, torch_exact_search
 
 
 def _random(n=400, d=24, seed=0):
@@ -89,7 +89,7 @@ def test_ivf_recall_at_10_on_clustered_data():
     x = _clustered(30_000, 64, 300, seed=5)
     index = build_index(x, exact=False, device="cpu", target_recall=0.95)
     assert index.backend == "faiss-cpu-ivf"
-    assert index.nlist == pytest.approx(4 * np.sqrt(len(x)), rel=0.01)
+    assert index.nlist == pytest.approx(np.sqrt(len(x)), rel=0.01)
     rng = np.random.default_rng(0)
     qi = np.sort(rng.choice(len(x), 500, replace=False))          # fresh queries, not the tuning sample
     _, got = index.self_knn(10)
@@ -99,3 +99,36 @@ def test_ivf_recall_at_10_on_clustered_data():
     _, truth = drop_self(s, i, qi, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got[qi], truth)])
     assert recall >= 0.95
+
+
+def test_batched_ivf_search_returns_what_faiss_per_query_search_returns(monkeypatch):
+    """The self-kNN graph's list-by-list search (BLAS products per inverted list) is an implementation
+    detail: the same neighbours and similarities as FAISS's own IVF scan at the same nprobe."""
+    from curator.evidence import knn
+
+    calls = []
+    real = knn.batched_ivf_search
+    monkeypatch.setattr(knn, "batched_ivf_search", lambda *a: calls.append(len(a[1])) or real(*a))
+    x = _clustered(6_000, 32, 40, seed=3)
+    index = build_index(x, exact=False, device="cpu", nprobe=3)
+    q = index.vectors[:BATCHED_IVF_MIN_QUERIES + 10]
+    batched_s, batched_i = index.search(q, 11, prepared=True)                  # the batched path
+    faiss_s, faiss_i = index._faiss_index.search(q, 11)                         # FAISS's per-query scan
+    np.testing.assert_array_equal(batched_i, faiss_i)
+    np.testing.assert_allclose(batched_s, faiss_s, rtol=0, atol=1e-6)
+    s, i = index.self_knn(10)
+    np.testing.assert_array_equal(i[:100], drop_self(faiss_s[:100], faiss_i[:100], np.arange(100), 10)[1])
+    assert calls == [len(q), len(x)]                        # both went the batched way, the graph in one call
+
+
+def test_ivf_self_knn_rows_whose_probed_lists_are_too_small_are_searched_exactly():
+    """With one probed list of ~45 rows, 60 neighbours cannot be found there: FAISS pads with -1; those
+    rows are answered by exact search instead of carrying -1 into the graph."""
+    x = _clustered(2_000, 16, 30, seed=4)
+    index = build_index(x, exact=False, device="cpu", nprobe=1)
+    short = (index._faiss_index.search(index.vectors, 61)[1] < 0).any(axis=1)
+    assert 0 < short.sum() < len(x)
+    sims, idx = index.self_knn(60)
+    assert (idx >= 0).all()
+    ref_s, _ = _numpy_self_knn(x, 60)
+    np.testing.assert_allclose(sims[short], ref_s[short], atol=1e-5)
