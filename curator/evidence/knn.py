@@ -9,7 +9,9 @@ and nowhere else; callers read ``index.backend`` only to report it:
                        product + top-k in torch (fp16 on CUDA, fp32 accumulation inside the GEMM;
                        the k winners' similarities are then recomputed in fp32);
 - ``faiss-cpu-flat``   FAISS ``IndexFlatIP`` on the CPU, exact, up to ``exact_max_n`` rows;
-- ``faiss-cpu-ivf``    FAISS ``IndexIVFFlat`` above it: nlist ≈ √N inverted lists, and
+- ``faiss-cpu-ivf``    FAISS ``IndexIVFScalarQuantizer`` (fp16 storage: half the memory of a float32
+                       copy) above it, the winners' similarities recomputed in fp32 (`rescore`): nlist ≈ √N
+                       inverted lists, and
                        ``nprobe`` raised (1, 2, 4, ...) until recall@10 of a sample of self-queries
                        against exact search reaches ``target_recall`` (0.95 by default). A large
                        query batch (the self-kNN graph) is answered list by list with matrix
@@ -125,8 +127,10 @@ class KnnIndex:
         if k < 1 or k > self.n:
             raise ValueError(f"k={k} must be between 1 and the number of indexed rows ({self.n})")
         q = queries if prepared else prepare_vectors(queries, self.metric)
-        if self.backend == "faiss-cpu-ivf" and len(q) >= BATCHED_IVF_MIN_QUERIES:
-            return batched_ivf_search(self._faiss_index, q, k)
+        if self.backend == "faiss-cpu-ivf":   # fp16-stored vectors: the k winners re-scored in fp32
+            found = (batched_ivf_search(self._faiss_index, q, k) if len(q) >= BATCHED_IVF_MIN_QUERIES
+                     else self._faiss_index.search(np.ascontiguousarray(q, dtype=np.float32), k))
+            return rescore(self.vectors, q, found[1])
         if self._faiss_index is not None:
             sims, idx = self._faiss_index.search(np.ascontiguousarray(q, dtype=np.float32), k)
             return sims.astype(np.float32, copy=False), idx.astype(np.int64, copy=False)
@@ -185,8 +189,25 @@ def torch_exact_search(db: torch.Tensor, queries: np.ndarray, k: int, *, db32: t
     return out_s, out_i
 
 
+def rescore(db: np.ndarray, queries: np.ndarray, idx: np.ndarray, chunk: int = 4_096
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact float32 inner products of each query (Q, d) with its candidates `idx` (Q, k) among the rows of
+    `db` (N, d), re-sorted best first; a -1 candidate (none found) scores -inf and stays last. Computed in query
+    chunks, so the (chunk, k, d) gather is the only temporary."""
+    sims = np.empty(idx.shape, np.float32)
+    out = np.empty_like(idx)
+    for s in range(0, len(idx), chunk):
+        cand = idx[s:s + chunk]
+        sc = np.einsum("qd,qkd->qk", queries[s:s + chunk], db[np.maximum(cand, 0)])   # (c, k)
+        sc[cand < 0] = -np.inf
+        order = np.argsort(-sc, axis=1, kind="stable")
+        sims[s:s + chunk] = np.take_along_axis(sc, order, axis=1)
+        out[s:s + chunk] = np.take_along_axis(cand, order, axis=1)
+    return sims, out
+
+
 def batched_ivf_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Search a FAISS IVF-Flat `index` (its nprobe as set) for many `queries` (Q, d) float32 at once.
+    """Search a FAISS IVF `index` (flat or scalar-quantised lists; its nprobe as set) for many `queries` (Q, d) float32 at once.
 
     FAISS's own IVF search scans each query's lists one vector at a time; `faiss.contrib.big_batch_search`
     groups the queries by inverted list and scores each list against all its queries with one matrix product,
@@ -280,7 +301,8 @@ def build_index(embeddings: np.ndarray, *, metric: str = "cosine", exact: bool |
     else:  # faiss-cpu-ivf
         nlist = _ivf_nlist(n)
         quantizer = faiss.IndexFlatIP(d)
-        ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                            faiss.METRIC_INNER_PRODUCT, False)    # not by residual
         rng = np.random.default_rng(seed)
         n_train = min(n, 40 * nlist)                                    # k-means on a sample: cost ∝ n_train·nlist·d
         train = x[np.sort(rng.choice(n, size=n_train, replace=False))] if n_train < n else x

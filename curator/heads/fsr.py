@@ -39,7 +39,7 @@ from curator.heads.config import FSRConfig, HeadsConfig
 from curator.heads.meta import (
     MomentumDictionary, fetch_balanced_batch, gradient_alignment, reward_gradient, set_cosine_lr, soft_cross_entropy,
 )
-from curator.heads.mlp import ProjectionHead, features_and_logits
+from curator.heads.mlp import ProjectionHead, all_logits
 from curator.heads.records import common_signals, label_margin, last_mean
 from curator.heads.train_loop import batch_count, shuffled_batches
 
@@ -135,15 +135,14 @@ def train_fsr(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
             loss.backward()
             opt.step()
             step += 1
-        feats, logits = features_and_logits(model, xt)
+        hist["meta_margin"][epoch], logits = dictionary.update(model, xt, onehot)
         hist["loss"][epoch] = F.cross_entropy(logits, yt, reduction="none").cpu().numpy()
         hist["margin"][epoch] = label_margin(logits, yt).cpu().numpy()
         hist["weight"][epoch] = weights
-        hist["meta_margin"][epoch] = dictionary.update(feats, logits, onehot)
         LOG.debug("%s epoch %d/%d: mean loss %.4f, zero-weight share %.3f", name, epoch + 1, f.epochs,
                   hist["loss"][epoch].mean(), float((weights == 0).mean()))
 
-    _, logits = features_and_logits(model, xt)
+    logits = all_logits(model, xt)
     probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float32)
     in_dict = np.zeros(n, bool)
     in_dict[dictionary.pool] = True

@@ -37,7 +37,7 @@ from curator.config import ConfigError
 from curator.heads.base import HeadData, HeadResult
 from curator.heads.config import GDWConfig, HeadsConfig
 from curator.heads.meta import MomentumDictionary, fetch_balanced_batch, set_cosine_lr
-from curator.heads.mlp import ProjectionHead, features_and_logits
+from curator.heads.mlp import ProjectionHead, all_logits
 from curator.heads.records import common_signals, label_margin, last_mean
 from curator.heads.train_loop import batch_count, shuffled_batches
 
@@ -190,16 +190,17 @@ def train_gdw(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
                 if epoch >= g.epochs - keep:
                     change_sum[idx] += om2_np - om1.cpu().numpy()
             step += 1
-        feats, logits = features_and_logits(model, xt)
+        if use_dictionary:  # momentum meta-margin P̂ (paper 004 eq. 5) and the re-selected dictionary
+            hist["meta_margin"][epoch], logits = dictionary.update(model, xt, onehot)
+        else:
+            logits = all_logits(model, xt)
         hist["loss"][epoch] = F.cross_entropy(logits, yt, reduction="none").cpu().numpy()
         hist["margin"][epoch] = label_margin(logits, yt).cpu().numpy()
         hist["omega_t"][epoch] = omega_t
-        if use_dictionary:  # momentum meta-margin P̂ (paper 004 eq. 5) and the re-selected dictionary
-            hist["meta_margin"][epoch] = dictionary.update(feats, logits, onehot)
         LOG.debug("%s epoch %d/%d: mean loss %.4f, mean ω_t %.3f", name, epoch + 1, g.epochs,
                   hist["loss"][epoch].mean(), np.nanmean(omega_t) if epoch >= warmup else 1.0)
 
-    _, logits = features_and_logits(model, xt)
+    logits = all_logits(model, xt)
     probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float32)
     change = (change_sum / max(keep, 1)).astype(np.float32)
     others = change.copy()

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from curator.heads.mlp import ProjectionHead, eval_chunks
+
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample −Σ_j target_j log softmax(logits)_j; (N, C), (N, C) -> (N,)."""
@@ -107,13 +109,18 @@ class MomentumDictionary:
         self.margin_hat = np.zeros(len(labels), np.float64)
         self.updates = 0
 
-    def update(self, feats: torch.Tensor, logits: torch.Tensor, onehot: torch.Tensor) -> np.ndarray:
-        """One epoch's P for all samples from features (N, h), logits (N, C) and one-hot labels (N, C);
-        re-chooses `pool` and returns the bias-corrected P̂ (N,) float64 (> 0: agrees with the dictionary)."""
+    def update(self, model: ProjectionHead, X: torch.Tensor, onehot: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """One epoch's P for all samples of X (N, d) under `model` (eval mode), with one-hot labels (N, C);
+        re-chooses `pool` and returns (the bias-corrected P̂ (N,) float64, > 0: agrees with the dictionary;
+        the logits (N, C)). Features are computed chunk by chunk (`eval_chunks`), never held for all N."""
         pool = self.pool
-        gw, gb = reward_gradient(feats[pool], torch.softmax(logits[pool], 1), onehot[pool],
-                                 normalize=self.normalize_reward)
-        p = meta_margin(feats, logits, onehot, gw, gb, self.step).cpu().numpy()
+        reward = eval_chunks(model, X[torch.as_tensor(pool, device=X.device)], lambda _, f, lg: (f, lg))
+        feats_r, logits_r = (torch.cat(parts) for parts in zip(*reward))
+        gw, gb = reward_gradient(feats_r, torch.softmax(logits_r, 1), onehot[pool], normalize=self.normalize_reward)
+        parts = eval_chunks(model, X, lambda s, f, lg: (lg, meta_margin(f, lg, onehot[s:s + len(lg)], gw, gb,
+                                                                           self.step)))
+        logits = torch.cat([lg for lg, _ in parts])
+        p = torch.cat([m for _, m in parts]).cpu().numpy()
         self.margin_hat = self.momentum * self.margin_hat + (1 - self.momentum) * p
         self.updates += 1
         corrected = self.margin_hat / (1 - self.momentum ** self.updates)
@@ -121,7 +128,7 @@ class MomentumDictionary:
         eligible = (logits.argmax(1).cpu().numpy() == self.labels)[cand] if self.gate else None
         self.pool = cand[select_dictionary(corrected[cand], self.labels[cand], self.n_classes, self.per_class,
                                            max_class_fraction=self.max_class_fraction, eligible=eligible)]
-        return corrected
+        return corrected, logits
 
 
 def fetch_balanced_batch(dictionary: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

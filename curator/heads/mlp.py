@@ -45,15 +45,15 @@ def eval_chunks(model: ProjectionHead, X: torch.Tensor, fn: Callable[[int, torch
     return out
 
 
-def features_and_logits(model: ProjectionHead, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trunk features (N, h) and logits (N, C) of every row of X (N, d), in eval mode."""
+def all_logits(model: ProjectionHead, X: torch.Tensor) -> torch.Tensor:
+    """Logits (N, C) of every row of X (N, d), in eval mode, filled in place chunk by chunk: the (N, h) trunk
+    features are never held whole (at 1M rows they would be 2 GB)."""
     out: list[torch.Tensor] = []
 
-    def keep(s: int, feats: torch.Tensor, logits: torch.Tensor) -> None:
-        if not out:   # filled in place: no list of chunks beside the whole (N, h) array
-            out.extend((feats.new_empty((X.shape[0], feats.shape[1])), logits.new_empty((X.shape[0], logits.shape[1]))))
-        out[0][s:s + len(feats)] = feats
-        out[1][s:s + len(logits)] = logits
+    def keep(s: int, _feats: torch.Tensor, logits: torch.Tensor) -> None:
+        if not out:
+            out.append(logits.new_empty((X.shape[0], logits.shape[1])))
+        out[0][s:s + len(logits)] = logits
 
     eval_chunks(model, X, keep)
-    return out[0], out[1]
+    return out[0]
