@@ -16,7 +16,7 @@ and nowhere else; callers read ``index.backend`` only to report it:
                        against exact search reaches ``target_recall`` (0.95 by default). A large
                        query batch (the self-kNN graph) is answered list by list with matrix
                        products (FAISS's ``contrib.big_batch_search``): the same neighbours as
-                       FAISS's per-query IVF scan, 4-5x faster on a CPU (docs/scale.md).
+                       FAISS's per-query IVF scan, about 3x faster on a CPU (docs/scale.md).
 
 FAISS is imported lazily, so the module works (via torch) where it is not installed.
 Metric "cosine" L2-normalises rows and searches by inner product; "ip" uses raw inner products.
@@ -225,8 +225,9 @@ def batched_ivf_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, 
 
 def _ivf_nlist(n: int) -> int:
     """nlist ≈ √N, with at least 39 training points per list (FAISS's own floor). Lists of ≈ √N rows keep the
-    per-list matrix products of `batched_ivf_search` large enough for BLAS (at 50k rows: nlist 224 found the
-    graph in 6.8 s at recall@20 0.966 against 4·√N lists' 28.5 s at 0.951, docs/scale.md)."""
+    per-list matrix products of `batched_ivf_search` large enough for BLAS (at 50k rows: 224 lists, batched,
+    built the graph in 11-14 s at recall@20 0.970; 4·√N lists searched query by query took 35-45 s at 0.957;
+    docs/scale.md)."""
     return int(max(1, min(round(math.sqrt(n)), n // 39)))
 
 
