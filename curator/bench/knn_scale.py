@@ -2,7 +2,8 @@
 
 For each N in --sizes it draws N points in two-level clusters (N/1000 centres, N/50
 sub-centres) in d = 512 dimensions (float32, seeded), then times, per backend: FAISS CPU exact (IndexFlatIP), FAISS CPU IVF (as
-`curator.evidence.knn.build_index` configures it: nlist ≈ 4·√N, nprobe tuned for recall@10 ≥ 0.95),
+`curator.evidence.knn.build_index` configures it: fp16 lists, nlist ≈ √N, nprobe tuned for recall@10 ≥ 0.95,
+all rows queried at once list by list),
 scikit-learn NearestNeighbors (brute, cosine), and where CUDA is present torch exact search and
 FAISS GPU (when faiss-gpu is installed). Recall@10 is measured against exact neighbours of a
 random sample of rows (self excluded).
