@@ -61,6 +61,7 @@ class ExplorerRun:
     metrics: dict[str, Any] | None = None
     classes: pd.DataFrame | None = None    # RUN/classes.parquet as written by the audit
     warnings: list[str] = field(default_factory=list)  # the audit's RUN/diagnostics.json warnings
+    evidence: dict = field(default_factory=dict)       # the audit's evidence grade (RUN/diagnostics.json "evidence")
     signal_columns: list[str] = field(default_factory=list)
     id_index: pd.Index = field(default_factory=lambda: pd.Index([]))
     sort_cache: dict = field(default_factory=dict, repr=False)  # (column, descending) -> full order, see filter_samples
@@ -219,5 +220,6 @@ def load_run(path: str | Path) -> ExplorerRun:
     diagnostics = _read(path, runfiles.DIAGNOSTICS, _read_json) if (path / runfiles.DIAGNOSTICS).exists() else {}
     LOG.info("explorer: loaded %s (%d training samples, %d columns)", path, len(table), table.shape[1])
     return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
-                       classes=classes, warnings=list(diagnostics.get("warnings", [])), signal_columns=signal_columns,
+                       classes=classes, warnings=list(diagnostics.get("warnings", [])),
+                       evidence=dict(diagnostics.get("evidence") or {}), signal_columns=signal_columns,
                        id_index=id_index)
