@@ -99,8 +99,8 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
                 "--pred-probs from your own cross-validated model, --embeddings from a pretrained network, or "
                 "self-supervised pre-training on a GPU.")
     before = ev.get("flagged_before_cap")
-    capped = (f" Curator therefore flags only {n_flagged} of {n} samples (at most 3 x the {100 * nu:.0f}% noise the "
-              f"evidence supports; {before} would pass the threshold)" if before is not None and before > n_flagged
+    capped = (f" Curator therefore flags only {n_flagged} of {n} samples (at most 3 x the {100 * nu:.1f}% noise the "
+              f"evidence supports; {before} would pass the threshold)." if before is not None and before > n_flagged
               else "")
     return (f"Evidence: weak — {nums}; it cannot tell label errors from features that do not separate the classes.{capped}"
             f" These flags are rough: treat them as a list to review, not as label errors.{GRADE_PRECISION['weak']}"

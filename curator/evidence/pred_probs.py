@@ -41,7 +41,7 @@ def _where(path: Path) -> str:
 
 
 def _row(i: int, ids) -> str:
-    return f"row {i}" + (f" (sample {ids[i]!r})" if ids is not None and i < len(ids) else "")
+    return f"row {i}" + (f" (sample {str(ids[i])!r})" if ids is not None and i < len(ids) else "")
 
 
 def _open(path: Path):
