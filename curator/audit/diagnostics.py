@@ -87,22 +87,22 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
            else "the model's mean top probability is")
     nums = (f"{what}: the out-of-fold predictions agree with the given labels for {100 * a:.0f}% of samples, "
             f"separability {sep:.2f} ({how} {100 * sep:.0f}%)" if None not in (a, sep, nu) else f"the evidence is {what}")
+    better = ("a stronger model behind --pred-probs (e.g. a pretrained network fine-tuned with cross-validation)"
+              if (ev.get("representation") or {}).get("kind") == "pred_probs" else
+              "--pred-probs from your own cross-validated model, --embeddings from a pretrained network, or "
+              "self-supervised pre-training on a GPU")
     if grade == "strong":
         return f"Evidence: strong — {nums}. The flags can be acted on; spot-check a few before relabelling."
     if grade == "moderate":
         return (f"Evidence: moderate — {nums}. Review the flags before acting on them."
-                f"{GRADE_PRECISION['moderate']} For stronger evidence: --pred-probs from your own cross-validated model, "
-                "or --embeddings from a pretrained network.")
+                f"{GRADE_PRECISION['moderate']} For stronger evidence: {better}.")
     if not ev.get("informative", True):
         return (f"Evidence: weak — {nums}. Under this evidence the given labels score no better than random classes: "
-                "it carries no information about which labels are wrong, so nothing is flagged. For evidence: "
-                "--pred-probs from your own cross-validated model, --embeddings from a pretrained network, or "
-                "self-supervised pre-training on a GPU.")
+                f"it carries no information about which labels are wrong, so nothing is flagged. For evidence: {better}.")
     before = ev.get("flagged_before_cap")
     capped = (f" Curator therefore flags only {n_flagged} of {n} samples (at most 3 x the {100 * nu:.1f}% noise the "
               f"evidence supports; {before} would pass the threshold)." if before is not None and before > n_flagged
               else "")
     return (f"Evidence: weak — {nums}; it cannot tell label errors from features that do not separate the classes.{capped}"
             f" These flags are rough: treat them as a list to review, not as label errors.{GRADE_PRECISION['weak']}"
-            " For better evidence: --pred-probs from your own cross-validated model, --embeddings from a pretrained "
-            "network, or self-supervised pre-training on a GPU.")
+            f" For better evidence: {better}.")

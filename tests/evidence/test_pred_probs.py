@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -179,3 +180,29 @@ def test_a_bad_probability_file_exits_2_and_leaves_no_run_directory(tmp_path, ca
     err = capsys.readouterr().err
     assert "nan.npy" in err and "row 7" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_explorer_works_without_embeddings(tmp_path, monkeypatch, capsys):
+    from streamlit.testing.v1 import AppTest
+
+    train, names = _digits_with_planted_errors()
+    P = np.full((len(train), len(names)), 0.02)
+    P[np.arange(len(train)), train["true_label"].to_numpy()] = 0.82
+    np.save(tmp_path / "p.npy", P)
+    out = tmp_path / "run"
+    assert main([*ARGS, "--pred-probs", str(tmp_path / "p.npy"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("CURATOR_RUN_DIR", str(out))
+    monkeypatch.setenv("CURATOR_MAP_METHOD", "pca")
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "ui" / "app.py"), default_timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    assert any("Evidence" in i.value and "moderate" in i.value for i in app.info)   # mean top probability 0.82
+    assert any("no embeddings" in c.value for c in app.caption)
+    for page, words in [("views/flagged.py", None), ("views/map.py", "no map"),
+                        ("views/sample.py", "No nearest neighbours"), ("views/review.py", None)]:
+        app.switch_page(page).run()
+        assert not app.exception, (page, app.exception)
+        if words:
+            assert any(words in i.value for i in app.info), (page, [i.value for i in app.info])
