@@ -23,7 +23,7 @@ per label set; .npy rows in the embeddings' order, columns the classes 0..9, or 
 the row's CIFAR-10 training index): curator's audit with them in the probe's place — joined by the kNN graph of
 the embeddings (row ``curator``) and alone (row ``curator (probs only)``) — against cleanlab's
 ``find_label_issues`` / ``get_label_quality_scores`` fed the same probabilities. ``--write-pred-probs DIR`` first
-makes such probabilities: a `ce` MLP head cross-fitted over 5 folds on the given labels (`head_oof_probs`), written
+makes such probabilities: a plain (not class-balanced) logistic regression cross-fitted over 5 folds (`own_pred_probs`), written
 as DIR/<label set>.npy, and then uses them.
 
 ``--crossfit-head NAME --crossfit-weight A`` measures whether a robust head would help the score (issue 10 item 2,
@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred-probs", default=None, metavar="FILE",
                    help="your out-of-fold probabilities for the label set ({label_set} in the name: one file per set)")
     p.add_argument("--write-pred-probs", default=None, metavar="DIR",
-                   help="cross-fit a ce head (5 folds) on each label set, write DIR/<set>.npy and use it as --pred-probs")
+                   help="cross-fit a logistic regression (5 folds) on each label set, write DIR/<set>.npy and use it as --pred-probs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value of [evidence] or [audit] (e.g. --set audit.rounds=1)")
@@ -173,8 +173,12 @@ def _configs(overrides: list[str]):
 
 
 def own_pred_probs(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
-    """Out-of-fold probabilities (N, 10) from a model other than the audit's probe: the `ce` MLP head, 5 folds."""
-    return head_oof_probs("ce", standardise(X), y, 10, fold_assignment(y, 5, seed), seed=seed)
+    """Out-of-fold probabilities (N, 10) of a plain multinomial logistic regression (softmax cross-entropy on the
+    label histogram as it is, not the audit's class-balanced probe), 5 folds with their own seed, 300 Adam steps."""
+    from curator.evidence.probe import ProbeSettings, oof_probs
+
+    return oof_probs(standardise(X), y, 10, fold_assignment(y, 5, seed + 1), ProbeSettings(steps=300), balanced=False,
+                     seed=seed + 1000)
 
 
 def _pred_probs_rows(args, X, idx, y, t, ls, graph, ecfg, acfg) -> list[dict]:
