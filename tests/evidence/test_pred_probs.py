@@ -37,8 +37,6 @@ def test_parquet_is_mapped_by_sample_id_and_class_name(tmp_path):
     P = probs()
     df = pd.DataFrame(P, columns=NAMES)
     df.insert(0, "sample_id", IDS)
-    df["extra_row_marker"] = 0
-    df = df.drop(columns="extra_row_marker")
     extra = pd.DataFrame({"sample_id": ["not-a-training-sample"], "cat": [1.0], "dog": [0.0], "owl": [0.0]})
     shuffled = pd.concat([df, extra]).sample(frac=1, random_state=3)[["owl", "sample_id", "cat", "dog"]]
     shuffled.to_parquet(tmp_path / "p.parquet")
