@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -130,7 +131,8 @@ def synthetic_source(folder: str | Path, *, n_train: int = 200, n_test: int = 60
 
 
 def write_audit_csv(data: str | Path, rows: np.ndarray, path: str | Path) -> Path:
-    """A CSV manifest (``path``, ``label`` = CIFAR-10N worse, ``true_label`` = clean) of training `rows`, for
+    """A CSV manifest (``path``, ``label`` = CIFAR-10N worse, ``true_label`` = clean) of training `rows` and the
+    ``classes.txt`` beside it (every class, also one absent from `rows`), for
     ``curator audit --dataset csv --embeddings``: the image files are not shipped, the embeddings stand in."""
     import pandas as pd
 
@@ -138,6 +140,67 @@ def write_audit_csv(data: str | Path, rows: np.ndarray, path: str | Path) -> Pat
     names = np.asarray(z["class_names"]).astype(str)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "classes.txt").write_text("".join(f"{c}\n" for c in names))   # all ten, in CIFAR's order
     pd.DataFrame({"path": [f"train/{r:05d}.jpg" for r in rows], "label": names[z["worse"][rows]],
                   "true_label": names[z["clean"][rows]]}).to_csv(path, index=False)
     return path
+
+
+#: what may travel to the GPU machine: the working tree (tracked and untracked-not-ignored files) plus carried paths
+LIMIT_BYTES = 64 * 2**20
+CARRY = ".gpucarry"
+
+
+def tree_bytes(repo: str | Path) -> int:
+    """Bytes of the files git would send from `repo`: tracked and untracked files that are not ignored."""
+    import subprocess
+
+    repo = Path(repo)
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
+                           check=True, capture_output=True).stdout.split(b"\0")
+    total = 0
+    for name in filter(None, names):
+        p = repo / os.fsdecode(name)
+        if p.is_file() and not p.is_symlink():
+            total += p.stat().st_size
+    return total
+
+
+def folder_bytes(folder: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def device_command(*, timeout_s: int = 540, data: str = f"{CARRY}/data") -> str:
+    """The one bash line the GPU machine runs (in a copy of the repository root, ``carry=[".gpucarry"]``): no install
+    (the machine's python3 has torch, torchvision, numpy, pandas, pyarrow, scikit-learn, scipy, pillow; curator runs
+    from the tree through PYTHONPATH), then `curator bench gpu` under `timeout`; results land in $OUT."""
+    return ("set -o pipefail; nvidia-smi -L; export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD; "
+            f"timeout -k 10 {timeout_s} python3 -m curator bench gpu --data {data} --out $OUT/gpu.json "
+            "--work /tmp/curator-bench-gpu 2>&1 | tee $OUT/gpu.log")
+
+
+def build_carry(repo: str | Path, src: str | Path, *, n_audit: int = 10_000, n_test: int = 2_000,
+                seed: int = 0, limit: int = LIMIT_BYTES) -> dict:
+    """Pack `src` into REPO/.gpucarry/data and check that tree + carry stay within `limit` bytes; returns the sizes
+    and the device command (also written to .gpucarry/COMMAND.txt). Raises DataError when over the limit."""
+    import shutil
+
+    from curator.data.problems import DataError
+
+    repo = Path(repo)
+    carry = repo / CARRY
+    if carry.exists():
+        shutil.rmtree(carry)
+    record = pack_data(src, carry / "data", n_audit=n_audit, n_test=n_test, seed=seed)
+    command = device_command()
+    (carry / "COMMAND.txt").write_text(command + "\n")
+    sizes = {"tree_bytes": tree_bytes(repo), "carry_bytes": folder_bytes(carry)}
+    sizes["total_bytes"] = sizes["tree_bytes"] + sizes["carry_bytes"]
+    sizes["limit_bytes"] = limit
+    if sizes["total_bytes"] > limit:
+        raise DataError(f"tree {sizes['tree_bytes'] / 2**20:.1f} MiB + {CARRY} {sizes['carry_bytes'] / 2**20:.1f} MiB "
+                        f"= {sizes['total_bytes'] / 2**20:.1f} MiB is over the {limit / 2**20:.0f} MiB that may travel; "
+                        "pack fewer audit rows (--n-audit) or remove untracked files")
+    if len(command) > 2000:
+        raise DataError(f"the device command is {len(command)} characters (at most 2,000)")
+    return {**sizes, "command": command, "pack": record}

@@ -81,13 +81,21 @@ def _sync(ctx: Ctx) -> None:
         torch.cuda.synchronize(ctx.device)
 
 
-def _cifar(ctx: Ctx, limit: int | None, test: bool = True):
-    from curator.bench.ssl_throughput import load_cifar
+def _cifar(ctx: Ctx, limit: int | None, test: bool = True) -> list[np.ndarray]:
+    """Decoded (N, 32, 32, 3) uint8 training images (the first `limit`) and labels, then the test ones (all shipped)."""
+    import os
 
-    tr_x, tr_y, te_x, te_y = load_cifar(str(ctx.data / gpu_data.NPZ), None)
-    if limit is not None:
-        tr_x, tr_y = tr_x[:limit], tr_y[:limit]
-    return (tr_x, tr_y, te_x, te_y) if test else (tr_x, tr_y)
+    from curator.data.images import EncodedImages
+    from curator.ssl.data import decode_all
+
+    z = np.load(ctx.data / gpu_data.NPZ, allow_pickle=False)
+    out = []
+    for split in ("train", "test") if test else ("train",):
+        src = EncodedImages(z[f"{split}_jpeg"], z[f"{split}_offsets"], f"{gpu_data.NPZ}:{split}")
+        n = len(src) if split == "test" or limit is None else min(limit, len(src))
+        pixels, _ = decode_all(src, np.arange(n), 32, threads=os.cpu_count() or 8)
+        out += [pixels, z[f"{split}_labels"][:n].astype(np.int64)]
+    return out
 
 
 def _ssl_config(ctx: Ctx, batch: int, overrides: dict, **extra):
