@@ -108,7 +108,7 @@ def _run_child(name: str, args: argparse.Namespace, ctx: Ctx, cap: float) -> dic
                                                         os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     proc = subprocess.Popen(cmd, start_new_session=True, env=env)
     try:
-        code = proc.wait(timeout=cap + 5)             # the part watches its own deadline; 5 s of grace
+        code = proc.wait(timeout=cap + min(5.0, 0.2 * cap))   # the part watches its own deadline: some grace
         stopped = None
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
