@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 
 from curator.bench import gpu_data
+from curator.rundir import write_json_atomic
 from curator.bench.gpu_parts import FULL, PARTS, TINY, Ctx, SkipPart
 
 LOG = logging.getLogger(__name__)
@@ -237,6 +238,9 @@ def _run_parts(args, names, device, data, work, sizes, isolate, t_start) -> tupl
                      "result": _headline(name, res)})
         LOG.info("bench gpu: part %s %s in %.1f s%s", name, res["status"], res["seconds"],
                  f" ({res['reason']})" if res.get("reason") else "")
+        # the result so far, in case the whole command is stopped from outside (the final write replaces it)
+        write_json_atomic(Path(args.out or f"bench-results/{NAME}.json"),
+                          {"benchmark": NAME, "incomplete": f"written after part {name}", "rows": rows, "parts": results})
     return results, rows
 
 

@@ -23,7 +23,7 @@ def tiny_data(tmp_path_factory):
 
 
 def test_tiny_runs_every_part(bench_args, tiny_data, tmp_path):
-    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), device="cpu"))
+    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), out=str(tmp_path / "gpu.json"), device="cpu"))
     parts = res["parts"]
     assert list(parts) == list(gpu_parts.PARTS) and [r["part"] for r in res["rows"]] == list(gpu_parts.PARTS)
     assert {n: p["status"] for n, p in parts.items()} == {**{n: "ok" for n in gpu_parts.PARTS}, "audit_cpu": "skipped"}
@@ -55,15 +55,17 @@ def test_failing_part_is_recorded_and_the_rest_run(bench_args, tiny_data, tmp_pa
         raise RuntimeError("CUDA error: out of memory\nmore detail")
 
     monkeypatch.setitem(gpu_parts.PARTS, "knn", (broken, 50, "broken"))
-    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), device="cpu",
+    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), out=str(tmp_path / "gpu.json"), device="cpu",
                              parts="knn,resnet50"))
     assert res["parts"]["knn"]["status"] == "failed"
     assert res["parts"]["knn"]["reason"] == "RuntimeError: CUDA error: out of memory"
     assert res["parts"]["resnet50"]["status"] == "ok"
+    written = json.loads((tmp_path / "gpu.json").read_text())           # kept after every part (a later kill loses none)
+    assert written["parts"]["knn"]["status"] == "failed" and written["parts"]["resnet50"]["status"] == "ok"
 
 
 def test_overall_cap_skips_later_parts_and_says_so(bench_args, tiny_data, tmp_path):
-    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), device="cpu",
+    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), out=str(tmp_path / "gpu.json"), device="cpu",
                              parts="knn,resnet50", total_s=0.0))
     for name in ("knn", "resnet50"):
         assert res["parts"][name]["status"] == "skipped"
@@ -71,11 +73,11 @@ def test_overall_cap_skips_later_parts_and_says_so(bench_args, tiny_data, tmp_pa
 
 
 def test_isolated_part_runs_in_a_child_and_is_stopped_at_its_cap(bench_args, tiny_data, tmp_path):
-    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), device="cpu",
+    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w"), out=str(tmp_path / "gpu.json"), device="cpu",
                              parts="knn", isolate=True))
     assert res["isolate"] is True and res["parts"]["knn"]["status"] == "ok"
     assert res["parts"]["knn"]["rows"][0]["recall@10"] >= 0.99
-    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w2"), device="cpu",
+    res = gpu.run(bench_args(gpu, tiny=True, data=str(tiny_data), work=str(tmp_path / "w2"), out=str(tmp_path / "gpu.json"), device="cpu",
                              parts="knn", isolate=True, cap_scale=0.005))          # a 0.25 s cap: killed while importing
     knn = res["parts"]["knn"]
     assert knn["status"] == "failed" and knn["reason"] == "stopped at its cap of 0 s" and knn["seconds"] < 5
@@ -83,9 +85,9 @@ def test_isolated_part_runs_in_a_child_and_is_stopped_at_its_cap(bench_args, tin
 
 def test_bad_input_is_one_clear_error(bench_args, tmp_path):
     with pytest.raises(DataError, match="lacks"):
-        gpu.run(bench_args(gpu, data=str(tmp_path), device="cpu"))
+        gpu.run(bench_args(gpu, data=str(tmp_path), device="cpu", out=str(tmp_path / "gpu.json")))
     with pytest.raises(DataError, match="unknown part"):
-        gpu.run(bench_args(gpu, tiny=True, device="cpu", parts="knn,warp_drive"))
+        gpu.run(bench_args(gpu, tiny=True, device="cpu", parts="knn,warp_drive", out=str(tmp_path / "gpu.json")))
 
 
 def _git_repo(path: Path) -> Path:
