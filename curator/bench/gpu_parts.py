@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -98,6 +99,24 @@ def _cifar(ctx: Ctx, limit: int | None, test: bool = True) -> list[np.ndarray]:
     return out
 
 
+@contextmanager
+def _warnings_of(logger: str):
+    """Collect the WARNING (and worse) messages that `logger` emits inside the block."""
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep(level=logging.WARNING)
+    log = logging.getLogger(logger)
+    log.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        log.removeHandler(handler)
+
+
 def _ssl_config(ctx: Ctx, batch: int, overrides: dict, **extra):
     from curator.ssl.config import SSLConfig, default_warmup
 
@@ -126,33 +145,39 @@ def ssl_speed(ctx: Ctx) -> dict:
     out = {"n_images": len(tr_x), "backbone": ctx.sizes.ssl_backbone, "decode_s": round(decode_s, 2),
            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
            "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32), "rows": rows}
-    for batch in ctx.sizes.ssl_batches:
-        for name, overrides in SSL_VARIANTS:
-            row = {"variant": name, "batch": batch}
-            rows.append(row)
-            if overrides["compile"] == "on" and not ctx.cuda:
-                row["status"] = "skipped: torch.compile is measured on CUDA only (on a CPU it compiles for minutes)"
-                continue
-            if ctx.left() < 5:
-                row["status"] = "skipped: the part's time cap was reached"
-                continue
-            cfg = _ssl_config(ctx, batch, overrides, max_minutes=max(ctx.left() - 5, 1) / 60)
-            if ctx.cuda:
-                torch.cuda.reset_peak_memory_stats(ctx.device)
-            t1 = time.perf_counter()
+    first, *others = ctx.sizes.ssl_batches
+    # every variant at the first batch size; at the others fp32 last (the least informative if the cap cuts it)
+    plan = [(first, v) for v in SSL_VARIANTS] + [(b, v) for b in others for v in SSL_VARIANTS[1:] + SSL_VARIANTS[:1]]
+    for batch, (name, overrides) in plan:
+        row = {"variant": name, "batch": batch}
+        rows.append(row)
+        if overrides["compile"] == "on" and not ctx.cuda:
+            row["status"] = "skipped: torch.compile is measured on CUDA only (on a CPU it compiles for minutes)"
+            continue
+        if ctx.left() < 5:
+            row["status"] = "skipped: the part's time cap was reached"
+            continue
+        cfg = _ssl_config(ctx, batch, overrides, max_minutes=max(ctx.left() - 5, 1) / 60)
+        if ctx.cuda:
+            torch.cuda.reset_peak_memory_stats(ctx.device)
+        t1 = time.perf_counter()
+        with _warnings_of("curator.ssl.train") as warned:
             res = pretrain(data, cfg, Path(tempfile.mkdtemp(dir=ctx.work, prefix="ssl-")), ctx.device, seed=0)
-            hist = res.history
-            last = hist[-1] if hist else {}
-            row.update({"epochs": res.epochs_done, "seconds_per_epoch": last.get("epoch_s"),
-                        "first_epoch_s": hist[0]["epoch_s"] if hist else None,
-                        "images_per_s": last.get("images_per_s"),
-                        "peak_mem_gb": round(torch.cuda.max_memory_allocated(ctx.device) / 2**30, 2) if ctx.cuda else None,
-                        "wall_s": round(time.perf_counter() - t1, 1),
-                        "status": "ok" if res.epochs_done >= ctx.sizes.ssl_epochs else "partial: stopped at the cap"})
-            del res
-            if ctx.cuda:
-                torch.cuda.empty_cache()
-            ctx.keep(out)
+        hist = res.history
+        last = hist[-1] if hist else {}
+        row.update({"epochs": res.epochs_done, "seconds_per_epoch": last.get("epoch_s"),
+                    "first_epoch_s": hist[0]["epoch_s"] if hist else None,
+                    "images_per_s": last.get("images_per_s"),
+                    "peak_mem_gb": round(torch.cuda.max_memory_allocated(ctx.device) / 2**30, 2) if ctx.cuda else None,
+                    "wall_s": round(time.perf_counter() - t1, 1),
+                    "status": "ok" if res.epochs_done >= ctx.sizes.ssl_epochs else "partial: stopped at the cap"})
+        fallback = [w for w in warned if "torch.compile failed" in w]
+        if fallback:                    # the loop went on eagerly: these are not compiled numbers
+            row["status"] = f"failed: {fallback[0][:300]}"
+        del res
+        if ctx.cuda:
+            torch.cuda.empty_cache()
+        ctx.keep(out)
     timed = [r for r in rows if r.get("status") == "ok" and r.get("seconds_per_epoch")]
     if timed:
         best = min(timed, key=lambda r: r["seconds_per_epoch"])

@@ -28,7 +28,8 @@ def test_tiny_runs_every_part(bench_args, tiny_data, tmp_path):
     assert list(parts) == list(gpu_parts.PARTS) and [r["part"] for r in res["rows"]] == list(gpu_parts.PARTS)
     assert {n: p["status"] for n, p in parts.items()} == {**{n: "ok" for n in gpu_parts.PARTS}, "audit_cpu": "skipped"}
     speed = parts["ssl_speed"]["rows"]
-    assert [(r["variant"], r["batch"]) for r in speed] == [(v, b) for b in (16, 32) for v, _ in gpu_parts.SSL_VARIANTS]
+    assert [(r["variant"], r["batch"]) for r in speed] == [("fp32", 16), ("bf16+cl", 16), ("bf16+cl+compile", 16),
+                                                           ("bf16+cl", 32), ("bf16+cl+compile", 32), ("fp32", 32)]
     for r in speed:
         if r["variant"].endswith("compile"):
             assert r["status"].startswith("skipped: torch.compile is measured on CUDA only")
