@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 
 from curator.bench import gpu_data
+from curator.log import to_jsonable
 from curator.rundir import write_json_atomic
 from curator.bench.gpu_parts import FULL, PARTS, TINY, Ctx, SkipPart
 
@@ -78,7 +79,7 @@ def _environment(device) -> dict:
 
 def _write(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, default=str))
+    tmp.write_text(json.dumps(to_jsonable(obj)))
     os.replace(tmp, path)
 
 
