@@ -116,7 +116,7 @@ def synthetic_source(folder: str | Path, *, n_train: int = 200, n_test: int = 60
         return np.concatenate(parts), np.concatenate([[0], np.cumsum(lens)])
 
     clean = rng.integers(0, 10, n_train)
-    test = np.sort(rng.integers(0, 10, n_test))                     # ordered by class, as CIFAR's test split is not
+    test = np.sort(rng.integers(0, 10, n_test))                     # ordered by class, as the archive's test split is
     tr_j, tr_o = jpegs(clean)
     te_j, te_o = jpegs(test)
     np.savez(folder / NPZ, train_jpeg=tr_j, train_offsets=tr_o, train_labels=clean.astype(np.uint8), test_jpeg=te_j,
