@@ -39,7 +39,7 @@ from curator.heads.config import FSRConfig, HeadsConfig
 from curator.heads.meta import (
     MomentumDictionary, fetch_balanced_batch, gradient_alignment, reward_gradient, set_cosine_lr, soft_cross_entropy,
 )
-from curator.heads.mlp import ProjectionHead, all_logits
+from curator.heads.mlp import ProjectionHead
 from curator.heads.records import common_signals, label_margin, last_mean
 from curator.heads.train_loop import batch_count, shuffled_batches
 
@@ -142,7 +142,7 @@ def train_fsr(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
         LOG.debug("%s epoch %d/%d: mean loss %.4f, zero-weight share %.3f", name, epoch + 1, f.epochs,
                   hist["loss"][epoch].mean(), float((weights == 0).mean()))
 
-    logits = all_logits(model, xt)
+    # the final model's logits: the last epoch's pass above (the model does not change after it)
     probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float32)
     in_dict = np.zeros(n, bool)
     in_dict[dictionary.pool] = True

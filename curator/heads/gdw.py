@@ -200,7 +200,7 @@ def train_gdw(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
         LOG.debug("%s epoch %d/%d: mean loss %.4f, mean ω_t %.3f", name, epoch + 1, g.epochs,
                   hist["loss"][epoch].mean(), np.nanmean(omega_t) if epoch >= warmup else 1.0)
 
-    logits = all_logits(model, xt)
+    # the final model's logits: the last epoch's pass above (the model does not change after it)
     probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float32)
     change = (change_sum / max(keep, 1)).astype(np.float32)
     others = change.copy()
