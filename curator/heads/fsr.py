@@ -118,7 +118,7 @@ def train_fsr(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
                         logits_w = model.classifier(feats)
                     else:
                         feats, logits_w = feats.detach(), logits.detach()
-                    ridx = fetch_balanced_batch(dictionary.pool, y, f.reward_batch_size, rng)
+                    ridx = fetch_balanced_batch(dictionary.pool, y, f.reward_batch_size, rng, dictionary.groups)
                     feats_r = model.features(xt[ridx])
                     w = fsr_sample_weights(feats, logits_w, tb, model.classifier.weight,
                                            model.classifier.bias, feats_r, target[ridx], meta_lr=f.meta_lr,
