@@ -188,6 +188,8 @@ def run(args) -> dict:
 
     if args.repeats < 1:
         raise DataError(f"--repeats must be >= 1 (got {args.repeats})")
+    if args.limit is not None and args.limit < 10:
+        raise DataError(f"--limit must be at least 10 rows (got {args.limit})")
     if args.cifar_root and (args.synthetic or args.limit):
         raise DataError("--cifar-root audits all 50,000 CIFAR-10 images: it cannot be combined with --limit / --synthetic")
     X, y, t, source = _inputs(args)

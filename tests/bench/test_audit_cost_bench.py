@@ -23,6 +23,8 @@ def test_cleanlab_baseline_finds_planted_flips():
 def test_bad_options_are_one_line_errors(bench_args, tmp_path):
     with pytest.raises(DataError, match="--repeats"):
         audit_cost.run(bench_args(audit_cost, repeats=0, synthetic=100, work_dir=str(tmp_path)))
+    with pytest.raises(DataError, match="--limit"):
+        audit_cost.run(bench_args(audit_cost, limit=-5, synthetic=100, work_dir=str(tmp_path)))
     with pytest.raises(DataError, match="cannot be combined"):
         audit_cost.run(bench_args(audit_cost, cifar_root=str(tmp_path), limit=100, work_dir=str(tmp_path)))
     with pytest.raises(DataError, match="not found"):
