@@ -171,8 +171,12 @@ def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed:
                "n_train": len(ds.train), "n_monitor": _n_monitor(ds, cfg), "method": cfg.method,
                "batch_size": cfg.batch_size, "head_dim": cfg.head_dim, "fuse_views": cfg.fuse_views,
                "weights": cfg.weights, "device": device.type, "manifest": manifest_fingerprint(ds.manifest)}
-    rec = run.read_json(runfiles.BUDGET)
-    previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
+    rec = run.read_json(runfiles.BUDGET, recompute=True)
+    try:
+        previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
+    except ValueError as exc:   # not a plan: made again
+        LOG.warning("%s: %s; planning the budget again", run / runfiles.BUDGET, exc)
+        rec, previous = None, None
     if rec and rec.get("request") == request:
         plan = previous
         LOG.info("pre-training budget: reusing the plan recorded in %s (%d epochs of %s at %d px)", run / runfiles.BUDGET,
@@ -192,7 +196,9 @@ def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed:
 
 def _record_cache(run: RunDir, cache: image_cache.ImageCache, split: str) -> None:
     """Note in RUN/image_cache.json which cache holds the `split` rows of the run's manifest (in order)."""
-    rec = run.read_json(runfiles.IMAGE_CACHE, {}) or {}
+    rec = run.read_json(runfiles.IMAGE_CACHE, {}, recompute=True) or {}
+    if not isinstance(rec.get("caches"), dict):
+        rec["caches"] = {}
     rec.setdefault("caches", {})[f"{split}@{cache.size}"] = {
         "path": str(Path(cache.path).resolve()), "split": split, "size": cache.size, "ids": cache.meta["ids"],
         "n": len(cache)}
@@ -256,12 +262,13 @@ def _inputs(ds: Dataset, cfg: SSLConfig, seed: int) -> dict:
 
 def _embeddings_option(run: RunDir, ds: Dataset) -> str | None:
     conf = run.read_json(runfiles.CONFIG, {}) or {}
-    return (conf.get("dataset") or {}).get("embeddings")
+    dataset = conf.get("dataset")
+    return dataset.get("embeddings") if isinstance(dataset, dict) else None
 
 
 def _continue_if_partial(run: RunDir) -> None:
     """A pre-training stopped by the wall-clock cap is not finished: forget its stage record so it continues."""
-    hist = run.read_json(runfiles.SSL_HISTORY)
+    hist = run.read_json(runfiles.SSL_HISTORY, recompute=True)
     record = run.path / "stages" / "pretrain.json"
     if hist and hist.get("partial") and record.exists():
         LOG.info("pre-training stopped at epoch %s of %s last time (ssl.max_minutes); continuing it",
