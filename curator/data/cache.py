@@ -12,7 +12,7 @@ Building: a process pool on the CPU (each worker decodes a chunk with PIL throug
 `curator.data.images.decode_image_bytes` and writes its rows into the memory map), or, with
 ``decoder="torchvision"``, `torchvision.io.decode_jpeg` on batches of JPEG files on the given device
 (CUDA where present: nvJPEG) with anything it cannot decode — and every non-JPEG or truncated file (no
-end-of-image marker) — passed to the PIL path, so bad images are reported with the same kinds and
+end-of-image marker), and every JPEG with EXIF data (its orientation is applied there) — passed to the PIL path, so bad images are reported with the same kinds and
 reasons as everywhere else. A file is written under a temporary name and renamed when complete, so an
 interrupted build leaves no half cache.
 
@@ -50,7 +50,7 @@ from curator.data.problems import DataError, ProblemReport
 
 LOG = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: EXIF orientation applied (caches of version 1 are rebuilt)
 DECODERS = ("pil", "torchvision")
 CHUNK = 256               # rows per task of the process pool
 PROCESS_POOL_MIN = 2048   # fewer rows than this are decoded by threads in this process
@@ -346,7 +346,7 @@ def _decode_torchvision(npy: Path, items: list[tuple[str, Any]], size: int, devi
             except ImageError as exc:
                 bad.append((i, exc.kind, exc.reason))
                 continue
-            if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] == b"\xff\xd9":
+            if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] == b"\xff\xd9" and b"Exif" not in raw[:65536]:
                 rows.append(i)
                 datas.append(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
             else:

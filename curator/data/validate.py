@@ -182,7 +182,8 @@ def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: P
 
 
 _CONVERSION_KINDS = (("CMYK", "cmyk_image"), ("16-bit", "16bit_image"), ("alpha", "alpha_image"),
-                     ("grayscale", "grayscale_image"), ("float", "float_image"))
+                     ("grayscale", "grayscale_image"), ("float", "float_image"),
+                     ("EXIF orientation", "exif_rotated"))
 
 
 def conversion_kind(note: str) -> str:

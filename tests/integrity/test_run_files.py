@@ -1,0 +1,259 @@
+"""Issue 22: a run directory, a review and an export are hostile input too.
+
+Every JSON record read back is validated by its reader (a stage record that is not one makes the stage run
+again; an input that is not one is refused with one line naming the file); files are what they claim (a
+directory, FIFO or symlink out of the run is refused); a full or read-only disk is one line and leaves no
+temporary file; review decisions carry only what a decision can be; CSV exports escape formulas; EXIF
+orientation is applied. docs/datasets.md lists the cases.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from curator.atomic import StorageError, check_regular
+from curator.cli import main
+from curator.data.problems import DataError
+from curator.rundir import RunDir, acquire_writer_lock, release_writer_lock
+
+from integrity_inputs import ROOT  # noqa: F401  (puts the repository on sys.path)
+
+
+def _stage(run: RunDir, calls: list) -> bool:
+    def fn():
+        calls.append(1)
+        run.write_npy("out.npy", np.arange(10))
+    return run.run_stage("s", fn, inputs={"v": 1}, outputs=["out.npy"])
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"a string"', "{not json", "", "\x00\xff" * 10,
+                                     '{"inputs": 5, "files": {}}', '{"inputs": "x", "files": {"out.npy": 3}}',
+                                     '{"inputs": "x", "files": {"out.npy": {"size": -1, "sha256": "a"}}}'])
+def test_a_stage_record_that_is_not_a_record_makes_the_stage_run_again(tmp_path, content):
+    run, calls = RunDir(tmp_path / "run"), []
+    assert _stage(run, calls) and not _stage(run, calls)
+    (run / "stages/s.json").write_text(content)
+    assert _stage(run, calls) and calls == [1, 1]
+    assert not _stage(run, calls)
+
+
+@pytest.mark.parametrize("content,why", [("[1]", "not a record"), ("{x", "not a valid record"), ('"s"', "not a record")])
+def test_an_input_record_that_is_not_a_record_is_refused_with_its_name(tmp_path, content, why):
+    run = RunDir(tmp_path / "run")
+    (run / "config.json").write_text(content)
+    with pytest.raises(DataError, match=f"config.json.*{why}"):
+        run.read_json("config.json")
+    assert run.read_json("config.json", {"d": 1}, recompute=True) == {"d": 1}
+
+
+def test_a_broken_provenance_is_started_afresh(tmp_path):
+    run = RunDir(tmp_path / "run")
+    (run / "provenance.json").write_text('{"timings_s": {"heads": "slow"}}')
+    run.record_timing("audit", 1.5)
+    assert json.loads((run / "provenance.json").read_text())["timings_s"] == {"audit": 1.5}
+
+
+def test_files_that_are_not_files_are_refused(tmp_path):
+    run = RunDir(tmp_path / "run")
+    (run / "config.json").mkdir()
+    with pytest.raises(DataError, match="is a directory"):
+        run.read_json("config.json")
+    os.mkfifo(run / "a.json")
+    with pytest.raises(DataError, match="is a FIFO"):   # reading a FIFO would hang
+        run.read_json("a.json")
+    with pytest.raises(DataError, match="is a FIFO"):
+        run.write_json("a.json", {})
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", run / "heads")
+    with pytest.raises(DataError, match="leads out of the run directory"):
+        run.write_npy("heads/x.npy", np.zeros(3))
+    assert not list((tmp_path / "outside").iterdir())
+    with pytest.raises(DataError, match="does not exist"):
+        check_regular(tmp_path / "nope")
+
+
+def test_a_lock_that_is_a_directory_and_a_run_that_is_a_file(tmp_path):
+    (tmp_path / "run" / "run.lock").mkdir(parents=True)
+    with pytest.raises(DataError, match="run.lock.*a directory"):
+        acquire_writer_lock(tmp_path / "run")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file, not a directory"):
+        RunDir(tmp_path / "file")
+    code = main(["audit", "--limit", "60", "--out", str(tmp_path / "file")])
+    assert code == 2
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    real = os.replace
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(StorageError, match="audit.parquet.*no space left"):
+        run.write_parquet("audit.parquet", pd.DataFrame({"a": [1]}))
+    monkeypatch.setattr(os, "replace", real)
+    assert sorted(p.name for p in run.path.iterdir()) == []
+
+
+def test_a_read_only_run_directory_is_one_line(tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(StorageError, match="read-only"):
+        RunDir(tmp_path / "run").write_json("x.json", {})
+
+
+def _encoded(n: int = 4):
+    from curator.data.images import EncodedImages
+
+    blobs = []
+    for _ in range(n):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (7, 7, 7)).save(buf, format="PNG")
+        blobs.append(buf.getvalue())
+    offsets = np.cumsum([0] + [len(b) for b in blobs])
+    return EncodedImages(np.frombuffer(b"".join(blobs), np.uint8), offsets)
+
+
+def test_the_image_cache_checks_free_space_before_the_memory_map(tmp_path, monkeypatch):
+    import shutil
+
+    from curator.data import cache as image_cache
+
+    images = _encoded()
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    with pytest.raises(StorageError, match="needs .* MiB"):
+        image_cache.build(images, np.arange(4), 8, tmp_path / "c", sample_ids=list("abcd"), sources=list("abcd"))
+    assert not list((tmp_path / "c").iterdir())
+
+
+def test_a_float_cache_is_never_reused(tmp_path):
+    from curator.data import cache as image_cache
+
+    images = _encoded()
+    args = dict(sample_ids=list("abcd"), sources=list("abcd"))
+    cache, _ = image_cache.build(images, np.arange(4), 8, tmp_path / "c", **args)
+    np.save(cache.path, np.zeros((4, 8, 8, 3), np.float32))   # same shape, other dtype, same name
+    again, _ = image_cache.build(images, np.arange(4), 8, tmp_path / "c", **args)
+    assert again.pixels.dtype == np.uint8 and int(again.pixels[0, 0, 0, 0]) == 7
+
+
+def test_a_budget_plan_with_negative_epochs_is_not_a_plan():
+    from curator.ssl.budget import BudgetPlan
+
+    good = dict(budget_minutes=5.0, epochs=3, backbone="tiny_cnn", image_size=16, width=None, knn_every=1,
+                warmup_epochs=1, seconds_per_epoch=1.0, estimated_minutes=1.0, reason="r")
+    assert BudgetPlan.from_dict(good).epochs == 3
+    for bad in ({"epochs": -3}, {"epochs": "3"}, {"image_size": 10**9}, {"seconds_per_epoch": -1.0}):
+        with pytest.raises(ValueError, match="plan"):
+            BudgetPlan.from_dict(good | bad)
+    with pytest.raises(ValueError, match="plan"):
+        BudgetPlan.from_dict([1, 2])
+
+
+# --- review decisions and exports ------------------------------------------------------------------------
+def _fixture(tmp_path: Path) -> Path:
+    from tests.fixtures_run import write_fixture_run
+
+    return write_fixture_run(tmp_path / "run")
+
+
+def _decisions(run: Path, **change) -> None:
+    ids = pd.read_parquet(run / "audit.parquet", columns=["sample_id"])["sample_id"].astype(str)[:3].tolist()
+    df = pd.DataFrame({"sample_id": ids, "action": ["keep", "relabel", "drop"], "new_label": [-1, 2, -1],
+                       "updated": "2026-01-01T00:00:00Z"})
+    for k, v in change.items():
+        if v is None:
+            df = df.drop(columns=[k])
+        else:
+            df[k] = v
+    df.to_parquet(run / "decisions.parquet")
+
+
+BAD_DECISIONS = {
+    "string-new-label": (dict(new_label=["-1", "two", "-1"]), "new_label"),
+    "missing-column": (dict(action=None), "lacks column"),
+    "unknown-action": (dict(action=["keep", "relabel", "explode"]), "'explode'"),
+    "label-outside-classes": (dict(new_label=[-1, 99, -1]), "not a class of this run"),
+    "label-on-a-keep": (dict(new_label=[5, 2, -1]), "not relabel"),
+    "float-new-label": (dict(new_label=[-1.0, 2.5, -1.0]), "new_label"),
+}
+
+
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory) -> Path:
+    return _fixture(tmp_path_factory.mktemp("fx"))
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DECISIONS) + ["random-bytes"])
+def test_bad_decisions_are_refused_by_the_export_with_one_line(fixture_run, tmp_path, case, capsys):
+    import shutil
+
+    run = Path(shutil.copytree(fixture_run, tmp_path / "run"))
+    if case == "random-bytes":
+        (run / "decisions.parquet").write_bytes(np.random.default_rng(0).bytes(300))
+        why = "not a table of review decisions"
+    else:
+        change, why = BAD_DECISIONS[case]
+        _decisions(run, **change)
+    code = main(["export", str(run), "--policy", "clean", "--out", str(tmp_path / "x.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "decisions.parquet" in errors[0] and why in errors[0], err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_good_decisions_still_export(fixture_run, tmp_path):
+    import shutil
+
+    run = Path(shutil.copytree(fixture_run, tmp_path / "run"))
+    _decisions(run)
+    assert main(["export", str(run), "--policy", "clean", "--out", str(tmp_path / "x.parquet")]) == 0
+    out = pd.read_parquet(tmp_path / "x.parquet")
+    assert (out["decided_by"] == "review").sum() == 2   # keep + relabel; the drop is gone
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_escaped():
+    from curator.audit.export import escape_formulas
+
+    t = pd.DataFrame({"source": ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "ok", "a=b"],
+                      "label": [-1, 1, 2, 3, 4, 5, 6, 7]})
+    out = escape_formulas(t)
+    assert out["source"].tolist() == ["'=cmd|' /C calc'!A0", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "ok", "a=b"]
+    assert out["label"].tolist() == t["label"].tolist()   # numbers untouched
+    assert t["source"][0].startswith("=")                  # the input (and so Parquet) unchanged
+
+
+def test_exif_orientation_is_applied_and_noted():
+    from curator.data.images import decode_image_bytes
+    from curator.data.validate import conversion_kind
+
+    img = Image.new("RGB", (20, 10), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6   # rotate 90° clockwise to show
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    pixels, note = decode_image_bytes(buf.getvalue())
+    assert pixels.shape == (20, 10, 3) and "EXIF orientation 6" in note
+    assert conversion_kind(note) == "exif_rotated"
+    plain = io.BytesIO()
+    img.save(plain, format="JPEG")
+    pixels, note = decode_image_bytes(plain.getvalue())
+    assert pixels.shape == (10, 20, 3) and note is None
+
+
+def test_release(tmp_path):
+    acquire_writer_lock(tmp_path / "r")
+    release_writer_lock(tmp_path / "r")
