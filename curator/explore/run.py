@@ -26,6 +26,7 @@ import pandas as pd
 from curator import runfiles
 from curator.data.problems import DataError
 from curator.evidence.graph import KnnGraph, read_knn_graph
+from curator.data.cache import ids_digest
 from curator.heads.store import read_head, read_history, stored_heads
 from curator.data.stats import SHOT_GROUPS, shot_group
 
@@ -83,6 +84,11 @@ class ExplorerRun:
     def has_audit(self) -> bool:
         return "label_issue_score" in self.table.columns
 
+    @property
+    def ids_digest(self) -> str:
+        """The digest of the training sample ids in table order: what knn.npz and heads/*.npz must carry."""
+        return self._once("ids_digest", lambda: ids_digest(self.table["sample_id"].astype(str).tolist()))
+
     def class_name(self, c: int) -> str:
         c = int(c)
         return self.class_names[c] if 0 <= c < len(self.class_names) else f"#{c}"
@@ -105,7 +111,7 @@ class ExplorerRun:
         """The run's kNN graph (RUN/knn.npz, `curator.evidence.graph.read_knn_graph`), or None."""
         def load():
             p = self.path / runfiles.KNN
-            return read_knn_graph(p) if p.exists() else None
+            return read_knn_graph(p, ids=self.ids_digest) if p.exists() else None
         return self._once("knn", load)
 
     def head_array(self, head: str, name: str) -> np.ndarray | None:
@@ -113,7 +119,7 @@ class ExplorerRun:
         def load():
             if head not in stored_heads(self.path):
                 return None
-            return read_head(self.path, head, history=False).extras.get(name)
+            return read_head(self.path, head, history=False, ids=self.ids_digest).extras.get(name)
         return self._once(f"heads/{head}/{name}", load)
 
     def histories(self) -> dict[str, dict[str, np.ndarray]]:
