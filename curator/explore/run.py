@@ -87,7 +87,9 @@ class ExplorerRun:
     @property
     def ids_digest(self) -> str:
         """The digest of the training sample ids in table order: what knn.npz and heads/*.npz must carry."""
-        return self._once("ids_digest", lambda: ids_digest(self.table["sample_id"].astype(str).tolist()))
+        if "ids_digest" not in self._cache:   # not through `_once`: the loaders that need it hold its lock
+            self._cache["ids_digest"] = ids_digest(self.table["sample_id"].astype(str).tolist())
+        return self._cache["ids_digest"]
 
     def class_name(self, c: int) -> str:
         c = int(c)

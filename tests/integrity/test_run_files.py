@@ -257,3 +257,29 @@ def test_exif_orientation_is_applied_and_noted():
 def test_release(tmp_path):
     acquire_writer_lock(tmp_path / "r")
     release_writer_lock(tmp_path / "r")
+
+
+# --- arrays read by position carry the ids digest of their samples ---------------------------------------
+def test_a_graph_or_head_for_other_samples_is_refused_by_the_explorer(fixture_run, tmp_path):
+    import shutil
+
+    from curator.explore.run import load_run
+
+    run = Path(shutil.copytree(fixture_run, tmp_path / "run"))
+    assert load_run(run).knn() is not None and load_run(run).head_array("gdw", "omega") is not None
+    with np.load(run / "knn.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(run / "knn.npz", **(arrays | {"ids": np.array("0123456789abcdef")}))   # a reordered manifest's graph
+    with pytest.raises(DataError, match="knn.npz.*other samples"):
+        load_run(run).knn()
+    np.savez(run / "knn.npz", **{k: v for k, v in arrays.items() if k != "ids"})    # written before the change
+    with pytest.raises(DataError, match="knn.npz.*before curator recorded"):
+        load_run(run).knn()
+    np.savez(run / "knn.npz", **(arrays | {"indices": arrays["indices"].astype(np.float32)}))
+    with pytest.raises(DataError, match="not a kNN graph"):
+        load_run(run).knn()
+    with np.load(run / "heads/gdw.npz") as z:
+        head = {k: z[k] for k in z.files}
+    np.savez(run / "heads/gdw.npz", **(head | {"ids": np.array("0123456789abcdef")}))
+    with pytest.raises(DataError, match="gdw.npz.*other samples"):
+        load_run(run).head_array("gdw", "omega")
