@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def read_knn_graph(path: str | os.PathLike, *, ids: str | None = None) -> KnnGra
             info = json.loads(str(z["info"])) if "info" in z.files else {}
             stored = str(z["ids"]) if "ids" in z.files else None
             idx, sims = np.asarray(z["indices"]), np.asarray(z["similarities"])
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{str(path)!r} is not a readable kNN graph ({str(exc)[:200]}); {rerun}") from None
     if (idx.ndim != 2 or sims.shape != idx.shape or not np.issubdtype(idx.dtype, np.integer)
             or not np.issubdtype(sims.dtype, np.floating) or not isinstance(info, dict)):

@@ -179,7 +179,11 @@ def _read(path: Path, name: str, reader, **kwargs):
 
 
 def _read_json(p: Path) -> Any:
-    return json.loads(p.read_text())
+    """A JSON record (an object); anything else is refused by `_read` with one line."""
+    obj = json.loads(p.read_text())
+    if not isinstance(obj, dict):
+        raise ValueError(f"holds {type(obj).__name__}, not a record")
+    return obj
 
 
 def load_run(path: str | Path) -> ExplorerRun:
@@ -211,8 +215,15 @@ def load_run(path: str | Path) -> ExplorerRun:
         if name == runfiles.SIGNALS:
             signal_columns = new_cols
         table = pd.concat([table, other[new_cols]], axis=1)
+    if not pd.api.types.is_integer_dtype(table["label"]):
+        raise DataError(f"{str(path / 'manifest.parquet')!r}: column 'label' holds {table['label'].dtype}, not class "
+                        "indices; it is not a curator manifest")
     labels = table["label"].to_numpy()
-    class_names = list(config.get("class_names") or [])
+    class_names = config.get("class_names") or []
+    if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
+        raise DataError(f"{str(path / runfiles.CONFIG)!r}: field 'class_names' is not a list of names; "
+                        f"re-run `curator audit --out {path}`")
+    class_names = list(class_names)
     n_classes = max(len(class_names), int(labels.max()) + 1 if len(labels) else 0)
     class_names += [str(c) for c in range(len(class_names), n_classes)]
     counts = np.bincount(labels[labels >= 0], minlength=n_classes)
@@ -227,5 +238,7 @@ def load_run(path: str | Path) -> ExplorerRun:
     diagnostics = _read(path, runfiles.DIAGNOSTICS, _read_json) if (path / runfiles.DIAGNOSTICS).exists() else {}
     LOG.info("explorer: loaded %s (%d training samples, %d columns)", path, len(table), table.shape[1])
     return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
-                       classes=classes, warnings=list(diagnostics.get("warnings", [])), signal_columns=signal_columns,
+                       classes=classes, warnings=[str(w) for w in diagnostics.get("warnings", [])
+                                                  if isinstance(diagnostics.get("warnings"), list)],
+                       signal_columns=signal_columns,
                        id_index=id_index)

@@ -8,6 +8,7 @@ Plain arrays only (no pickles): `np.load(..., allow_pickle=False)`.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def read_head(run_dir: str | Path, name: str, *, history: bool = True, ids: str 
         seconds = float(data.pop("seconds", 0.0))
         stored = str(data.pop("ids")) if "ids" in data else None
         signals = {k: data.pop(k) for k in signal_names}
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{str(path)!r} is not a head's record ({str(exc)[:200]}); {rerun}") from None
     if probs.ndim != 2 or not np.issubdtype(probs.dtype, np.floating) or any(
             np.ndim(v) < 1 or len(v) != len(probs) for v in signals.values()):
@@ -79,7 +80,7 @@ def read_history(run_dir: str | Path, name: str) -> dict[str, np.ndarray]:
     try:
         with np.load(p, allow_pickle=False) as z:
             return {k: np.asarray(z[k]) for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{str(p)!r} is not a head's history ({str(exc)[:200]}); re-run `curator audit` on the run "
                         "to recompute it") from None
 
