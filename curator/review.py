@@ -20,7 +20,7 @@ import pandas as pd
 
 from curator import runfiles
 from curator.data.problems import DataError
-from curator.rundir import RunDir, check_regular, write_parquet_atomic
+from curator.rundir import RunDir, check_regular, storage_error, write_parquet_atomic
 
 ACTIONS = ("keep", "relabel", "drop")
 COLUMNS = ["sample_id", "action", "new_label", "updated"]
@@ -34,7 +34,11 @@ def _empty() -> pd.DataFrame:
 @contextlib.contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
     lock_path = Path(run_dir) / "decisions.lock"
-    with open(lock_path, "a+") as fh:
+    try:
+        fh = open(lock_path, "a+")
+    except OSError as exc:   # a read-only run directory: one line, not a traceback in the explorer
+        raise storage_error(exc, lock_path) or DataError(f"cannot open {str(lock_path)!r}: {exc.strerror}") from None
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield

@@ -635,6 +635,18 @@ def case_opt_unknown_recipe_key(t):
                 no_stages=t / "run")
 
 
+@case
+def case_if_out_inside_the_root(t):
+    folder = image_folder(t / "f")
+    return Case(["audit", "--dataset", "imagefolder", "--root", str(folder), "--out", str(folder / "runs" / "r")], 2,
+                ["lies inside the dataset root"], no_stages=folder / "runs" / "r",
+                after=lambda: _assert_missing(folder / "runs"))
+
+
+def _assert_missing(p: Path) -> None:
+    assert not p.exists(), f"{p} was created"
+
+
 def _set(t: Path, *values: str) -> list[str]:
     return ["audit", "--limit", "60", "--out", str(t / "run"), *[a for v in values for a in ("--set", v)]]
 
