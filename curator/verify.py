@@ -6,8 +6,8 @@ the heads with the ids digest of the run's training samples, review decisions); 
 the dataset is present, the pins are checked against it (`curator.audit.export.changed_since_audit`). Each file is:
 
 - ``intact``: matches its record and its schema;
-- ``stale``: no longer what its stage wrote (missing, truncated, altered) or written for other samples or an older
-  format: `curator audit --out RUN` recomputes it;
+- ``stale``: no longer what its stage wrote (missing, truncated, altered, unreadable) or written for other samples
+  or an older format: `curator audit --out RUN` recomputes it;
 - ``refused``: not what it claims (not a record, not a table, a FIFO, a symlink out of the run, a review decision
   outside what a decision can be): no command uses it until it is fixed or removed.
 
@@ -47,6 +47,7 @@ def verify_run(path: str | os.PathLike) -> list[Finding]:
         raise DataError(f"{str(run_path)!r} is not a run directory" + (" (it is a file)" if run_path.exists() else ""))
     run = RunDir(run_path, create=False)
     found: dict[str, Finding] = {}
+    outputs: set[str] = set()   # files a stage record names: recomputed by `curator audit` when they fail
 
     def note(name: str, status: str, why: str = "") -> None:
         old = found.get(name)
@@ -69,6 +70,7 @@ def verify_run(path: str | os.PathLike) -> list[Finding]:
             continue
         note(name, "intact")
         for out, recorded in (rec.get("files") or {}).items():
+            outputs.add(out)
             try:
                 mismatch = run.output_mismatch(out, recorded)
             except (DataError, OSError) as exc:
@@ -100,7 +102,9 @@ def verify_run(path: str | os.PathLike) -> list[Finding]:
             reader()
         except DataError as exc:
             text = str(exc)
-            note(name, "stale" if any(s in text for s in stale_if) else "refused", text)
+            stale = any(s in text for s in stale_if) or (name in outputs and "leads out of" not in text
+                                                         and "is a FIFO" not in text)
+            note(name, "stale" if stale else "refused", text)
             return
         note(name, "intact")
 

@@ -151,3 +151,27 @@ def test_audit_on_a_damaged_run_recomputes_or_refuses_with_one_line(tiny_run, tm
     _one_clear_line(code, capsys.readouterr().err, (0, 2))
     if code == 0:
         assert main(["verify", str(run)]) in (0, 1)
+
+
+def test_verify_names_what_is_intact_stale_and_refused(tiny_run, tmp_path, capsys):
+    import json as _json
+
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    assert main(["verify", str(run), "--json"]) == 0
+    assert _json.loads(capsys.readouterr().out)["counts"]["stale"] == 0
+    raw = (run / "signals.parquet").read_bytes()
+    (run / "signals.parquet").write_bytes(raw[: len(raw) // 2])              # truncated stage output: stale
+    pd.DataFrame({"sample_id": ["x"], "action": ["explode"], "new_label": [-1]}).to_parquet(run / "decisions.parquet")
+    (run / "stages/hygiene.json").write_text("[]")                           # not a record: the stage runs again
+    assert main(["verify", str(run), "--json"]) == 1
+    files = {f["file"]: f for f in _json.loads(capsys.readouterr().out)["files"]}
+    assert files["signals.parquet"]["status"] == "stale" and "truncated" in files["signals.parquet"]["why"]
+    assert files["decisions.parquet"]["status"] == "refused" and "explode" in files["decisions.parquet"]["why"]
+    assert files["stages/hygiene.json"]["status"] == "stale"
+    assert files["audit.parquet"]["status"] == "intact"
+    after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    assert {p: t for p, t in after.items() if p in before and p.name not in
+            ("signals.parquet", "decisions.parquet", "hygiene.json")} == {
+        p: t for p, t in before.items() if p.name not in ("signals.parquet", "decisions.parquet", "hygiene.json")}
+    assert set(after) == set(before)   # nothing written
