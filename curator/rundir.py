@@ -179,16 +179,18 @@ class RunDir:
         return True
 
     def run_stage(self, stage: str, fn: Callable[[], Any], *, inputs: Any, outputs: list[str],
-                  input_files: list[str] = ()) -> bool:
+                  input_files: list[str] = (), ids: str | None = None) -> bool:
         """Run `fn()` unless the stage is up to date; return True if it ran.
 
         `inputs` is a JSON-able description (config values); `input_files` are run-dir-relative
         files whose content is part of the fingerprint (e.g. the embeddings a head reads). When
         the stage finishes, the size and checksum of every output are recorded; a later call
-        re-runs the stage if any output is missing or no longer matches.
+        re-runs the stage if any output is missing or no longer matches. `ids` (the digest of the sample ids whose
+        rows the outputs hold, `curator.data.cache.ids_digest`) joins the fingerprint and the record, where readers
+        of arrays without room for it (``.npy``) find it with `recorded_ids`.
         """
         files = {f: file_fingerprint(self.path / f) for f in input_files}
-        fp = fingerprint({"inputs": inputs, "files": files})
+        fp = fingerprint({"inputs": inputs, "files": files} | ({"ids": ids} if ids is not None else {}))
         if self.is_fresh(stage, fp, outputs):
             LOG.info("stage %s: up to date, skipped", stage)
             return False
@@ -204,11 +206,17 @@ class RunDir:
         self.write_json(f"stages/{stage}.json", {"inputs": fp, "outputs": outputs,
                                                   "files": {o: file_record(self.path / o) for o in outputs},
                                                   "seconds": round(seconds, 3), "peak_memory_mb": peak,
-                                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                        | ({"ids": ids} if ids is not None else {}))
         self.record_timing(stage, seconds, peak)
         LOG.info("stage %s: done in %.1f s%s (wrote %s)", stage, seconds,
                  f", peak memory {peak / 1024:.2f} GiB" if peak else "", ", ".join(outputs))
         return True
+
+    def recorded_ids(self, stage: str) -> str | None:
+        """The ids digest `stage` recorded for the rows of its outputs, or None (no record, or written before)."""
+        ids = (self.stage_record(stage) or {}).get("ids")
+        return ids if isinstance(ids, str) else None
 
     def record_files(self, stage: str, names: list[str]) -> None:
         """Record size + checksum of files written outside `run_stage` (e.g. ``prepare``'s manifest), so

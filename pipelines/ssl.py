@@ -375,6 +375,11 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
     return cfg
 
 
+def train_ids(ds: Dataset) -> str:
+    """The ids digest of the training rows, in the order embeddings.npy holds them (recorded with the embed stage)."""
+    return image_cache.ids_digest(ds.train["sample_id"].astype(str).tolist())
+
+
 def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *, seed: int) -> np.ndarray:
     """Write (or reuse) RUN/embeddings.npy (N_train x d float16) and return it. `cfg`: the config
     `pretrain_stage` returned (pre-training runs first if `cfg` is not resolved yet)."""
@@ -387,7 +392,8 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
             run.write_npy(runfiles.EMBEDDINGS, load_embeddings_file(supplied, n_train, np.float16))
 
         run.run_stage("embed", load, inputs={"file": supplied, "content": file_fingerprint(supplied),
-                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=[runfiles.EMBEDDINGS])
+                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=[runfiles.EMBEDDINGS],
+                      ids=train_ids(ds))
         return run.read_npy(runfiles.EMBEDDINGS)
 
     if not (isinstance(cfg, SSLConfig) and cfg.is_resolved):
@@ -415,5 +421,6 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
         if info.is_main:
             _record_problems(run, problems)
 
-    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[runfiles.ENCODER])
+    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[runfiles.ENCODER],
+                  ids=train_ids(ds))
     return run.read_npy(runfiles.EMBEDDINGS)

@@ -82,7 +82,8 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
     # embeddings: PCA of pixels, L2-normalised                           (N, 16)
     x = PCA(16, random_state=seed).fit_transform(digits.data[refs])
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-    run.write_npy("embeddings.npy", x.astype(np.float16))
+    run.run_stage("embed", lambda: run.write_npy("embeddings.npy", x.astype(np.float16)), inputs={"fixture": seed},
+                  outputs=["embeddings.npy"], ids=ids_digest(ids))   # the rows' samples, as the embed stage records
 
     # kNN graph (cosine), self excluded                                   (N, k)
     k = 10

@@ -283,3 +283,18 @@ def test_a_graph_or_head_for_other_samples_is_refused_by_the_explorer(fixture_ru
     np.savez(run / "heads/gdw.npz", **(head | {"ids": np.array("0123456789abcdef")}))
     with pytest.raises(DataError, match="gdw.npz.*other samples"):
         load_run(run).head_array("gdw", "omega")
+
+
+def test_embeddings_for_another_order_are_not_mapped(fixture_run, tmp_path):
+    import shutil
+
+    from curator.explore.embedding_map import embedding_map
+
+    run = Path(shutil.copytree(fixture_run, tmp_path / "run"))
+    assert len(embedding_map(run, method="pca")) > 0
+    man = pd.read_parquet(run / "manifest.parquet")
+    man.iloc[::-1].reset_index(drop=True).to_parquet(run / "manifest.parquet")   # reordered (the record rewritten too)
+    RunDir(run, create=False).record_files("prepare", ["manifest.parquet"])
+    (run / "umap.parquet").unlink()
+    with pytest.raises(DataError, match="embeddings.npy.*in this order"):
+        embedding_map(run, method="pca")
