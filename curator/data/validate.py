@@ -117,6 +117,8 @@ def file_problem(root: Path, rel: str) -> tuple[str, str] | None:
     Missing files, dangling symbolic links, links leading outside `root`, entries that are not
     regular files (a FIFO would block a reader) and zero-byte files.
     """
+    if "\x00" in rel:   # no file system allows it; os.lstat would raise ValueError
+        return "unreadable_image", f"path {rel!r} contains a NUL character"
     path = root / rel
     try:
         st = os.lstat(path)

@@ -643,6 +643,14 @@ def case_if_out_inside_the_root(t):
                 after=lambda: _assert_missing(folder / "runs"))
 
 
+@case
+def case_csv_nul_byte_in_a_path(t):
+    rows = _rows([0, 1] * 3)
+    m = csv_table(t / "c", rows)
+    m.write_text(m.read_text().replace("img/5.png", "img/5\x00.png"))
+    return Case(inspect(m, "csv"), 0, ["NUL character"], n_samples=5, problems={"unreadable_image": 1})
+
+
 def _assert_missing(p: Path) -> None:
     assert not p.exists(), f"{p} was created"
 
