@@ -298,3 +298,44 @@ def test_embeddings_for_another_order_are_not_mapped(fixture_run, tmp_path):
     (run / "umap.parquet").unlink()
     with pytest.raises(DataError, match="embeddings.npy.*in this order"):
         embedding_map(run, method="pca")
+
+
+# --- weights and the encoder checkpoint ------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["nan", "inf", "complex", "sparse", "meta"])
+def test_weights_that_are_not_dense_finite_real_tensors_are_refused(tmp_path, bad):
+    import torch
+
+    from curator.ssl.weights import WeightsError, read_weights
+
+    t = {"nan": torch.tensor([1.0, float("nan")]), "inf": torch.tensor([float("inf")]),
+         "complex": torch.tensor([1 + 2j]), "sparse": torch.eye(2).to_sparse(),
+         "meta": torch.empty(2, device="meta")}[bad]
+    try:
+        torch.save({"w": t}, tmp_path / "w.pt")
+    except Exception:  # noqa: BLE001 - a tensor torch cannot save: nothing to refuse
+        pytest.skip(f"torch cannot save a {bad} tensor")
+    with pytest.raises(WeightsError, match="'w'"):
+        read_weights(tmp_path / "w.pt")
+
+
+@pytest.mark.parametrize("change", [{"std": [0.0, 0.2, 0.2]}, {"mean": ["a", 0, 0]}, {"nan": True}])
+def test_a_crafted_encoder_checkpoint_is_one_line(tmp_path, change):
+    import torch
+
+    from curator.ssl.embed import load_backbone, save_backbone
+    from curator.ssl.backbones import build_backbone
+    from curator.ssl.augment import AugmentRecipe
+
+    net, info = build_backbone("tiny_cnn", 8, 4)
+    save_backbone(tmp_path / "b.pt", net, name="tiny_cnn", width=4, feat_dim=8, image_size=8, method="simsiam",
+                  rec=AugmentRecipe())
+    load_backbone(tmp_path / "b.pt", torch.device("cpu"))   # as written: loads
+    meta = torch.load(tmp_path / "b.pt", weights_only=True)
+    if "nan" in change:
+        k = next(iter(meta["backbone_state"]))
+        meta["backbone_state"][k] = meta["backbone_state"][k].float() * float("nan")
+    else:
+        meta["recipe"] = dict(meta["recipe"]) | change
+    torch.save(meta, tmp_path / "b.pt")
+    with pytest.raises(DataError, match="b.pt.*not a usable encoder"):
+        load_backbone(tmp_path / "b.pt", torch.device("cpu"))
