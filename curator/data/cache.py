@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from curator import runfiles
-from curator.atomic import StorageError, check_regular, storage_error
+from curator.data.files import StorageError, check_regular, storage_error
 from curator.data.images import EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes, resize_uint8
 from curator.data.problems import DataError, ProblemReport
 
