@@ -460,6 +460,9 @@ def _build(images, refs, size, npy, sample_ids, sources, digest, key, workers, d
         os.replace(tmp, npy)
         os.replace(meta_tmp, npy.with_suffix(".json"))
     except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise DataError(f"the image cache folder {str(npy.parent)!r} (or the cache being built in it) was removed "
+                            "while the cache was built; run the command again") from None
         err = storage_error(exc, npy)
         if err is None:
             raise

@@ -339,3 +339,19 @@ def test_a_crafted_encoder_checkpoint_is_one_line(tmp_path, change):
     torch.save(meta, tmp_path / "b.pt")
     with pytest.raises(DataError, match="b.pt.*not a usable encoder"):
         load_backbone(tmp_path / "b.pt", torch.device("cpu"))
+
+
+def test_the_cache_folder_removed_while_the_cache_is_built_is_one_line(tmp_path, monkeypatch):
+    import shutil as _shutil
+
+    from curator.data import cache as image_cache
+
+    real = image_cache._decode_pil
+
+    def decode_then_remove(tmp, *a, **k):
+        out = real(tmp, *a, **k)
+        _shutil.rmtree(tmp_path / "c")
+        return out
+    monkeypatch.setattr(image_cache, "_decode_pil", decode_then_remove)
+    with pytest.raises(DataError, match="was removed while the cache was built"):
+        image_cache.build(_encoded(), np.arange(4), 8, tmp_path / "c", sample_ids=list("abcd"), sources=list("abcd"))
