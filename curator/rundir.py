@@ -189,7 +189,9 @@ class RunDir:
         rows the outputs hold, `curator.data.cache.ids_digest`) joins the fingerprint and the record, where readers
         of arrays without room for it (``.npy``) find it with `recorded_ids`.
         """
-        files = {f: file_fingerprint(self.path / f) for f in input_files}
+        for o in outputs:   # a symlinked folder (RUN/heads -> elsewhere) must not take a stage's writes out of the run
+            self.file(o)
+        files = {f: file_fingerprint(self.file(f)) for f in input_files}
         fp = fingerprint({"inputs": inputs, "files": files} | ({"ids": ids} if ids is not None else {}))
         if self.is_fresh(stage, fp, outputs):
             LOG.info("stage %s: up to date, skipped", stage)

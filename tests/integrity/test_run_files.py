@@ -355,3 +355,16 @@ def test_the_cache_folder_removed_while_the_cache_is_built_is_one_line(tmp_path,
     monkeypatch.setattr(image_cache, "_decode_pil", decode_then_remove)
     with pytest.raises(DataError, match="was removed while the cache was built"):
         image_cache.build(_encoded(), np.arange(4), 8, tmp_path / "c", sample_ids=list("abcd"), sources=list("abcd"))
+
+
+def test_a_stage_never_writes_through_a_symlinked_folder(tmp_path):
+    run, calls = RunDir(tmp_path / "run"), []
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", run / "heads")
+
+    def fn():
+        calls.append(1)
+        (run / "heads" / "x.npz").write_bytes(b"x")
+    with pytest.raises(DataError, match="leads out of the run directory"):
+        run.run_stage("heads_x", fn, inputs={}, outputs=["heads/x.npz"])
+    assert not calls and not list((tmp_path / "outside").iterdir())
