@@ -30,7 +30,7 @@ def evidence_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: Eviden
     def work() -> None:
         ev = compute_evidence(embeddings, labels, ds.n_classes, cfg, seed=seed, device=device)
         write_evidence(run, ev, ids=ids)
-        prov = run.read_json(runfiles.PROVENANCE, {}) or {}
+        prov = run.provenance()
         prov["knn"] = ev.graph.info
         run.write_json(runfiles.PROVENANCE, prov)
 
