@@ -39,9 +39,9 @@ class Finding:
     why: str = ""
 
 
-def verify_run(path: str | os.PathLike) -> list[Finding]:
-    """One `Finding` per file of run `path` that exists or that a stage recorded; `DataError` when `path` is not a
-    run directory at all (missing, a file, no readable manifest)."""
+def verify_run(path: str | os.PathLike) -> tuple[list[Finding], str]:
+    """(one `Finding` per file of run `path` that exists or that a stage recorded, what was done about the image
+    pins); `DataError` when `path` is not a run directory at all (missing, a file, no readable manifest)."""
     run_path = Path(path)
     if not run_path.is_dir():
         raise DataError(f"{str(run_path)!r} is not a run directory" + (" (it is a file)" if run_path.exists() else ""))
@@ -90,7 +90,7 @@ def verify_run(path: str | os.PathLike) -> list[Finding]:
         ids = [str(s) for s in train["sample_id"]]
     except (DataError, KeyError) as exc:
         note(runfiles.MANIFEST, "refused", str(exc))
-        return sorted(found.values(), key=lambda f: f.file)
+        return sorted(found.values(), key=lambda f: f.file), "not checked: the manifest cannot be read"
     from curator.data.cache import ids_digest
 
     digest, n = ids_digest(ids), len(ids)
@@ -138,12 +138,15 @@ def verify_run(path: str | os.PathLike) -> list[Finding]:
         root = run.read_json(runfiles.CONFIG, {}).get("image_root")
     except DataError:
         root = None
-    changed = changed_since_audit(run_path) if isinstance(root, str) and Path(root).is_dir() else []
+    present = isinstance(root, str) and Path(root).is_dir()
+    changed = changed_since_audit(run_path) if present else []
     if changed:
         note(runfiles.MANIFEST, "stale", f"the dataset changed since the run read it: {describe_changes(changed)}")
-    return sorted(found.values(), key=lambda f: f.file)
+    pins = (f"checked against {root}" if present else "not checked: the run pinned no image folder" if not root
+            else f"not checked: the dataset folder {root} is not present")
+    return sorted(found.values(), key=lambda f: f.file), pins
 
 
-def summary(findings: list[Finding]) -> dict:
+def summary(findings: list[Finding], pins: str) -> dict:
     counts = {s: sum(f.status == s for f in findings) for s in ("intact", "stale", "refused")}
-    return {"counts": counts, "files": [asdict(f) for f in findings]}
+    return {"counts": counts, "pins": pins, "files": [asdict(f) for f in findings]}

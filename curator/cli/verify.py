@@ -18,8 +18,8 @@ def _run(args) -> int:
     """Exit 0 when every file is intact, 1 when something is stale or refused (listed), 2 when not a run."""
     from curator.verify import summary, verify_run
 
-    findings = verify_run(args.run)
-    out = summary(findings)
+    findings, pins = verify_run(args.run)
+    out = summary(findings, pins)
     if args.json:
         print_json(out)
     else:
@@ -28,5 +28,5 @@ def _run(args) -> int:
                 print(f"{f.status:8s} {f.file}: {f.why}")
         c = out["counts"]
         print(f"{args.run}: {c['intact']} intact, {c['stale']} stale (`curator audit --out RUN` recomputes them), "
-              f"{c['refused']} refused")
+              f"{c['refused']} refused; image pins {pins}")
     return 0 if not (out["counts"]["stale"] or out["counts"]["refused"]) else 1

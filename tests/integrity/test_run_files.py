@@ -368,3 +368,25 @@ def test_a_stage_never_writes_through_a_symlinked_folder(tmp_path):
     with pytest.raises(DataError, match="leads out of the run directory"):
         run.run_stage("heads_x", fn, inputs={}, outputs=["heads/x.npz"])
     assert not calls and not list((tmp_path / "outside").iterdir())
+
+
+def test_verify_checks_the_pins_against_the_dataset_when_present(tmp_path, capsys):
+    from curator.data.options import DatasetOptions
+    from pipelines.prepare import prepare_run
+
+    from integrity_inputs import image_bytes, image_folder
+
+    folder = image_folder(tmp_path / "f")
+    run, _ = prepare_run(tmp_path / "run", DatasetOptions(dataset="imagefolder", root=str(folder)))
+    release_writer_lock(run.path)
+    assert main(["verify", str(run.path)]) == 0
+    (folder / "dog/1.png").write_bytes(image_bytes(seed=91, size=9))   # replaced after the run read it
+    capsys.readouterr()
+    assert main(["verify", str(run.path)]) == 1
+    out = capsys.readouterr().out
+    assert "stale" in out and "dog/1.png" in out and "manifest.parquet" in out
+    shutil_rm = __import__("shutil").rmtree
+    shutil_rm(folder)                                                    # the dataset not present: pins not checked
+    capsys.readouterr()
+    assert main(["verify", str(run.path)]) == 0
+    assert "pins not checked: the dataset folder" in capsys.readouterr().out
