@@ -29,6 +29,7 @@ from curator.audit.evaluate import class_size_error, evaluate
 from curator.audit.report import render_report
 from curator.data.manifest import UNKNOWN, Dataset
 from curator.data.options import DatasetOptions
+from curator.device import select_device
 from curator.evidence import Evidence
 from curator.hygiene.fuse import fuse_audit
 from curator.rundir import RunDir, atomic_path
@@ -138,6 +139,9 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     t0 = time.perf_counter()
     stop = STAGES.index(until)
     options, rec = resolve_recipe(options, recipe=recipe, overrides=overrides)
+    # the run's one device switch (--device, ssl.device): checked before any work, then handed to every stage
+    # that computes on a device (pre-training and embedding, heads, evidence: kNN graph and probe, hygiene)
+    device = str(select_device(rec.ssl.device))
     run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
     truth = ds.has_truth("train")
@@ -150,20 +154,21 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
                  "probabilities alone (add --embeddings FILE to join the kNN graph)")
     if images and stop >= STAGES.index("pretrain"):
         embeddings = _embeddings(run, ds, rec, options, stop)
-        history = run.read_json(f"{runfiles.CHECKPOINTS}/history.json")
+        history = run.read_json(runfiles.SSL_HISTORY, recompute=True)
         if history:
-            budget = history.get("budget") or {}
+            budget = history.get("budget") if isinstance(history.get("budget"), dict) else {}
             summary["pretrain"] = {k: history.get(k) for k in ("best_knn", "final_knn", "seconds", "backbone",
                                                                 "image_size", "epochs_done", "partial", "weights")} | {
-                "method": (history.get("config") or {}).get("method"), "epochs": history.get("epochs"),
+                "method": (history.get("config") if isinstance(history.get("config"), dict) else {}).get("method"),
+                "epochs": history.get("epochs"),
                 "budget_minutes": budget.get("budget_minutes"), "budget_reason": budget.get("reason")}
         if embeddings is not None:
             summary["embeddings"] = {"path": str(run / runfiles.EMBEDDINGS), "n": int(embeddings.shape[0]),
                                      "dim": int(embeddings.shape[1])}
     if stop >= STAGES.index("heads") and embeddings is not None:
-        heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed)
+        heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed, device=device)
     if stop >= STAGES.index("evidence"):
-        evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, options=options)
+        evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device, options=options)
     if stop >= STAGES.index("hygiene") and embeddings is not None:
         hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=bool(options.embeddings))
         summary["hygiene"] = (run.read_json(runfiles.HYGIENE_SUMMARY) or {}).get("counts", {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from curator import runfiles
+from curator.data.cache import ids_digest
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.data.options import DatasetOptions
 from curator.evidence import Evidence, compute_evidence, evidence_from_pred_probs, load_evidence, write_evidence
@@ -19,6 +20,7 @@ from curator.rundir import RunDir, file_fingerprint
 from pipelines.prepare import train_rows
 
 OUTPUTS = [runfiles.KNN, runfiles.OOF_PROBS, runfiles.FOLDS]
+FORMAT = 2   # 2: knn.npz carries the ids digest of its samples (runs written before recompute the stage once)
 
 
 def outputs(has_embeddings: bool) -> list[str]:
@@ -35,6 +37,7 @@ def evidence_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, cfg:
     pred = options.pred_probs if options is not None else None
     if embeddings is None and not pred:
         raise ValueError("the evidence stage needs embeddings unless --pred-probs gives probabilities")
+    ids = ids_digest(train["sample_id"].astype(str).tolist())
 
     def work() -> None:
         if pred:
@@ -45,17 +48,18 @@ def evidence_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, cfg:
             ev = evidence_from_pred_probs(probs, labels, ds.n_classes, embeddings, cfg, seed=seed, device=device)
         else:
             ev = compute_evidence(embeddings, labels, ds.n_classes, cfg, seed=seed, device=device)
-        write_evidence(run, ev)
-        prov = run.read_json(runfiles.PROVENANCE, {}) or {}
+        write_evidence(run, ev, ids=ids)
+        prov = run.provenance()
         prov["knn"] = ev.graph.info if ev.graph is not None else None
         if pred:
             prov["pred_probs"] = {"file": str(pred), "kind": options.pred_probs_kind, "sha256": file_fingerprint(pred)}
         run.write_json(runfiles.PROVENANCE, prov)
 
-    inputs = {"evidence": cfg.to_dict(), "seed": seed, "n_classes": ds.n_classes, "manifest": manifest_fingerprint(train)}
+    inputs = {"evidence": cfg.to_dict(), "seed": seed, "n_classes": ds.n_classes, "manifest": manifest_fingerprint(train),
+              "format": FORMAT}
     if pred:
         inputs["pred_probs"] = {"sha256": file_fingerprint(pred), "kind": options.pred_probs_kind}
     run.run_stage("evidence", work, outputs=outputs(embeddings is not None), inputs=inputs,
                   input_files=[runfiles.EMBEDDINGS] if embeddings is not None else [])
     return load_evidence(run, embeddings, labels, ds.n_classes, cfg, seed=seed, device=device,
-                         source="pred_probs" if pred else "probe")
+                         source="pred_probs" if pred else "probe", ids=ids)

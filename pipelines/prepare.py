@@ -48,6 +48,7 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
     when the data cannot be worked on (`curator.data.readiness.check_ready`; `needs_labels=False`
     for pre-training / embedding only) or when the ``--embeddings`` file is unusable.
     """
+    check_out_outside_root(out, options.root)
     fresh = not Path(out).exists()
     run = RunDir(out)
     if _is_main_process():
@@ -95,6 +96,17 @@ def check_pred_probs(run: RunDir, ds: Dataset, options: DatasetOptions, *, fresh
             release_writer_lock(run.path)
             shutil.rmtree(run.path, ignore_errors=True)
         raise
+
+
+def check_out_outside_root(out: str | Path, root: str | None) -> None:
+    """Refuse (`DataError`) a run directory inside the dataset's root folder: the next read of the root would take
+    the run's own folders (heads/, stages/, ...) for classes or images."""
+    if not root or not Path(root).expanduser().is_dir():
+        return
+    r, o = Path(root).expanduser().resolve(), Path(out).expanduser().resolve()
+    if o == r or o.is_relative_to(r):
+        raise DataError(f"--out {str(out)!r} lies inside the dataset root {str(root)!r}: its folders would be read as "
+                        "data; choose a run directory outside the root")
 
 
 def train_rows(ds: Dataset) -> np.ndarray:

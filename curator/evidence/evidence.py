@@ -110,21 +110,22 @@ def evidence_from_pred_probs(probs: np.ndarray, labels: np.ndarray, n_classes: i
                     source="pred_probs")
 
 
-def write_evidence(run, ev: Evidence) -> None:
-    """RUN/knn.npz (when there is a graph), RUN/oof_probs.npy, RUN/folds.npy."""
+def write_evidence(run, ev: Evidence, *, ids: str = "") -> None:
+    """RUN/knn.npz (when there is a graph; with `ids`, the digest of the training sample ids it was computed for),
+    RUN/oof_probs.npy, RUN/folds.npy."""
     if ev.graph is not None:
-        write_knn_graph(Path(run / runfiles.KNN), ev.graph)
+        write_knn_graph(Path(run / runfiles.KNN), ev.graph, ids=ids)
     run.write_npy(runfiles.OOF_PROBS, ev.oof_probs.astype(np.float32))
     run.write_npy(runfiles.FOLDS, ev.folds.astype(np.int16))
 
 
 def load_evidence(run, embeddings: np.ndarray | None, labels: np.ndarray, n_classes: int, cfg: EvidenceConfig, *,
-                  seed: int = 0, device: str | None = None, source: str = "probe") -> Evidence:
-    """The run's evidence: the stored graph, folds and probabilities plus the standardised `embeddings`
-    (None with ``source="pred_probs"`` and no embeddings: no graph)."""
+                  seed: int = 0, device: str | None = None, source: str = "probe", ids: str | None = None) -> Evidence:
+    """The run's evidence: the stored graph (checked against `ids`), folds and probabilities plus the standardised
+    `embeddings` (None with ``source="pred_probs"`` and no embeddings: no graph)."""
     X = standardise(embeddings) if embeddings is not None else None
     y = _check_labels(labels, n_classes, len(labels) if X is None else len(X))
-    graph = read_knn_graph(run / runfiles.KNN) if X is not None else None
+    graph = read_knn_graph(run / runfiles.KNN, ids=ids) if X is not None else None
     folds = run.read_npy(runfiles.FOLDS)
     probs = run.read_npy(runfiles.OOF_PROBS)
     if (graph is not None and graph.indices.shape[0] != len(y)) or len(folds) != len(y) \
