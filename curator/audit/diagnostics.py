@@ -73,7 +73,7 @@ GRADE_PRECISION = {
     "strong": "",
     "moderate": " On CIFAR-10N with SimSiam embeddings (kNN 0.75) about 1 in 2 flags was a real error at 9% noise "
                 "and 6 in 7 at 40% (BENCHMARKS.md).",
-    "weak": " On 2,000 CIFAR-10 images with patch k-means features and 8% of labels wrong, about 1 in 4 flags was a "
+    "weak": " On 2,000 CIFAR-10 images with patch k-means features and 8% of labels wrong, 1 in 4 to 5 flags was a "
             "real error (docs/audit.md).",
 }
 
