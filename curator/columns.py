@@ -6,8 +6,10 @@ orientation and the column tables in ``docs/signals.md`` / ``docs/audit.md`` all
 the stages that write the two tables check their columns against it (`check_columns`), so a column
 nobody declared cannot be written. The module imports nothing from curator and has no side effects.
 
-``hygiene.parquet`` (the hygiene stage, `curator.hygiene`) is declared here too: its measurements are
-signals (copied into ``signals.parquet``) and its flags are the issue kinds of ``audit.parquet``.
+``hygiene.parquet`` (the hygiene stage, `curator.hygiene`): the image properties are declared here; every
+hygiene check declares its own columns (``is_<kind>_issue`` and its measurements) in its module, and the
+registry `curator.hygiene.registry` adds them with `declare` when it is imported. Its measurements are signals
+(copied into ``signals.parquet``) and its flags are the issue kinds of ``audit.parquet``.
 
 Robust heads contribute the same four columns each (``<head>_prob_label``, ``_pred``, ``_margin``,
 ``_loss``), generated from `HEADS`; a head with columns of its own lists them in `HEAD_COLUMNS`.
@@ -24,8 +26,6 @@ DIRECTION_WORDS = {"higher_is_clean": "higher = more likely clean", "higher_is_i
                    "higher_is_worse": "higher = worse image or data (not about the label)",
                    "lower_is_worse": "lower = worse image or data (not about the label)",
                    "categorical": "a class or group", "info": "information"}
-#: the kinds of issue a training sample can have (audit.parquet ``issue_kinds``, ``is_<kind>_issue``)
-ISSUE_KINDS = ("label", "duplicate", "leak", "quality", "outlier")
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,8 @@ _KNN = "kNN graph of the embeddings (RUN/knn.npz)"
 _CL = "confident learning on the out-of-fold probe (RUN/oof_probs.npy)"
 _AUDIT = "audit (curator.audit.aggregate)"
 _IMG = "image properties, measured in the image pass (curator.data.properties)"
-_DUP = "duplicate check: content hash + kNN graph (curator.hygiene.duplicates)"
-_HYG = "hygiene checks (curator.hygiene)"
 _FUSED = "audit fused with the hygiene checks (curator.hygiene.fuse)"
-_HS, _HA = ("hygiene", "signals"), ("hygiene", "audit")
+_HS = ("hygiene", "signals")
 
 _BASE = (
     Column("sample_id", ("signals", "audit", "hygiene"), "info", "text", "Stable id of the sample (from the dataset adapter).", "dataset"),
@@ -133,40 +131,6 @@ _BASE = (
     Column("colorfulness", _HS, "lower_is_worse", "[0, ~1]",
            "Hasler–Süsstrunk colourfulness: 0 for grayscale images (a problem only in a dataset of colour images).",
            _IMG),
-    # hygiene: duplicates, leakage, outliers (curator.hygiene)
-    Column("dup_group", _HS, "categorical", "group index or -1",
-           "Group of identical (same pixels) or near-identical (calibrated cosine similarity) training samples; "
-           "-1 when none.", _DUP),
-    Column("dup_conflict", _HS, "higher_is_issue", "bool",
-           "This sample has an identical or near-identical copy that carries a different label: an error in plain "
-           "sight.", _DUP),
-    Column("duplicate_type", _HS, "categorical", "exact / near / empty",
-           "exact: another training image has exactly these pixels; near: only near-identical copies; empty: none.",
-           _DUP),
-    Column("duplicate_similarity", _HS, "higher_is_worse", "[-1, 1]",
-           "Cosine similarity to the nearest other training sample (1 = identical copy).", _DUP),
-    Column("leak_similarity", _HS, "higher_is_worse", "[-1, 1] or NaN",
-           "Similarity of the closest test / validation image that duplicates this training image (1 = identical "
-           "pixels); NaN when none does.", "leakage check (curator.hygiene.leakage)"),
-    Column("outlier_distance", _HS, "higher_is_worse", "[0, 2]",
-           "Mean cosine distance to the 5 nearest other samples: large = unlike anything else in the dataset.",
-           "outlier check (curator.hygiene.outliers)"),
-    Column("is_duplicate_issue", _HA, "higher_is_worse", "bool",
-           "The sample is in a group of identical or near-identical training samples (dup_group).", _HYG),
-    Column("is_leak_issue", _HA, "higher_is_worse", "bool",
-           "An identical or near-identical copy of this training image is in the test or validation split "
-           "(leakage: it inflates the test score); the pairs are in RUN/leakage.parquet.", _HYG),
-    Column("is_quality_issue", _HA, "higher_is_worse", "bool",
-           "At least one image-quality check fired (quality_issues says which).", _HYG),
-    Column("quality_issues", _HA, "info", "text",
-           "The image-quality checks that fired, e.g. 'dark,blurry' (dark, light, blurry, low_information, "
-           "grayscale, odd_size, odd_aspect_ratio); each flags values far outside the dataset's own distribution.",
-           _HYG),
-    Column("is_outlier_issue", _HA, "higher_is_worse", "bool",
-           "The sample is far from every other sample in embedding space (outlier_distance far above the "
-           "dataset's typical value).", _HYG),
-    Column("duplicate_of", _A, "info", "sample id or empty",
-           "For a duplicate that a de-duplicated export drops: the member of its group that is kept.", _FUSED),
     Column("issue_kinds", _A, "info", "text",
            "Every kind of issue the sample has, comma-separated: label, duplicate, leak, quality, outlier "
            "(empty = none). 'label,quality' (a label issue on a bad image) calls for another decision than "
@@ -200,6 +164,14 @@ def _head_columns() -> list[Column]:
 
 
 COLUMNS: dict[str, Column] = {c.name: c for c in (*_BASE, *_head_columns())}
+
+
+def declare(columns: Iterable[Column]) -> None:
+    """Add plug-in columns (a hygiene check's) to the contract; declaring a name twice differently is an error."""
+    for c in columns:
+        if c.name in COLUMNS and COLUMNS[c.name] != c:
+            raise ValueError(f"column {c.name!r} is declared twice, differently: {COLUMNS[c.name]} and {c}")
+        COLUMNS[c.name] = c
 
 
 def column(name: str) -> Column | None:
@@ -236,19 +208,11 @@ def markdown_table(table: Table) -> str:
 
 def fill_docs(text: str) -> str:
     """`text` with every ``<!-- columns:TABLE -->`` … ``<!-- /columns:TABLE -->`` block replaced by
-    `markdown_table(TABLE)`: ``python -m curator.columns docs/signals.md docs/audit.md`` rewrites the docs."""
+    `markdown_table(TABLE)`: ``python -m curator.hygiene.registry docs/signals.md docs/audit.md`` rewrites the docs
+    (run there, so that the hygiene checks' columns are declared too)."""
     import re
 
     def block(m: re.Match) -> str:
         return f"<!-- columns:{m.group(1)} -->\n{markdown_table(m.group(1))}\n<!-- /columns:{m.group(1)} -->"
 
     return re.sub(r"<!-- columns:(signals|audit) -->.*?<!-- /columns:\1 -->", block, text, flags=re.S)
-
-
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    for arg in sys.argv[1:]:
-        path = Path(arg)
-        path.write_text(fill_docs(path.read_text(encoding="utf-8")), encoding="utf-8")

@@ -19,6 +19,7 @@ import pandas as pd
 from curator.columns import COLUMNS, check_columns
 from curator.evidence import KnnGraph
 from curator.heads.base import HeadResult
+from curator.hygiene import registry
 from curator.signals.agreement import knn_agreement
 from curator.signals.config import SignalsConfig
 from curator.signals.confident import confident_learning
@@ -61,6 +62,7 @@ def hygiene_columns(hygiene: pd.DataFrame, sample_ids: np.ndarray) -> dict[str, 
     if len(hid) != len(sample_ids) or not np.array_equal(hid, np.asarray(sample_ids).astype(str)):
         raise ValueError(f"hygiene.parquet ({len(hid)} rows) does not list the {len(sample_ids)} training samples in "
                          "manifest order; re-run the hygiene stage")
+    registry.declare()                  # the hygiene checks' columns are part of the contract
     return {c: hygiene[c].to_numpy() for c in hygiene.columns
             if c not in ID_COLUMNS and c in COLUMNS and "signals" in COLUMNS[c].tables}
 
