@@ -104,7 +104,6 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     options, rec = resolve_recipe(options, recipe=recipe, overrides=overrides)
     run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
-    truth = ds.has_truth("train")
     summary: dict[str, Any] = {"run_dir": str(run.path), "n_samples": int(len(train_rows(ds))), "n_classes": ds.n_classes}
     if stop >= STAGES.index("pretrain"):
         embeddings = _embeddings(run, ds, rec, options, stop)
@@ -121,9 +120,23 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     if stop >= STAGES.index("heads"):
         heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed)
     if stop >= STAGES.index("evidence"):
-        evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed)
+        summary.update(score_stages(run, ds, embeddings, heads, rec, seed=seed, until=until,
+                                    supplied_embeddings=bool(options.embeddings)))
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray, heads: dict, rec: Recipe, *, seed: int,
+                 until: str = "report", supplied_embeddings: bool = False) -> dict[str, Any]:
+    """The stages after the embeddings and the heads: evidence → hygiene → signals → audit → report, as far as
+    `until`; returns their part of the summary. `run_pipeline` calls it, and so do the benches that bring their
+    own embeddings (`curator.bench.hygiene`), so that the stages are wired in this one place."""
+    stop = STAGES.index(until)
+    truth = ds.has_truth("train")
+    summary: dict[str, Any] = {}
+    evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed)
     if stop >= STAGES.index("hygiene"):
-        hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=bool(options.embeddings))
+        hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=supplied_embeddings)
         summary["hygiene"] = (run.read_json(runfiles.HYGIENE_SUMMARY) or {}).get("counts", {})
     if stop >= STAGES.index("signals"):
         signals_stage(run, ds, evidence, heads, rec.signals, hygiene=hygiene)
@@ -144,5 +157,4 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
                       input_files=[runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES]
                       + ([runfiles.METRICS] if run.exists(runfiles.METRICS) else []))
         summary["report"] = str(run / runfiles.REPORT)
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
