@@ -141,10 +141,10 @@ def run(args) -> dict:
 def _apptest_rerenders(path: Path, repeats: int) -> list[dict]:
     from streamlit.testing.v1 import AppTest
 
-    from curator.cli.explore import app_path
+    from ui import APP
 
     os.environ["CURATOR_RUN_DIR"] = str(path)
-    at = AppTest.from_file(str(app_path()), default_timeout=600)
+    at = AppTest.from_file(str(APP), default_timeout=600)
     t0 = time.perf_counter()
     at.run()
     cold = time.perf_counter() - t0
