@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from curator.signals.plugin import Signal
+
 
 def per_class_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """t_j = mean p_j(x) over samples labelled j, (C,); +inf for classes nobody carries."""
@@ -55,3 +57,7 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.nd
         "cl_is_issue": (j_star >= 0) & (j_star != labels),
     }
 
+
+
+SIGNAL = Signal("confident_learning", ("evidence",), ("cl_label_quality", "cl_suggested_label", "cl_is_issue"),
+                lambda i: confident_learning(i.oof_probs, i.labels))
