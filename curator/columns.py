@@ -12,8 +12,9 @@ registry `curator.hygiene.registry` adds them with `declare` when it is imported
 (copied into ``signals.parquet``) and its flags are the issue kinds of ``audit.parquet``.
 
 Robust heads contribute the same four columns each (``<head>_prob_label``, ``_pred``, ``_margin``,
-``_loss``), generated from `HEADS`; a head with columns of its own lists them in `HEAD_COLUMNS`.
-Adding a head therefore touches its own module, one registry line and its lines here.
+``_loss``, `head_columns`) and any of their own; the head table `curator.heads.registry.HEADS` (the one list of
+head names) declares them with `declare` when it is imported. Adding a head touches its own module and its one
+line in that table.
 """
 from __future__ import annotations
 
@@ -42,13 +43,7 @@ class Column:
         return DIRECTION_WORDS[self.direction]
 
 
-#: head name -> how people call it; every head writes the four columns of `_HEAD_COMMON`
-HEADS: dict[str, str] = {
-    "ce": "cross-entropy head", "la": "logit-adjusted head", "lasl": "LA+SuperLoss head",
-    "cb": "class-balanced-loss head", "focal": "focal-loss head", "ldam": "LDAM-DRW head",
-    "cbs": "CBS+RRS head (class-balanced classifier)", "gdw": "GDW head (paper 003)", "fsr": "FSR head (paper 004)",
-    "semi": "self-training head (paper 001)",
-}
+#: the four columns every head writes, <head>_<suffix>: (suffix, direction, range, explanation)
 _HEAD_COMMON = (
     ("prob_label", "higher_is_clean", "[0, 1]", "the head's probability of the given label (trained on every sample, "
                                                 "so it partly echoes the label)."),
@@ -57,33 +52,6 @@ _HEAD_COMMON = (
                                           "(negative = the head prefers another class)."),
     ("loss", "higher_is_issue", "[0, inf)", "the head's training loss of the sample, mean over the last epochs."),
 )
-#: columns a head writes besides the common four: (name, direction, range, explanation)
-HEAD_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
-    "lasl": (("lasl_sigma", "higher_is_clean", "(0, e]",
-              "SuperLoss confidence σ*: below 1 the sample's loss stayed above τ = log C (hard or mislabelled); "
-              "mean over the last epochs."),),
-    "gdw": (("gdw_weight", "higher_is_clean", "[0, ~1.2]",
-             "GDW's instance weight ω_t of the given label (mean over the last epochs): how much the meta set wants "
-             "this label learned; low on mislabelled samples."),
-            ("gdw_suggested_label", "categorical", "class index",
-             "The other class whose 'not this class' gradient GDW suppressed most: where the meta set thinks the "
-             "sample belongs.")),
-    "fsr": (("fsr_meta_margin", "higher_is_clean", "real (≈ [−1, 1])",
-             "Momentum meta-margin: how much the sample's loss falls when the model learns FSR's trusted dictionary; "
-             "negative = it contradicts the dictionary."),
-            ("fsr_weight", "higher_is_clean", "[0, b] (1 = average)",
-             "FSR's learned sample weight relative to the batch average (mean over the last epochs); 0 = excluded."),
-            ("fsr_in_dictionary", "higher_is_clean", "bool",
-             "FSR picked the sample for its class-balanced dictionary of trusted samples."),
-            ("fsr_pseudo_label", "categorical", "class index",
-             "Argmax of FSR's momentum re-label (moving average of the head's predictions).")),
-    "semi": (("semi_pseudo_label", "categorical", "class index",
-              "Class given by the self-trained student, which learned the distrusted samples from the robust head's "
-              "pseudo-labels."),
-             ("semi_pseudo_confidence", "info", "[0, 1]", "The student's probability of its suggested class."),
-             ("semi_distrusted", "info", "bool",
-              "The robust head distrusted the given label, so self-training treated the sample as unlabelled.")),
-}
 
 _S, _A, _SA = ("signals",), ("audit",), ("signals", "audit")
 _KNN = "kNN graph of the embeddings (RUN/knn.npz)"
@@ -153,17 +121,18 @@ _BASE = (
 )
 
 
-def _head_columns() -> list[Column]:
-    out = []
-    for head, who in HEADS.items():
-        for suffix, direction, rng, text in _HEAD_COMMON:
-            out.append(Column(f"{head}_{suffix}", _S, direction, rng, f"{who[0].upper()}{who[1:]}: {text}", who))
-        for name, direction, rng, text in HEAD_COLUMNS.get(head, ()):
-            out.append(Column(name, _S, direction, rng, text, who))
-    return out
+def head_columns(head: str, who: str, own: tuple[tuple[str, str, str, str], ...] = ()) -> list[Column]:
+    """The columns of head `head` (`who` = how people call it): the common four, then its `own` (name, direction,
+    range, explanation). The head table (`curator.heads.registry.HEADS`) declares them with `declare`."""
+    out = [Column(f"{head}_{suffix}", _S, direction, rng, f"{who[0].upper()}{who[1:]}: {text}", who)
+           for suffix, direction, rng, text in _HEAD_COMMON]
+    return out + [Column(name, _S, direction, rng, text, who) for name, direction, rng, text in own]
 
 
-COLUMNS: dict[str, Column] = {c.name: c for c in (*_BASE, *_head_columns())}
+#: the contract: the columns declared here, then those of the plug-ins (heads, hygiene checks) as their registries
+#: declare them
+COLUMNS: dict[str, Column] = {c.name: c for c in _BASE}
+_OWN = frozenset(COLUMNS)
 
 
 def declare(columns: Iterable[Column]) -> None:
@@ -200,7 +169,9 @@ def check_columns(names: Iterable[str], table: Table) -> None:
 def markdown_table(table: Table) -> str:
     """The columns of `table` as a Markdown table (docs/signals.md and docs/audit.md hold this text)."""
     lines = ["| column | direction | range | meaning | from |", "|---|---|---|---|---|"]
-    for c in COLUMNS.values():
+    own = [c for c in COLUMNS.values() if c.name in _OWN]
+    plugins = sorted((c for c in COLUMNS.values() if c.name not in _OWN), key=lambda c: c.source)  # stable
+    for c in own + plugins:
         if table in c.tables:
             lines.append(f"| `{c.name}` | {c.direction_words} | {c.range} | {c.explanation} | {c.source} |")
     return "\n".join(lines)
@@ -208,8 +179,8 @@ def markdown_table(table: Table) -> str:
 
 def fill_docs(text: str) -> str:
     """`text` with every ``<!-- columns:TABLE -->`` … ``<!-- /columns:TABLE -->`` block replaced by
-    `markdown_table(TABLE)`: ``python -m curator.hygiene.registry docs/signals.md docs/audit.md`` rewrites the docs
-    (run there, so that the hygiene checks' columns are declared too)."""
+    `markdown_table(TABLE)`: ``python -m curator.signals.registry docs/signals.md docs/audit.md`` rewrites the docs
+    (run there, so that the heads' and the hygiene checks' columns are declared too)."""
     import re
 
     def block(m: re.Match) -> str:

@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from curator.columns import column
+from curator.heads import registry as _heads  # noqa: F401 - declares the heads' columns (their orientation)
+from curator.hygiene import registry as _hygiene  # noqa: F401 - declares the hygiene checks' columns
 from curator.data.stats import shot_group
 
 TAIL_SIZE = 100  # SPEC §7: a tail class has fewer than 100 samples

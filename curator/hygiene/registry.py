@@ -88,11 +88,3 @@ def declare() -> None:
 
 declare()
 
-
-if __name__ == "__main__":      # python -m curator.hygiene.registry docs/signals.md docs/audit.md: the column tables
-    import sys
-    from pathlib import Path
-
-    for arg in sys.argv[1:]:
-        path = Path(arg)
-        path.write_text(columns.fill_docs(path.read_text(encoding="utf-8")), encoding="utf-8")

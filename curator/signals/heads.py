@@ -6,6 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
+from curator.heads import registry  # noqa: F401 - importing the head table declares the heads' columns
 from curator.heads.base import HeadResult
 from curator.signals.plugin import Signal
 
