@@ -31,3 +31,16 @@ def test_every_hygiene_check_module_is_registered():
     from curator.hygiene import registry
 
     assert {type(c).__module__.rsplit(".", 1)[1] for c in registry.CHECKS} == _modules("hygiene/kinds", "(HygieneCheck):")
+
+
+def test_each_recipe_of_the_architecture_page_names_the_test_that_exercises_it():
+    import re
+
+    root = PKG.parent
+    text = (root / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    recipes = re.split(r"\n### ", text.split("## How to add", 1)[1].split("\n## ", 1)[0])[1:]
+    assert [r.splitlines()[0] for r in recipes] == ["a dataset", "an SSL method", "a head", "a signal",
+                                                    "a hygiene check"]
+    for r in recipes:
+        tests = re.findall(r"`(tests/[\w/]+\.py)`", r)
+        assert tests and all((root / t).is_file() for t in tests), r.splitlines()[0]
