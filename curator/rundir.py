@@ -1,4 +1,4 @@
-"""The run directory: the contract between stages (SPEC §2, §10).
+"""The run directory: the contract between stages (ARCHITECTURE.md).
 
 Layout (names are a contract; see README):
 

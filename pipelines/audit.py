@@ -1,4 +1,4 @@
-"""The whole audit, top to bottom — the ONE place where the stages are wired (SPEC §2, §10).
+"""The whole audit, top to bottom — the ONE place where the stages are wired (ARCHITECTURE.md).
 
     prepare → pretrain → embed (or the user's --embeddings) → heads → evidence → hygiene → signals → audit → report
 
@@ -96,7 +96,7 @@ def _embeddings(run: RunDir, ds: Dataset, rec: Recipe, options: DatasetOptions, 
 
 def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, recipe: str | Path | Recipe | None = None,
                  overrides: list[str] | None = None, until: str = "report") -> dict:
-    """Run every stage up to `until` into run directory `out`; return the audit summary (SPEC §10)."""
+    """Run every stage up to `until` into run directory `out`; return the audit summary (ARCHITECTURE.md)."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; expected one of {STAGES}")
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""`curator bench explorer`: is the explorer responsive at 1M rows? (issue 6, SPEC §6)
+"""`curator bench explorer`: is the explorer responsive at 1M rows? (issue 6, docs/explorer.md)
 
 Writes a synthetic run with `--rows` training samples (default 1,000,000): manifest (images are
 scikit-learn's 8x8 digits, image_ref = i mod 1797, so thumbnails are real and tiny), generated

@@ -1,4 +1,4 @@
-"""Read a run directory once into one columnar table for the explorer (SPEC §6, §10).
+"""Read a run directory once into one columnar table for the explorer (docs/explorer.md, ARCHITECTURE.md).
 
 `load_run(path)` joins, for the training split, the manifest, ``signals.parquet`` and
 ``audit.parquet`` into `ExplorerRun.table`: one row per training sample, in embedding order (row

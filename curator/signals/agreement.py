@@ -1,4 +1,4 @@
-"""Label agreement among nearest neighbours and the k-th neighbour distance (SPEC §5).
+"""Label agreement among nearest neighbours and the k-th neighbour distance (docs/signals.md).
 
 Input: the run's kNN graph (`curator.evidence.KnnGraph`: every sample's k nearest other samples by
 cosine similarity on the standardised embeddings, best first).

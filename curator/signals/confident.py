@@ -1,4 +1,4 @@
-"""Confident-learning columns from the run's out-of-fold probabilities (SPEC §5), comparable with cleanlab.
+"""Confident-learning columns from the run's out-of-fold probabilities (docs/signals.md), comparable with cleanlab.
 
 Peers (cleanlab) score label quality from out-of-fold probabilities of a simple classifier; curator
 computes the same rule from its own out-of-fold probe (`curator.evidence`, RUN/oof_probs.npy), so the

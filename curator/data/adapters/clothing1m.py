@@ -1,4 +1,4 @@
-"""Clothing1M in its official layout (Xiao et al., CVPR 2015; SPEC §3).
+"""Clothing1M in its official layout (Xiao et al., CVPR 2015; docs/datasets.md).
 
 Root layout::
 
