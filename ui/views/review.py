@@ -72,9 +72,9 @@ name = c2.text_input("File name (written under RUN/exports/)", value=f"{policy}.
 drop = []
 if "issue_kinds" in t.columns:
     drop = st.multiselect("Also drop", list(registry.droppable()), key="export_drop",
-                          help="duplicate: keep one image per group of identical / near-identical copies · leak: "
-                               "training images with a copy in the test / validation split · quality: unusable images "
-                               "(dark, light, blurry, blank) · outlier. Your decisions still override.")
+                          help=" · ".join(f"{k}: {registry.words(k)}" for k in registry.droppable())
+                          + " (a duplicate group keeps one image; quality drops only unusable images: dark, light, "
+                            "blurry, blank). Your decisions still override.")
 if st.button("Export", key="export_button"):
     safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-").lstrip(".") or f"{policy}.parquet"
     out = run.path / "exports" / safe
