@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class-balanced", action="store_true", help="reweight: balance classes by estimated clean mass")
     p.add_argument("--drop", default="", metavar="KINDS",
                    help="also drop hygiene issues, comma-separated: "
-                        + "; ".join(f"{k} ({registry.words(k)})" for k in registry.droppable())
+                        + "; ".join(w if w.startswith(k) else f"{k} ({w})"
+                                    for k, w in ((k, registry.words(k)) for k in registry.droppable()))
                         + " — a duplicate group keeps one member; quality drops the unusable images (--unusable)")
     p.add_argument("--unusable", default=",".join(UNUSABLE), metavar="CHECKS",
                    help=f"image-quality checks that make an image unusable (default {','.join(UNUSABLE)}; also: "
