@@ -52,7 +52,7 @@ if has_hygiene(run):
                    "those call for another decision (drop, not relabel). Filter by kind in the sidebar.")
     with st.expander("Image quality, duplicates, leakage, outliers: what each check found and its threshold"):
         for sec in hy["sections"]:
-            st.markdown(md(f"**{sec['title']}**: {sec['text']}"))
+            st.markdown(f"**{md(sec['title'])}**: {md(sec['text'])}")
             if sec["details"]:
                 st.dataframe(sec["details"], hide_index=True, width="stretch")
     pairs = leak_pairs_for_display(run, limit=12)
