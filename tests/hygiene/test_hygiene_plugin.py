@@ -88,3 +88,25 @@ def test_switching_off_an_unknown_check_is_an_error():
         run_checks(train, train.iloc[:0], None, graph, HygieneConfig(off=["nonsense"]))
     with pytest.raises(ConfigError, match="list of check names"):
         HygieneConfig(off="outlier")
+
+
+def test_a_changed_check_version_reruns_the_hygiene_stage(tmp_path, monkeypatch):
+    import pipelines.hygiene as hygiene_pipeline
+    from pipelines.audit import run_pipeline
+
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 3, 90)
+    pd.DataFrame({"path": [f"imgs/{i:03d}.jpg" for i in range(90)], "label": np.array(["a", "b", "c"])[t]}).to_csv(
+        tmp_path / "labels.csv", index=False)
+    np.save(tmp_path / "emb.npy", (rng.normal(size=(3, 8))[t] * 3 + rng.normal(size=(90, 8))).astype(np.float32))
+    options = {"dataset": "csv", "root": str(tmp_path / "labels.csv"), "embeddings": str(tmp_path / "emb.npy")}
+    overrides = ["heads.heads=[]", "evidence.folds=3"]
+    calls = []
+    real = hygiene_pipeline.run_checks
+    monkeypatch.setattr(hygiene_pipeline, "run_checks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(2):                                           # the second run reuses the stage
+        run_pipeline(options, tmp_path / "run", overrides=overrides, until="hygiene")
+    assert len(calls) == 1
+    monkeypatch.setattr(registry.check("outlier"), "version", registry.check("outlier").version + 1)
+    run_pipeline(options, tmp_path / "run", overrides=overrides, until="hygiene")
+    assert len(calls) == 2                                       # a changed check re-runs, no stale table
