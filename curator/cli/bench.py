@@ -12,8 +12,8 @@ import platform
 import time
 from pathlib import Path
 
-from curator.bench import (decode, detect_cifar10n, end_to_end, explorer, gpu, hygiene, knn_scale, robust_accuracy,
-                           scale, ssl_throughput)
+from curator.bench import (audit_cost, decode, detect_cifar10n, end_to_end, explorer, gpu, hygiene, knn_scale,
+                           robust_accuracy, scale, ssl_throughput)
 from curator.log import print_json, to_jsonable
 from curator.rundir import package_versions, write_json_atomic
 
@@ -21,7 +21,7 @@ LOG = logging.getLogger(__name__)
 
 #: every benchmark's module, in the order `curator bench --help` lists them (a new one: its module + one entry)
 BENCHMARKS = (ssl_throughput, knn_scale, robust_accuracy, detect_cifar10n, end_to_end, explorer, hygiene, scale, decode,
-              gpu)
+              gpu, audit_cost)
 
 
 def machine_description() -> dict:
