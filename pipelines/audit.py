@@ -1,4 +1,4 @@
-"""The whole audit, top to bottom — the ONE place where the stages are wired (SPEC §2, §10).
+"""The whole audit, top to bottom — the ONE place where the stages are wired (ARCHITECTURE.md).
 
     prepare → pretrain → embed (or the user's --embeddings) → heads → evidence → hygiene → signals → audit → report
 
@@ -133,7 +133,7 @@ def _present(run: RunDir, names: list[str]) -> list[str]:
 
 def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, recipe: str | Path | Recipe | None = None,
                  overrides: list[str] | None = None, until: str = "report") -> dict:
-    """Run every stage up to `until` into run directory `out`; return the audit summary (SPEC §10)."""
+    """Run every stage up to `until` into run directory `out`; return the audit summary (ARCHITECTURE.md)."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; expected one of {STAGES}")
     t0 = time.perf_counter()
@@ -144,9 +144,8 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     device = str(select_device(rec.ssl.device))
     run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
-    truth = ds.has_truth("train")
     summary: dict[str, Any] = {"run_dir": str(run.path), "n_samples": int(len(train_rows(ds))), "n_classes": ds.n_classes}
-    embeddings, heads, hygiene = None, {}, None
+    embeddings, heads = None, {}
     images = _computes_embeddings(options, overrides)
     if not images and stop >= STAGES.index("pretrain"):
         LOG.info("--pred-probs without --embeddings (or --backbone/--weights): no embeddings are computed, so no kNN "
@@ -168,9 +167,26 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     if stop >= STAGES.index("heads") and embeddings is not None:
         heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed, device=device)
     if stop >= STAGES.index("evidence"):
-        evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device, options=options)
+        summary.update(score_stages(run, ds, embeddings, heads, rec, seed=seed, until=until, device=device,
+                                    supplied_embeddings=bool(options.embeddings), options=options))
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, heads: dict, rec: Recipe, *, seed: int,
+                 until: str = "report", device: str | None = None,
+                 supplied_embeddings: bool = False, options: DatasetOptions | None = None) -> dict[str, Any]:
+    """The stages after the embeddings and the heads: evidence → hygiene → signals → audit → report, as far as
+    `until`; returns their part of the summary. `run_pipeline` calls it, and so do the benches that bring their
+    own embeddings (`curator.bench.hygiene`), so that the stages are wired in this one place. `options` carries
+    --pred-probs; `embeddings` is None only with it (then no hygiene and no signals)."""
+    stop = STAGES.index(until)
+    truth = ds.has_truth("train")
+    summary: dict[str, Any] = {}
+    hygiene = None
+    evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device, options=options)
     if stop >= STAGES.index("hygiene") and embeddings is not None:
-        hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=bool(options.embeddings))
+        hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=supplied_embeddings)
         summary["hygiene"] = (run.read_json(runfiles.HYGIENE_SUMMARY) or {}).get("counts", {})
     if stop >= STAGES.index("signals") and embeddings is not None:
         signals_stage(run, ds, evidence, heads, rec.signals, hygiene=hygiene)
@@ -193,5 +209,4 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
                       input_files=_present(run, [runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES,
                                                  runfiles.METRICS]))
         summary["report"] = str(run / runfiles.REPORT)
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
