@@ -46,6 +46,22 @@ STAGES = ("prepare", "pretrain", "embed", "heads", "evidence", "hygiene", "signa
 AUDIT_OUTPUTS = [runfiles.AUDIT, runfiles.CLASSES, runfiles.TRANSITION, runfiles.POSTERIOR, runfiles.DIAGNOSTICS]
 
 
+def representation(run: RunDir) -> dict:
+    """What the run's evidence came from (for the evidence grade): the user's probabilities or embeddings, or the
+    pre-training's record (patch k-means, SSL from scratch, or pretrained weights) with its kNN monitor."""
+    conf = (run.read_json(runfiles.CONFIG) or {}).get("dataset") or {}
+    if conf.get("pred_probs"):
+        return {"kind": "pred_probs", "file": conf["pred_probs"], "with_embeddings": run.exists(runfiles.KNN)}
+    if conf.get("embeddings"):
+        return {"kind": "embeddings", "file": conf["embeddings"]}
+    h = run.read_json(f"{runfiles.CHECKPOINTS}/history.json") or {}
+    backbone = h.get("backbone") or (h.get("config") or {}).get("backbone")
+    knn = h.get("best_knn")
+    kind = "patch_kmeans" if backbone == "patch_kmeans" else "pretrained" if h.get("weights") else "ssl"
+    return {"kind": kind, "backbone": backbone, "method": (h.get("config") or {}).get("method"),
+            "weights": h.get("weights"), "knn_monitor": knn, "epochs": h.get("epochs_done")}
+
+
 def audit_stage(run: RunDir, ds: Dataset, evidence: Evidence, cfg: AuditConfig) -> None:
     """Aggregate, per-class findings, diagnostics, evaluation (when truth is known); writes AUDIT_OUTPUTS (+ metrics)."""
     train = ds.manifest.iloc[train_rows(ds)].reset_index(drop=True)
@@ -63,7 +79,14 @@ def audit_stage(run: RunDir, ds: Dataset, evidence: Evidence, cfg: AuditConfig) 
     run.write_parquet(runfiles.CLASSES, classes)
     run.write_npy(runfiles.TRANSITION, transition_matrix(res.posterior, y, ds.n_classes).astype(np.float32))
     run.write_npy(runfiles.POSTERIOR, res.posterior.astype(np.float16))
-    run.write_json(runfiles.DIAGNOSTICS, audit_diagnostics(y, res.class_posterior, table["is_label_issue"].to_numpy()))
+    extra = []
+    if evidence.source == "pred_probs":
+        from curator.evidence.pred_probs import in_sample_warning
+
+        extra = [w for w in [in_sample_warning(evidence.oof_probs, y)] if w]
+    run.write_json(runfiles.DIAGNOSTICS, audit_diagnostics(y, res.class_posterior, table["is_label_issue"].to_numpy(),
+                                                           evidence=res.evidence, representation=representation(run),
+                                                           extra_warnings=extra))
     if truth:
         signals = run.read_parquet(runfiles.SIGNALS) if run.exists(runfiles.SIGNALS) else None
         m = evaluate(table, t, ds.n_classes, estimated_sizes=classes["estimated_true_size"].to_numpy(), signals=signals)
@@ -81,7 +104,7 @@ def report_stage(run: RunDir, ds: Dataset) -> None:
     t = train["true_label"].to_numpy(np.int64)
     html = render_report(audit, classes, class_names=ds.class_names, metrics=metrics,
                          true_label=t if (t != UNKNOWN).all() else None, title=f"curator audit: {ds.name}",
-                         warnings=diagnostics.get("warnings", []), hygiene=run.read_json(runfiles.HYGIENE_SUMMARY),
+                         warnings=diagnostics.get("warnings", []), evidence=diagnostics.get("evidence"), hygiene=run.read_json(runfiles.HYGIENE_SUMMARY),
                          leakage=run.read_parquet(runfiles.LEAKAGE) if run.exists(runfiles.LEAKAGE) else None)
     with atomic_path(run / runfiles.REPORT) as tmp:
         tmp.write_text(html, encoding="utf-8")
@@ -93,6 +116,19 @@ def _embeddings(run: RunDir, ds: Dataset, rec: Recipe, options: DatasetOptions, 
     if until < STAGES.index("embed"):
         return None
     return np.asarray(embed_stage(run, ds, ssl, seed=options.seed))
+
+
+def _computes_embeddings(options: DatasetOptions, overrides: list[str] | None) -> bool:
+    """Whether the run has embeddings: always, except with --pred-probs and neither --embeddings nor a backbone or
+    weights named on the command line (then the user's probabilities are the only evidence)."""
+    if not options.pred_probs or options.embeddings:
+        return True
+    return any(o.startswith(("ssl.backbone=", "ssl.weights=")) for o in overrides or [])
+
+
+def _present(run: RunDir, names: list[str]) -> list[str]:
+    """The run files among `names` that exist (a run without embeddings has no kNN graph, hygiene or signals)."""
+    return [n for n in names if run.exists(n)]
 
 
 def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, recipe: str | Path | Recipe | None = None,
@@ -109,7 +145,13 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
     summary: dict[str, Any] = {"run_dir": str(run.path), "n_samples": int(len(train_rows(ds))), "n_classes": ds.n_classes}
-    if stop >= STAGES.index("pretrain"):
+    embeddings, heads = None, {}
+    images = _computes_embeddings(options, overrides)
+    if not images and stop >= STAGES.index("pretrain"):
+        LOG.info("--pred-probs without --embeddings (or --backbone/--weights): no embeddings are computed, so no kNN "
+                 "graph, robust heads, hygiene checks, signals, embedding map or neighbours; the audit scores your "
+                 "probabilities alone (add --embeddings FILE to join the kNN graph)")
+    if images and stop >= STAGES.index("pretrain"):
         embeddings = _embeddings(run, ds, rec, options, stop)
         history = run.read_json(runfiles.SSL_HISTORY, recompute=True)
         if history:
@@ -122,45 +164,49 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
         if embeddings is not None:
             summary["embeddings"] = {"path": str(run / runfiles.EMBEDDINGS), "n": int(embeddings.shape[0]),
                                      "dim": int(embeddings.shape[1])}
-    if stop >= STAGES.index("heads"):
+    if stop >= STAGES.index("heads") and embeddings is not None:
         heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed, device=device)
     if stop >= STAGES.index("evidence"):
         summary.update(score_stages(run, ds, embeddings, heads, rec, seed=seed, until=until, device=device,
-                                    supplied_embeddings=bool(options.embeddings)))
+                                    supplied_embeddings=bool(options.embeddings), options=options))
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
 
 
-def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray, heads: dict, rec: Recipe, *, seed: int,
+def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, heads: dict, rec: Recipe, *, seed: int,
                  until: str = "report", device: str | None = None,
-                 supplied_embeddings: bool = False) -> dict[str, Any]:
+                 supplied_embeddings: bool = False, options: DatasetOptions | None = None) -> dict[str, Any]:
     """The stages after the embeddings and the heads: evidence → hygiene → signals → audit → report, as far as
     `until`; returns their part of the summary. `run_pipeline` calls it, and so do the benches that bring their
-    own embeddings (`curator.bench.hygiene`), so that the stages are wired in this one place."""
+    own embeddings (`curator.bench.hygiene`), so that the stages are wired in this one place. `options` carries
+    --pred-probs; `embeddings` is None only with it (then no hygiene and no signals)."""
     stop = STAGES.index(until)
     truth = ds.has_truth("train")
     summary: dict[str, Any] = {}
-    evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device)
-    if stop >= STAGES.index("hygiene"):
+    hygiene = None
+    evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device, options=options)
+    if stop >= STAGES.index("hygiene") and embeddings is not None:
         hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=supplied_embeddings)
         summary["hygiene"] = (run.read_json(runfiles.HYGIENE_SUMMARY) or {}).get("counts", {})
-    if stop >= STAGES.index("signals"):
+    if stop >= STAGES.index("signals") and embeddings is not None:
         signals_stage(run, ds, evidence, heads, rec.signals, hygiene=hygiene)
     if stop >= STAGES.index("audit"):
         run.run_stage("audit", lambda: audit_stage(run, ds, evidence, rec.audit), inputs={"audit": rec.audit.to_dict()},
                       outputs=AUDIT_OUTPUTS + ([runfiles.METRICS] if truth else []),
-                      input_files=[runfiles.MANIFEST, runfiles.EMBEDDINGS, *EVIDENCE_FILES, runfiles.HYGIENE]
-                      + ([runfiles.SIGNALS] if truth else []))
+                      input_files=_present(run, [runfiles.MANIFEST, runfiles.EMBEDDINGS, *EVIDENCE_FILES,
+                                                 runfiles.HYGIENE] + ([runfiles.SIGNALS] if truth else [])))
         audit = run.read_parquet(runfiles.AUDIT, columns=["is_label_issue"])
         summary["n_flagged"] = int(audit["is_label_issue"].sum())
-        summary["warnings"] = list((run.read_json(runfiles.DIAGNOSTICS) or {}).get("warnings", []))
+        diagnostics = run.read_json(runfiles.DIAGNOSTICS) or {}
+        summary["warnings"] = list(diagnostics.get("warnings", []))
+        summary["evidence"] = diagnostics.get("evidence")
         for w in summary["warnings"]:  # logged on every run, also when the audit stage was up to date
             LOG.warning("audit: %s", w)
         if truth:
             summary["metrics"] = run.read_json(runfiles.METRICS)
     if stop >= STAGES.index("report"):
         run.run_stage("report", lambda: report_stage(run, ds), inputs={"report": 1}, outputs=[runfiles.REPORT],
-                      input_files=[runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES]
-                      + ([runfiles.METRICS] if run.exists(runfiles.METRICS) else []))
+                      input_files=_present(run, [runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES,
+                                                 runfiles.METRICS]))
         summary["report"] = str(run / runfiles.REPORT)
     return summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
     for pre-training / embedding only) or when the ``--embeddings`` file is unusable.
     """
     check_out_outside_root(out, options.root)
+    fresh = not Path(out).exists()
     run = RunDir(out)
     if _is_main_process():
         run.lock_for_writing()
@@ -61,6 +63,8 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
     else:  # pre-training will read every image: find the broken ones first
         ds = checked_images(run, ds)
         check_ready(ds, needs_labels=needs_labels)
+    if options.pred_probs:
+        check_pred_probs(run, ds, options, fresh=fresh)
     report_changes(run, ds)
     config = {"dataset": options.to_dict(), "recipe": recipe or {}, "class_names": ds.class_names,
               "dataset_info": ds.info}
@@ -75,6 +79,23 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
     LOG.info("dataset %s: %d training samples, %d classes, %d problems reported (%d notes)", ds.name, n_train,
              ds.n_classes, len(ds.problems.bad), len(ds.problems.notes))
     return run, ds
+
+
+def check_pred_probs(run: RunDir, ds: Dataset, options: DatasetOptions, *, fresh: bool) -> None:
+    """Read and check the ``--pred-probs`` file against the training samples (after unreadable images left the
+    dataset: rows for them must not be in a .npy file) before any stage runs; on a problem a run directory that
+    this call created is removed again, so no half-written run is left."""
+    from curator.evidence.pred_probs import read_pred_probs
+    from curator.rundir import release_writer_lock
+
+    try:
+        read_pred_probs(options.pred_probs, ds.train["sample_id"].astype(str).to_numpy(), ds.class_names,
+                        kind=options.pred_probs_kind)
+    except DataError:
+        if fresh:
+            release_writer_lock(run.path)
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 def check_out_outside_root(out: str | Path, root: str | None) -> None:

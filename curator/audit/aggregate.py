@@ -7,7 +7,10 @@ The audit treats "is this label wrong?" as posterior inference, so the score is 
    probabilities and a class-balanced similarity-weighted vote of the kNN graph (both from
    `curator.evidence`, weight ``knn_weight``); each estimates p(x | c) up to a constant, i.e. a posterior
    under a uniform class prior. A class that no sample carries has no evidence and gets likelihood 0;
-2. the true class prior π by EM (Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a
+2. (not with the user's --pred-probs: they are posteriors under the prior their model was trained with, often
+   over-confident, and EM on them collapses classes — CIFAR-10N `worse`, own cross-fitted logistic regression: one
+   class's prior 0.022 for 0.10 true, AUROC 0.856 against 0.925 without EM; the prior is then uniform, p(c | x) = L)
+   the true class prior π by EM (Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a
    classifier to new a priori probabilities"), shrunk a little toward uniform (``prior_smoothing``), so
    p(c | x) ∝ L_c π_c uses the *estimated true* class sizes, not the noisy label histogram (docs/audit.md, class-size error);
 3. the noise transition T[c, l] = P(given l | true c) from the soft confident joint
@@ -19,7 +22,10 @@ The audit treats "is this label wrong?" as posterior inference, so the score is 
    class under p(c | x, ỹ)), and of an unflagged sample the most probable class of the image (argmax p(c | x),
    ``unflagged_suggestion``); the confidence is always the suggestion's posterior p(c | x, ỹ), which is what
    the relabel export thresholds;
-5. self-training: the probe is re-fitted on the same folds and the kNN vote re-weighted with every sample
+5. the evidence grade (`curator.audit.grade`), read from the first round: with weak evidence at most
+   ``WEAK_REVIEW_FACTOR`` × (the noise rate the evidence supports) × N of the samples above the threshold are
+   flagged, the highest scores first;
+6. self-training: the probe is re-fitted on the same folds and the kNN vote re-weighted with every sample
    weighted by p(ỹ | x, ỹ), so likely-wrong labels stop teaching them, and steps 1–4 repeat (``rounds``).
 """
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from curator.audit.config import AuditConfig
+from curator.audit.grade import cap_flags, grade_evidence
 from curator.evidence import Evidence, KnnGraph
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +52,7 @@ class AuditResult:
     prior: np.ndarray              # (C,) estimated true class prior
     transition: np.ndarray         # (C, C) T[true, given]
     components: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N, C) balanced likelihoods
+    evidence: dict = field(default_factory=dict)  # the evidence grade and its numbers (curator.audit.grade)
 
 
 def _normalise(P: np.ndarray) -> np.ndarray:
@@ -110,18 +118,33 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
     rows = np.arange(n)
     for r in range(cfg.rounds + 1):
         probe = evidence.oof_probs if r == 0 else evidence.refit(w, r)
-        comps = {"probe": np.asarray(probe, np.float64), "knn": knn_likelihood(evidence.graph, y, w, C)}
-        L = (1 - cfg.knn_weight) * comps["probe"] + cfg.knn_weight * comps["knn"]
+        comps = {"probe": np.asarray(probe, np.float64)}
+        if evidence.graph is not None:  # no embeddings (--pred-probs alone): the probabilities are all the evidence
+            comps["knn"] = knn_likelihood(evidence.graph, y, w, C)
+            L = (1 - cfg.knn_weight) * comps["probe"] + cfg.knn_weight * comps["knn"]
+        else:
+            L = comps["probe"].copy()
         L = _normalise(L * present[None, :])
-        prior = smooth_prior(estimate_prior_em(L, iters=cfg.em_iters), cfg.prior_smoothing) * present
+        if evidence.source == "pred_probs":  # the user's posteriors already carry their training prior (below)
+            prior = present.astype(np.float64)
+        else:
+            prior = smooth_prior(estimate_prior_em(L, iters=cfg.em_iters), cfg.prior_smoothing) * present
         prior /= prior.sum()
         Px = _normalise(L * prior[None, :])                     # p(c | x)
         T = estimate_transition(Px, y, C)                        # (C, C)
         post = _normalise(Px * T[:, y].T)                        # p(c | x, ỹ)
         w = post[rows, y]                                        # next round: re-weight by P(label correct)
+        if r == 0:  # the grade reads the first round's evidence, before self-training re-weights it
+            grade = grade_evidence(comps["probe"], comps.get("knn"), L, y, source=evidence.source, seed=evidence.seed,
+                                   factor=cfg.weak_evidence_factor)
         LOG.info("audit round %d/%d: %.1f%% of labels believed wrong", r + 1, cfg.rounds + 1, 100 * np.mean(w < 0.5))
     score = 1.0 - post[rows, y]
-    flag = score > cfg.threshold
+    flag = cap_flags(score > cfg.threshold, score, grade.get("flag_cap"))  # weak evidence: a list sized by ν̂
+    grade["flagged_before_cap"] = int((score > cfg.threshold).sum())
+    if grade.get("flag_cap") is not None:
+        LOG.info("audit: weak evidence (separability %.2f, supported noise %.1f%%): %d of %d samples above the "
+                 "threshold, at most %d flagged", grade["separability"], 100 * grade["supported_noise_rate"],
+                 grade["flagged_before_cap"], n, grade["flag_cap"])
     # suggestions: the uniform-prior likelihood (tail_suggestions, default), which names rare true classes far more
     # often (lt100 `worse`: rescue 0.14 -> 0.43) at some cost in overall suggestion accuracy on long-tailed data
     # (0.75 -> 0.66) and none on balanced data; or the label posterior (docs/audit.md, "Suggestions")
@@ -138,4 +161,4 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
         "suggested_label_confidence": post[rows, suggested].astype(np.float32),
     })
     table["rank"] = table["label_issue_score"].rank(ascending=False, method="first").astype(np.int64)
-    return AuditResult(table, post.astype(np.float32), Px.astype(np.float32), prior, T, comps)
+    return AuditResult(table, post.astype(np.float32), Px.astype(np.float32), prior, T, comps, grade)

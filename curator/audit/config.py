@@ -22,6 +22,8 @@ class AuditConfig:
     tail_suggestions: bool = True   # flagged: suggest from uniform-prior likelihoods (per-class fairest; docs/audit.md)
     unflagged_suggestion: str = "image"  # unflagged samples: "image" = argmax p(c | x), "label" = argmax p(c | x, ỹ)
     tail_min_clean: int = 20        # a class with fewer estimated clean samples is "at risk"
+    weak_evidence_factor: float = 3.0  # weak evidence: flag at most this × the supported noise rate × N (0 = no cap;
+                                       # curator.audit.grade, docs/audit.md "Evidence grade")
 
     def __post_init__(self) -> None:
         check_range("audit.rounds", self.rounds, 0, 20)          # each round re-fits the probe
@@ -31,6 +33,8 @@ class AuditConfig:
             raise ConfigError(f"audit.knn_weight must be in [0, 1], got {self.knn_weight}")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"audit.threshold must be in (0, 1), got {self.threshold}")
+        if self.weak_evidence_factor < 0:
+            raise ConfigError(f"audit.weak_evidence_factor must be ≥ 0 (0 = no cap), got {self.weak_evidence_factor}")
         if self.unflagged_suggestion not in ("image", "label"):
             raise ConfigError(f"audit.unflagged_suggestion must be 'image' or 'label', not {self.unflagged_suggestion!r}")
 

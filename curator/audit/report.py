@@ -105,7 +105,7 @@ def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.Data
 def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: list[str], metrics: dict | None = None,
                   true_label: np.ndarray | None = None, title: str = "curator audit", top: int = 30,
                   warnings: list[str] | None = None, hygiene: dict | None = None, leakage: pd.DataFrame | None = None,
-                  max_pairs: int = 50) -> str:
+                  max_pairs: int = 50, evidence: dict | None = None) -> str:
     """The HTML text (see module docstring)."""
     names = np.asarray(class_names)
     shown = [c for c in ("sample_id", "label", "suggested_label", "label_issue_score", "suggested_label_confidence",
@@ -117,6 +117,8 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>{len(audit)} training samples, {int(audit['is_label_issue'].sum())} flagged as likely label issues "
              f"({100 * audit['is_label_issue'].mean():.1f}%).</p>"]
+    if evidence and evidence.get("summary") and evidence.get("grade") != "weak":  # a weak grade is a warning below
+        parts.append(f'<p class="evidence"><strong>{html.escape(evidence["summary"])}</strong></p>')
     parts += [f'<p class="warning"><strong>Warning:</strong> {html.escape(w)}</p>' for w in warnings or []]
     if metrics:
         keys = ["auroc", "precision", "recall", "f1", "suggested_label_accuracy", "suggested_label_balanced_accuracy",

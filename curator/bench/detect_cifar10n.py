@@ -18,6 +18,14 @@ paper 000 eq. 1–2, from `curator.heads`) cross-fitted by `curator.evidence.cro
 combined with the **true** class prior and the **true** noise transition T[c, l] by Bayes' rule, flagged at 0.5,
 suggestions by the audit's own rules. It measures how much the embeddings themselves allow.
 
+``--pred-probs FILE`` (issue 20): the user's own out-of-fold probabilities (``{label_set}`` in the name: one file
+per label set; .npy rows in the embeddings' order, columns the classes 0..9, or .parquet keyed by ``sample_id`` =
+the row's CIFAR-10 training index): curator's audit with them in the probe's place — joined by the kNN graph of
+the embeddings (row ``curator``) and alone (row ``curator (probs only)``) — against cleanlab's
+``find_label_issues`` / ``get_label_quality_scores`` fed the same probabilities. ``--write-pred-probs DIR`` first
+makes such probabilities: a plain (not class-balanced) logistic regression cross-fitted over 5 folds (`own_pred_probs`), written
+as DIR/<label set>.npy, and then uses them.
+
 ``--crossfit-head NAME --crossfit-weight A`` measures whether a robust head would help the score (issue 10 item 2,
 docs/audit.md): the head is cross-fitted on the given labels over the audit's own folds and its out-of-fold
 probabilities are blended into the probe's, (1 − A)·probe + A·head, in every round.
@@ -59,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="add the ceiling row: a head trained on the true labels + the true noise transition")
     p.add_argument("--crossfit-head", default=None, help="blend this head, cross-fitted on the given labels, into the score")
     p.add_argument("--crossfit-weight", type=float, default=0.5, help="its share A in (1 − A)·probe + A·head")
+    p.add_argument("--pred-probs", default=None, metavar="FILE",
+                   help="your out-of-fold probabilities for the label set ({label_set} in the name: one file per set)")
+    p.add_argument("--write-pred-probs", default=None, metavar="DIR",
+                   help="cross-fit a logistic regression (5 folds) on each label set, write DIR/<set>.npy and use it as --pred-probs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value of [evidence] or [audit] (e.g. --set audit.rounds=1)")
@@ -160,6 +172,66 @@ def _configs(overrides: list[str]):
     return rec.evidence, rec.audit
 
 
+def own_pred_probs(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Out-of-fold probabilities (N, 10) of a plain multinomial logistic regression (softmax cross-entropy on the
+    label histogram as it is, not the audit's class-balanced probe), 5 folds with their own seed, 300 Adam steps."""
+    from curator.evidence.probe import ProbeSettings, oof_probs
+
+    return oof_probs(standardise(X), y, 10, fold_assignment(y, 5, seed + 1), ProbeSettings(steps=300), balanced=False,
+                     seed=seed + 1000)
+
+
+def _pred_probs_rows(args, X, idx, y, t, ls, graph, ecfg, acfg) -> list[dict]:
+    """curator with the given probabilities (with and without the kNN graph) and cleanlab fed the same ones."""
+    from curator.evidence import evidence_from_pred_probs
+    from curator.evidence.pred_probs import read_pred_probs
+
+    names = [str(c) for c in range(10)]
+    if args.write_pred_probs:
+        path = Path(args.write_pred_probs) / f"{ls}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, own_pred_probs(X, y, args.seed).astype(np.float32))
+        LOG.info("wrote out-of-fold probabilities %s", path)
+    else:
+        path = Path(args.pred_probs.replace("{label_set}", ls))
+    P = read_pred_probs(path, np.asarray(idx).astype(str), names)
+    out = []
+    for method, emb, g in (("curator", X, graph), ("curator (probs only)", None, None)):
+        t0 = time.perf_counter()
+        ev = evidence_from_pred_probs(P, y, 10, emb, ecfg, seed=args.seed, graph=g)
+        res = aggregate(ev, acfg)
+        tb = res.table
+        classes = class_findings(res.posterior, y, tb["is_label_issue"].to_numpy(), names,
+                                 tail_min_clean=acfg.tail_min_clean)
+        out.append(_row(method, ls, t, y, tb["label_issue_score"].to_numpy(), tb["is_label_issue"].to_numpy(),
+                        tb["suggested_label"].to_numpy(), classes["estimated_true_size"].to_numpy(),
+                        time.perf_counter() - t0) | {"grade": res.evidence.get("grade"),
+                                                     "separability": res.evidence.get("separability")})
+        LOG.info("%s", out[-1])
+    if not args.skip_cleanlab:
+        from cleanlab.count import estimate_joint
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+
+        t0 = time.perf_counter()
+        flag = find_label_issues(y, P)
+        score = 1 - get_label_quality_scores(y, P)
+        sizes = estimate_joint(y, P).sum(0) * len(y)
+        out.append(_row("cleanlab", ls, t, y, score, flag, P.argmax(1), sizes, time.perf_counter() - t0))
+        LOG.info("%s", out[-1])
+    if args.oracle:
+        post, px, B = oracle_posterior(X, t, y, 10, seed=args.seed)
+        r = np.arange(len(y))
+        flag = post[r, y] < 0.5
+        other = (B if acfg.tail_suggestions else post).copy()
+        other[r, y] = -1.0
+        out.append(_row("oracle ceiling", ls, t, y, 1.0 - post[r, y], flag, np.where(flag, other.argmax(1), px.argmax(1)),
+                        np.bincount(post.argmax(1), minlength=10), 0.0))
+        LOG.info("%s", out[-1])
+    out[0]["pred_probs"] = str(path)
+    return out
+
+
 def run(args) -> dict:
     X, idx, human, edir = _load(args)
     t = human["clean_label"]
@@ -173,6 +245,9 @@ def run(args) -> dict:
             raise ValueError(f"unknown CIFAR-10N label set {ls!r}; known: {sorted(LABEL_KEYS)}")
         y = human[LABEL_KEYS[ls]]
         t0 = time.perf_counter()
+        if args.pred_probs or args.write_pred_probs:
+            rows += _pred_probs_rows(args, X, idx, y, t, ls, graph, ecfg, acfg)
+            continue
         ev = compute_evidence(X, y, 10, ecfg, seed=args.seed, graph=graph)
         if args.crossfit_head:
             hp = head_oof_probs(args.crossfit_head, ev.features, y, 10, ev.folds, seed=args.seed)

@@ -85,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(f"run directory: {summary['run_dir']}")
     print(f"{summary['n_flagged']} of {summary['n_samples']} samples flagged as likely label issues")
+    if (summary.get("evidence") or {}).get("summary"):
+        print(summary["evidence"]["summary"])
     m = summary.get("metrics")
     if m:
         print("vs truth: " + ", ".join(f"{k} {m[k]:.3f}" for k in ("auroc", "precision", "recall", "f1",

@@ -23,6 +23,8 @@ class DatasetOptions:
     limit: int | None = None              # keep the first N training samples (quick runs)
     subset_indices: str | None = None     # .npy of training-row indices to keep (in original order)
     embeddings: str | None = None         # .npy/.parquet embeddings, rows in manifest (or subset) order
+    pred_probs: str | None = None         # the user's out-of-sample probabilities (curator.evidence.pred_probs)
+    pred_probs_kind: str = "probs"        # probs | logits
     on_bad: str = "skip"                  # skip | keep | error  (see curator.data.problems)
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific settings from recipes
 
@@ -42,6 +44,8 @@ class DatasetOptions:
             raise DataError(f"--limit must be a whole number >= 1 (the number of training samples to keep), got {self.limit!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise DataError(f"--seed must be a whole number in 0..{MAX_SEED}, got {self.seed!r}")
+        if self.pred_probs_kind not in ("probs", "logits"):
+            raise DataError(f"--pred-probs-kind must be probs or logits, got {self.pred_probs_kind!r}")
         if self.on_bad not in ON_BAD_CHOICES:
             raise DataError(f"--on-bad must be one of {', '.join(ON_BAD_CHOICES)}, got {self.on_bad!r}")
 
@@ -66,6 +70,12 @@ def add_dataset_args(parser: argparse.ArgumentParser, *, default_dataset: str | 
     g.add_argument("--limit", type=positive_int, default=None, help="keep only the first N training samples (N >= 1)")
     g.add_argument("--subset-indices", dest="subset_indices", default=None, help=".npy of training indices to keep")
     g.add_argument("--embeddings", default=None, help="precomputed embeddings (.npy or .parquet); skips pre-training")
+    g.add_argument("--pred-probs", dest="pred_probs", default=None, metavar="FILE",
+                   help="your model's out-of-sample predicted probabilities (N x C): .npy, rows in training (or subset) "
+                        "order and columns in class order, or .parquet with sample_id and one column per class name; "
+                        "they replace curator's linear probe (docs/audit.md)")
+    g.add_argument("--pred-probs-kind", dest="pred_probs_kind", choices=["probs", "logits"], default=None,
+                   help="what --pred-probs holds: probs (rows sum to 1, default) or logits (softmax is applied)")
     g.add_argument("--on-bad", dest="on_bad", choices=list(ON_BAD_CHOICES), default=None,
                    help="bad samples: skip (report and exclude, default), keep (report and keep), error (stop)")
 

@@ -14,8 +14,9 @@ nothing recomputes them:
 Both use one normalisation of the embeddings (`standardise`: rows L2-normalised, then every dimension
 z-scored); the kNN graph is cosine similarity on those features.
 """
-from curator.evidence.evidence import Evidence, compute_evidence, load_evidence, write_evidence
+from curator.evidence.evidence import (Evidence, compute_evidence, evidence_from_pred_probs, load_evidence,
+                                       write_evidence)
 from curator.evidence.graph import KnnGraph
 from curator.evidence.probe import standardise
 
-__all__ = ["Evidence", "KnnGraph", "compute_evidence", "load_evidence", "standardise", "write_evidence"]
+__all__ = ["Evidence", "KnnGraph", "compute_evidence", "evidence_from_pred_probs", "load_evidence", "standardise", "write_evidence"]

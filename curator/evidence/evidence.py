@@ -1,5 +1,10 @@
 """`Evidence`: the kNN graph and the out-of-fold probe probabilities of one run, with what re-fits need.
 
+With the user's own out-of-sample probabilities (`--pred-probs`, `curator.evidence.pred_probs`) they take the
+probe's place (`evidence_from_pred_probs`, ``source="pred_probs"``): they are stored as RUN/oof_probs.npy, are
+never re-fitted (the audit's self-training rounds re-weight only the kNN vote), RUN/folds.npy holds -1 (curator
+made no folds), and without embeddings there is no kNN graph (no RUN/knn.npz; ``graph`` and ``features`` None).
+
 `compute_evidence` computes both from the embeddings and the given labels; `write_evidence` stores them as
 RUN/knn.npz, RUN/oof_probs.npy and RUN/folds.npy; `load_evidence` is their one reader. `curator audit`
 writes them in its evidence stage and every later stage loads them; `curator bench detect-cifar10n` calls
@@ -25,18 +30,22 @@ LOG = logging.getLogger(__name__)
 
 @dataclass
 class Evidence:
-    features: np.ndarray        # (N, d) float32 standardised embeddings, the one normalisation
+    features: np.ndarray | None  # (N, d) float32 standardised embeddings, the one normalisation (None: no embeddings)
     labels: np.ndarray          # (N,) int64 given labels the probe learned
     n_classes: int
-    graph: KnnGraph             # self-excluded kNN graph on `features`
-    folds: np.ndarray           # (N,) int16 fold of each sample
+    graph: KnnGraph | None      # self-excluded kNN graph on `features` (None: no embeddings)
+    folds: np.ndarray           # (N,) int16 fold of each sample (-1: the user's probabilities, no folds)
     oof_probs: np.ndarray       # (N, C) float32 out-of-fold probe probabilities, every sample weighted 1
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     seed: int = 0
     device: str | None = None
+    source: str = "probe"       # "probe" (curator's cross-fitted probe) | "pred_probs" (the user's, --pred-probs)
 
     def refit(self, weights: np.ndarray, round_: int) -> np.ndarray:
-        """Out-of-fold probabilities (N, C) of the probe re-fitted with sample `weights` (N,), on the same folds."""
+        """Out-of-fold probabilities (N, C) of the probe re-fitted with sample `weights` (N,), on the same folds;
+        the user's probabilities as they are (curator cannot re-fit the user's model)."""
+        if self.source == "pred_probs":
+            return self.oof_probs
         return oof_probs(self.features, self.labels, self.n_classes, self.folds, self.probe, weights=weights,
                          seed=self.seed + 97 * round_, device=self.device)
 
@@ -79,25 +88,49 @@ def compute_evidence(embeddings: np.ndarray, labels: np.ndarray, n_classes: int,
     return Evidence(X, y, n_classes, graph, folds, probs, settings, seed, device)
 
 
+def evidence_from_pred_probs(probs: np.ndarray, labels: np.ndarray, n_classes: int, embeddings: np.ndarray | None,
+                             cfg: EvidenceConfig | None = None, *, seed: int = 0, device: str | None = None,
+                             graph: KnnGraph | None = None) -> Evidence:
+    """`Evidence` from the user's out-of-sample probabilities (N, C) (already checked by
+    `curator.evidence.pred_probs.read_pred_probs`), plus the kNN graph when there are `embeddings`."""
+    cfg = cfg or EvidenceConfig()
+    P = np.asarray(probs, np.float32)
+    y = _check_labels(labels, n_classes, len(P))
+    if P.shape != (len(y), n_classes):
+        raise ValueError(f"probabilities of shape {P.shape} for {len(y)} samples and {n_classes} classes")
+    X = None
+    if embeddings is not None:
+        X = standardise(embeddings)
+        if len(X) != len(y):
+            raise ValueError(f"embeddings have {len(X)} rows but there are {len(y)} labels")
+        graph = graph if graph is not None else compute_graph(X, cfg, seed=seed, device=device)
+    LOG.info("evidence: the user's predicted probabilities%s", f" and the kNN graph (k={graph.k})" if graph is not None
+             else " only (no embeddings: no kNN graph)")
+    return Evidence(X, y, n_classes, graph, np.full(len(y), -1, np.int16), P, probe_settings(cfg), seed, device,
+                    source="pred_probs")
+
+
 def write_evidence(run, ev: Evidence, *, ids: str = "") -> None:
-    """RUN/knn.npz (with `ids`, the digest of the training sample ids it was computed for), RUN/oof_probs.npy,
-    RUN/folds.npy."""
-    write_knn_graph(Path(run / runfiles.KNN), ev.graph, ids=ids)
+    """RUN/knn.npz (when there is a graph; with `ids`, the digest of the training sample ids it was computed for),
+    RUN/oof_probs.npy, RUN/folds.npy."""
+    if ev.graph is not None:
+        write_knn_graph(Path(run / runfiles.KNN), ev.graph, ids=ids)
     run.write_npy(runfiles.OOF_PROBS, ev.oof_probs.astype(np.float32))
     run.write_npy(runfiles.FOLDS, ev.folds.astype(np.int16))
 
 
-def load_evidence(run, embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: EvidenceConfig, *,
-                  seed: int = 0, device: str | None = None, ids: str | None = None) -> Evidence:
+def load_evidence(run, embeddings: np.ndarray | None, labels: np.ndarray, n_classes: int, cfg: EvidenceConfig, *,
+                  seed: int = 0, device: str | None = None, source: str = "probe", ids: str | None = None) -> Evidence:
     """The run's evidence: the stored graph (checked against `ids`), folds and probabilities plus the standardised
-    `embeddings`."""
-    X = standardise(embeddings)
-    y = _check_labels(labels, n_classes, len(X))
-    graph = read_knn_graph(run / runfiles.KNN, ids=ids)
+    `embeddings` (None with ``source="pred_probs"`` and no embeddings: no graph)."""
+    X = standardise(embeddings) if embeddings is not None else None
+    y = _check_labels(labels, n_classes, len(labels) if X is None else len(X))
+    graph = read_knn_graph(run / runfiles.KNN, ids=ids) if X is not None else None
     folds = run.read_npy(runfiles.FOLDS)
     probs = run.read_npy(runfiles.OOF_PROBS)
-    if graph.indices.shape[0] != len(y) or len(folds) != len(y) or probs.shape != (len(y), n_classes):
+    if (graph is not None and graph.indices.shape[0] != len(y)) or len(folds) != len(y) \
+            or probs.shape != (len(y), n_classes):
         raise ValueError(f"the run's evidence does not match its {len(y)} training samples and {n_classes} classes "
                          "(re-run the evidence stage)")
-    return Evidence(X, y, n_classes, graph, folds, probs, probe_settings(cfg), seed, device)
+    return Evidence(X, y, n_classes, graph, folds, probs, probe_settings(cfg), seed, device, source=source)
 

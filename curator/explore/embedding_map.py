@@ -59,7 +59,8 @@ def embedding_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS,
     """The cached map: columns sample_id, x, y (one row per mapped training sample)."""
     run = RunDir(run_path)
     if not run.exists(runfiles.EMBEDDINGS):
-        raise DataError(f"run {str(run.path)!r} has no embeddings.npy; the map needs the embedding stage")
+        raise DataError(f"run {str(run.path)!r} has no embeddings.npy, so there is no map (a run audited "
+                        "with --pred-probs alone has no embeddings; add --embeddings FILE to get one)")
 
     def compute() -> None:
         emb = run.read_npy(runfiles.EMBEDDINGS, mmap=True)                   # (N, d) float16

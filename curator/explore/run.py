@@ -64,6 +64,7 @@ class ExplorerRun:
     metrics: dict[str, Any] | None = None
     classes: pd.DataFrame | None = None    # RUN/classes.parquet as written by the audit
     warnings: list[str] = field(default_factory=list)  # the audit's RUN/diagnostics.json warnings
+    evidence: dict = field(default_factory=dict)       # the audit's evidence grade (RUN/diagnostics.json "evidence")
     signal_columns: list[str] = field(default_factory=list)
     id_index: pd.Index = field(default_factory=lambda: pd.Index([]))
     sort_cache: dict = field(default_factory=dict, repr=False)  # (column, descending) -> full order, see filter_samples
@@ -242,5 +243,7 @@ def load_run(path: str | Path) -> ExplorerRun:
     return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
                        classes=classes, warnings=[str(w) for w in diagnostics.get("warnings", [])
                                                   if isinstance(diagnostics.get("warnings"), list)],
+                       evidence=dict(diagnostics.get("evidence") or {})
+                       if isinstance(diagnostics.get("evidence"), dict) else {},
                        signal_columns=signal_columns,
                        id_index=id_index)

@@ -23,8 +23,9 @@ def test_warning_only_when_most_labels_are_flagged():
 
 
 @pytest.mark.slow
-def test_uninformative_embeddings_give_a_warning_everywhere(tmp_path):
-    # clean digits labels, random embeddings: whatever the audit flags, it must say that it cannot tell
+def test_uninformative_embeddings_give_the_weak_evidence_warning_everywhere(tmp_path):
+    # clean digits labels, random embeddings: the audit cannot tell label errors from useless features, so the
+    # evidence grade is weak, few labels are flagged (the weak-evidence cap) and every surface says so
     emb = tmp_path / "random.npy"
     np.save(emb, np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32))
     recipe = {"dataset": {"dataset": "digits", "imbalance": "none", "noise": "none", "limit": 400,
@@ -34,8 +35,12 @@ def test_uninformative_embeddings_give_a_warning_everywhere(tmp_path):
     out = tmp_path / "run"
     s = run_pipeline(DatasetOptions(), out, recipe=recipe)
     flagged = pd.read_parquet(out / "audit.parquet")["is_label_issue"].mean()
-    assert flagged > 0.5                                  # the failure mode the warning is for
-    assert len(s["warnings"]) == 1 and "do not separate the classes" in s["warnings"][0]
-    assert "do not separate the classes" in (out / "report.html").read_text()
+    assert flagged <= 0.10
+    ev = s["evidence"]
+    assert ev["grade"] == "weak" and ev["separability"] < 0.6 and ev["flagged_before_cap"] > 0.3 * 400
+    assert ev["representation"]["kind"] == "embeddings"
+    assert len(s["warnings"]) == 1 and s["warnings"][0].startswith("Evidence: weak")
+    assert "Evidence: weak" in (out / "report.html").read_text()
     from curator.explore.run import load_run
-    assert load_run(out).warnings == s["warnings"]
+    run = load_run(out)
+    assert run.warnings == s["warnings"] and run.evidence["grade"] == "weak"

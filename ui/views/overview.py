@@ -17,8 +17,12 @@ st.title("Overview")
 stats = overview_stats(run)
 _, _, n_decisions = get_status(run)
 
+if run.evidence.get("summary") and run.evidence.get("grade") != "weak":  # a weak grade is one of the warnings
+    st.info(md(run.evidence["summary"]))
 for w in run.warnings:
     st.warning(md(w), icon="⚠️")
+if run.knn() is None:
+    st.caption("This run has no embeddings (--pred-probs alone): no embedding map and no nearest neighbours.")
 
 cols = st.columns([1, 1, 1, 1.8, 1])  # the flagged count carries its share: give it room not to be cut off
 cols[0].metric("Training samples", f"{stats['n_samples']:,}")

@@ -165,7 +165,8 @@ else:
 st.subheader("Nearest neighbours")
 graph = run.knn()
 if graph is None:
-    st.info("No kNN graph in this run (knn.npz).")
+    st.info("No nearest neighbours: this run has no kNN graph (knn.npz), as a run audited with --pred-probs and no "
+            "embeddings has none.")
 else:
     idx, sim = graph.indices, graph.similarities
     st.caption("The most similar training samples in embedding space, with their given labels and cosine similarity.")
