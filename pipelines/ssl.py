@@ -109,10 +109,11 @@ def _record_problems(run: RunDir, problems: ProblemReport) -> None:
 
 
 def _inputs(ds: Dataset, cfg: SSLConfig, seed: int) -> dict:
-    out = {"manifest": manifest_fingerprint(ds.manifest), "ssl": cfg.training_fingerprint_fields(),
-           "epochs": cfg.epochs, "seed": seed}
-    out.update(pretrained.fingerprint(cfg.backbone, cfg.weights))   # embeddings are kept per model + weights
-    return out
+    weights = pretrained.fingerprint(cfg.backbone, cfg.weights)   # embeddings are kept per model + weights
+    fields = cfg.training_fingerprint_fields()
+    if "weights_named" in weights:   # imagenet and IMAGENET1K_V1 may name the same weights: the library's identity counts
+        fields.pop("weights", None)
+    return {"manifest": manifest_fingerprint(ds.manifest), "ssl": fields, "epochs": cfg.epochs, "seed": seed} | weights
 
 
 def _record_representation(run: RunDir, cfg: SSLConfig) -> None:
@@ -275,7 +276,8 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
             if batches is None:
                 continue
             plain = embed_rows(backbone, batches, len(usable), meta["recipe"], size, device, info=info, usable=usable,
-                               amp=cfg.amp, channels_last=cl, batch_size=cfg.embed_batch_size)
+                               amp=cfg.amp, channels_last=cl, batch_size=cfg.embed_batch_size,
+                               progress=f"embed {split} ({meta['backbone']})" if cfg.progress else None)
             if info.is_main:
                 run.write_npy(name, plain)
         if info.is_main:

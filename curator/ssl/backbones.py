@@ -155,10 +155,11 @@ def _open_clip_model(name: str) -> nn.Module:
 
 
 def _open_clip_info(name: str, visual: nn.Module) -> BackboneInfo:
-    size = getattr(visual, "image_size", 224)
+    pp = dict(getattr(visual, "preprocess_cfg", {}) or {})   # open_clip's preprocessing of the architecture
+    size = pp.get("size") or getattr(visual, "image_size", 224)
     size = size[-1] if isinstance(size, (tuple, list)) else size
-    mean = getattr(visual, "image_mean", None) or (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP's
-    std = getattr(visual, "image_std", None) or (0.26862954, 0.26130258, 0.27577711)
+    mean = pp.get("mean") or (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP's
+    std = pp.get("std") or (0.26862954, 0.26130258, 0.27577711)
     return BackboneInfo(name, int(getattr(visual, "output_dim", 0) or 0), int(size), tuple(float(v) for v in mean),
                         tuple(float(v) for v in std))
 
@@ -219,9 +220,10 @@ def strip_classifier(name: str, model: nn.Module, classifier: list[str]) -> tupl
 
 
 def load_library_weights(model: nn.Module, name: str, weights: str, classifier: list[str], *,
-                         download: bool = True) -> None:
+                         download: bool = True):
     """Load `weights` into the torchvision/timm/open_clip `model`: a file of that name when one exists, else the
-    weights the library knows by that name, from its cache (downloaded first only when `download`)."""
+    weights the library knows by that name, from its cache (downloaded first only when `download`). Returns the
+    `curator.ssl.pretrained.Named` weights, or None for a file."""
     from curator.ssl.pretrained import fetch, resolve
     from curator.ssl.weights import load_weights
 
@@ -229,8 +231,9 @@ def load_library_weights(model: nn.Module, name: str, weights: str, classifier: 
     if named is None:
         LOG.info("--weights %s: the file of that name is used", weights)
         load_weights(model, weights, name, optional=classifier)
-        return
+        return None
     load_weights(model, fetch(named, download=download), name, optional=classifier)
+    return named
 
 
 def build_backbone(name: str | None, image_size: int, width: int | None = None, *,
@@ -241,9 +244,11 @@ def build_backbone(name: str | None, image_size: int, width: int | None = None, 
     name = resolve_backbone(name, image_size)
     if name.startswith(PREFIXES):
         model, classifier = full_model(name)
-        if weights is not None:
-            load_library_weights(model, name, weights, classifier, download=download)
-        return strip_classifier(name, model, classifier)
+        named = load_library_weights(model, name, weights, classifier, download=download) if weights else None
+        model, info = strip_classifier(name, model, classifier)
+        if named is not None and named.mean is not None:   # normalisation of these weights (open_clip's per tag)
+            info = BackboneInfo(name, info.dim, info.input_size, named.mean, named.std)
+        return model, info
     if name == "patch_kmeans":
         from curator.ssl.patch_kmeans import PatchKMeans
 

@@ -48,6 +48,8 @@ class Named:
     files: tuple[str, ...]   # the file name(s) expected there (the first found is used)
     url: str | None = None   # torchvision: the download URL (torch hub)
     repo: str | None = None  # timm / open_clip: the Hugging Face repository
+    mean: tuple[float, ...] | None = None   # open_clip: the normalisation these weights were trained with
+    std: tuple[float, ...] | None = None
 
     @property
     def expected(self) -> str:
@@ -129,7 +131,7 @@ def _open_clip(backbone: str, weights: str) -> Named:
 
     arch = backbone.split(":", 1)[1]
     tags = open_clip.list_pretrained_tags_by_model(arch)
-    if weights not in tags:
+    if weights.lower().replace("-", "_") not in tags:
         raise WeightsError(f"--weights {weights!r}: no file of that name, and not an open_clip pretrained tag of {arch} "
                            f"({', '.join(tags) or 'none'})")
     cfg = open_clip.get_pretrained_cfg(arch, weights)
@@ -143,7 +145,9 @@ def _open_clip(backbone: str, weights: str) -> Named:
         files = tuple(dict.fromkeys((safe, filename)))
     else:
         files = OPEN_CLIP_FILES
-    return Named(backbone, weights, f"{repo} ({weights})", _hf_folder(repo), files, repo=repo)
+    mean, std = cfg.get("mean"), cfg.get("std")
+    return Named(backbone, weights, f"{repo} ({weights})", _hf_folder(repo), files, repo=repo,
+                 mean=tuple(float(x) for x in mean) if mean else None, std=tuple(float(x) for x in std) if std else None)
 
 
 def resolve(backbone: str | None, weights: str | None, model=None) -> Named | None:

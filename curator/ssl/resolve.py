@@ -110,10 +110,7 @@ def prepare_weights(cfg: SSLConfig) -> None:
     if cfg.weights is None:
         return
     named = pretrained.resolve(cfg.backbone, cfg.weights)
-    if named is not None:
-        pretrained.fetch(named, download=True)
-    else:
-        read_weights(cfg.weights)
+    read_weights(pretrained.fetch(named, download=True) if named is not None else cfg.weights)
 
 
 def _parse_start(text: str) -> tuple[str, str]:
