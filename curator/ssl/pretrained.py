@@ -220,8 +220,10 @@ def fetch(named: Named, *, download: bool) -> Path:
         path = _download(named)
     except Exception as exc:  # noqa: BLE001 - network, HTTP, hash and hub errors all mean the same here
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        other = ("copy the file there" if named.url is not None
+                 else "point HF_HOME at a Hugging Face cache that holds them")
         raise WeightsError(f"{where}, and the download failed ({type(exc).__name__}: {why}); fetch them on a "
-                           f"connected machine with `{named.fetch_command()}` or copy the file there") from None
+                           f"connected machine with `{named.fetch_command()}` or {other}") from None
     LOG.info("%s weights %s saved to %s", named.backbone, named.tag, path)
     return path
 
