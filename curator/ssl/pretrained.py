@@ -35,6 +35,7 @@ TORCHVISION_ALIASES = {"imagenet": "DEFAULT"}
 TIMM_NAMES = ("pretrained",)
 OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 TIMM_FILES = ("model.safetensors", "pytorch_model.bin")
+BUILDER_REWRITES = ("densenet", "googlenet", "inception_v3")   # torchvision builders that change weights while loading
 FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".tar")   # a --weights value with one is a file
 
 
@@ -98,6 +99,10 @@ def _torchvision(backbone: str, weights: str) -> Named:
         raise WeightsError(f"--weights {weights!r}: no file of that name, and not a torchvision weights name of "
                            f"{arch} (imagenet = DEFAULT, or one of {', '.join(members)})")
     member = enum[match[0]]
+    if arch.startswith(BUILDER_REWRITES):
+        raise WeightsError(f"{backbone}: torchvision's builder rewrites the {member.name} weights as it loads them (key "
+                           "names, or an input transform the model applies itself), which curator's safe loader does "
+                           "not repeat; pass a state dict FILE saved from the loaded model, or choose another model")
     folder = str(Path(_torch_hub_dir()) / "checkpoints")
     return Named(backbone, weights, f"{type(member).__name__}.{member.name}", folder,
                  (os.path.basename(member.url),), url=member.url)

@@ -78,6 +78,8 @@ def test_member_names_and_the_models_own_input_size(caches):
     assert pretrained.resolve("torchvision:resnet50", "imagenet").tag == "ResNet50_Weights.IMAGENET1K_V2"  # DEFAULT
     with pytest.raises(WeightsError, match="IMAGENET1K_V1"):
         pretrained.resolve("torchvision:resnet18", "imagenet21k")
+    with pytest.raises(WeightsError, match="builder rewrites"):   # never loaded half right
+        pretrained.resolve("torchvision:inception_v3", "imagenet")
     ds = load_dataset(DatasetOptions(limit=16))
     cfg = resolve_config(ds, {"backbone": "torchvision:vit_b_16", "weights": "imagenet"}, torch.device("cpu"))
     assert cfg.image_size == 224 and cfg.epochs == 0      # its own input size; as they are
