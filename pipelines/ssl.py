@@ -14,12 +14,14 @@ decided by `curator.ssl.resolve`; this module runs it:
   manifest order) and RUN/embeddings_test.npy (test rows, when present); with
   ``DatasetOptions.embeddings`` (RUN/config.json dataset.embeddings) the file is loaded instead and
   nothing is trained. Skipped when up to date (same model, same weights, same images); the arrays are then read
-  back from the run.
+  back from the run. The embeddings of a pretrained encoder taken as it is are also kept beside the image cache, per
+  images + model + weights, so runs sharing a cache folder embed once.
 
 Images that cannot be decoded are added to RUN/problems.parquet (by sample id and reason).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ from curator.data import cache as image_cache
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.data.problems import ProblemReport
 from curator.device import select_device
-from curator.rundir import RunDir, file_fingerprint
+from curator.rundir import RunDir, file_fingerprint, fingerprint, write_npy_atomic
 from curator.ssl import pretrained
 from curator.ssl.backbones import FITTED, build_backbone
 from curator.ssl.config import SSLConfig
@@ -242,6 +244,39 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
     return cfg
 
 
+def _shared_embeddings(run: RunDir, cfg: SSLConfig, meta: dict, split: str, size: int, device: torch.device) -> Path | None:
+    """Where the embeddings of a pretrained encoder taken as it is (no epochs) are kept beside the image cache, keyed by
+    the cached images, the model, its weights and how they are applied, so every run sharing the cache (``ssl.cache_dir``
+    / ``$CURATOR_CACHE``) reuses them; None for a trained encoder or images without a cache."""
+    if cfg.epochs != 0 or cfg.weights is None:
+        return None
+    rec = ((run.read_json(runfiles.IMAGE_CACHE, {}) or {}).get("caches") or {}).get(f"{split}@{size}")
+    if not rec:
+        return None
+    images = Path(rec["path"])
+    key = fingerprint({"images": images.name, "n": rec["n"], "backbone": meta["backbone"], "size": size,
+                       "weights": pretrained.fingerprint(cfg.backbone, cfg.weights), "recipe": dataclasses.asdict(
+                           meta["recipe"]), "device": device.type, "amp": bool(cfg.amp and device.type == "cuda")})
+    return images.parent / f"embeddings-{key[:16]}.npy"
+
+
+def _read_shared(path: Path | None, n: int) -> np.ndarray | None:
+    """The shared embeddings at `path` when they are readable and have `n` rows (else None: they are computed again)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        LOG.warning("embeddings cache %s cannot be read (%s); computing them again", path, exc)
+        return None
+    if arr.ndim != 2 or arr.shape[0] != n or arr.dtype != np.float16:
+        LOG.warning("embeddings cache %s holds %s %s, not %d rows of float16; computing them again", path, arr.shape,
+                    arr.dtype, n)
+        return None
+    LOG.info("embeddings: reusing %s (same images, model and weights)", path)
+    return arr
+
+
 def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *, seed: int) -> np.ndarray:
     """Write (or reuse) RUN/embeddings.npy (N_train x d float16) and return it. `cfg`: the config
     `pretrain_stage` returned (pre-training runs first if `cfg` is not resolved yet)."""
@@ -275,9 +310,14 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
             batches, usable, _, _ = _split_data(run, ds, split, cfg, size, device, problems)
             if batches is None:
                 continue
-            plain = embed_rows(backbone, batches, len(usable), meta["recipe"], size, device, info=info, usable=usable,
-                               amp=cfg.amp, channels_last=cl, batch_size=cfg.embed_batch_size,
-                               progress=f"embed {split} ({meta['backbone']})" if cfg.progress else None)
+            shared = _shared_embeddings(run, cfg, meta, split, size, device)
+            plain = _read_shared(shared, len(usable))
+            if plain is None:
+                plain = embed_rows(backbone, batches, len(usable), meta["recipe"], size, device, info=info,
+                                   usable=usable, amp=cfg.amp, channels_last=cl, batch_size=cfg.embed_batch_size,
+                                   progress=f"embed {split} ({meta['backbone']})" if cfg.progress else None)
+                if shared is not None and info.is_main:
+                    write_npy_atomic(shared, plain)
             if info.is_main:
                 run.write_npy(name, plain)
         if info.is_main:

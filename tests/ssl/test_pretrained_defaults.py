@@ -71,3 +71,22 @@ def test_clothing1m_recipe_starts_from_a_cached_imagenet_resnet50(caches, tmp_pa
     # asked for something else, the recipe's start steps aside
     assert resolve_config(ds, cfg.replace(backbone="small_cnn", epochs=1), CPU).backbone == "small_cnn"
     assert caches["attempts"] == []
+
+
+def test_runs_sharing_a_cache_embed_once_per_model_and_weights(caches, tmp_path, capsys, monkeypatch):
+    root = _folder(tmp_path / "imgs", n=3)
+    caches["torch"].mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), caches["torch"] / "resnet18-f37072fd.pth")
+    monkeypatch.setenv("CURATOR_CACHE", str(tmp_path / "shared"))
+    base = ["embed", "--dataset", "imagefolder", "--root", str(root), "--device", "cpu",
+            "--backbone", "torchvision:resnet18", "--set", "ssl.image_size=32"]
+    assert main([*base, "--weights", "imagenet", "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert main([*base, "--weights", "IMAGENET1K_V1", "--out", str(tmp_path / "b")]) == 0   # the same weights
+    assert "embeddings: reusing" in capsys.readouterr().err
+    assert np.array_equal(np.load(tmp_path / "a" / "embeddings.npy"), np.load(tmp_path / "b" / "embeddings.npy"))
+    other = tmp_path / "other.pt"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), other)             # other weights: embedded
+    assert main([*base, "--weights", str(other), "--out", str(tmp_path / "c")]) == 0
+    assert "embeddings: reusing" not in capsys.readouterr().err
+    assert len(list((tmp_path / "shared").glob("embeddings-*.npy"))) == 2
