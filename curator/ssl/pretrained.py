@@ -59,11 +59,6 @@ class Named:
     def fetch_command(self) -> str:
         return f"curator embed --backbone {self.backbone} --weights {self.name} ..."
 
-    def record(self, path: Path | None = None) -> dict:
-        """What the run's provenance keeps of this choice."""
-        return {"backbone": self.backbone, "weights": self.name, "tag": self.tag,
-                "file": str(path) if path is not None else None}
-
 
 def _library(backbone: str) -> str:
     return backbone.split(":", 1)[0] if ":" in backbone else ""
