@@ -47,7 +47,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                         "torchvision: imagenet (the DEFAULT) or a member such as IMAGENET1K_V2; timm: pretrained; "
                         "openclip: a tag such as laion2b_s34b_b79k — downloaded once into that cache when absent. "
                         "An existing file of that name wins")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: CUDA when present)")
+    g.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:i for every stage that computes (pre-training, embedding, heads, evidence, "
+                        "hygiene; default: CUDA when present)")
     g.add_argument("--compile", choices=["auto", "on", "off"], default=None)
 
 
