@@ -75,6 +75,15 @@ def hf_cache_dir() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
+def may_be_cached(backbone: str) -> bool:
+    """False when the library cache surely lacks weights for `backbone` — checked without importing the library (timm
+    takes seconds to import), for the defaults that look for a cached start on every run."""
+    if backbone.startswith("timm:"):
+        arch = backbone.split(":", 1)[1].split(".", 1)[0]
+        return any(Path(hf_cache_dir()).glob(f"models--timm--{arch}*"))
+    return True
+
+
 def _hf_folder(repo: str) -> str:
     return str(Path(hf_cache_dir()) / ("models--" + repo.replace("/", "--")))
 

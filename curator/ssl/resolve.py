@@ -134,6 +134,8 @@ def cached_start(cfg: SSLConfig, *, cpu: bool, native: int) -> tuple[str, str, s
     first_missing = None
     for text in starts:
         backbone, weights = _parse_start(text)
+        if cfg.cached_starts is None and not pretrained.may_be_cached(backbone):   # a default: look without importing
+            continue
         try:
             named = pretrained.resolve(backbone, weights)
         except (WeightsError, ValueError, ImportError) as exc:   # a library that is not installed, an unknown name
