@@ -211,3 +211,12 @@ def test_bad_weights_one_line_exit_2_nothing_executed(caches, tmp_path, capsys, 
     assert len(errors) == 1 and str(f) in errors[0], err
     assert not (tmp_path / "EXECUTED").exists() and not (tmp_path / "run").exists()
     assert caches["attempts"] == []
+
+
+def test_self_supervised_training_continues_from_named_weights(caches, tmp_path):
+    caches["torch"].mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), caches["torch"] / "resnet18-f37072fd.pth")
+    assert _embed(tmp_path / "run", "--backbone", "torchvision:resnet18", "--weights", "imagenet", "--epochs", "1",
+                  "--batch-size", "12", "--set", "ssl.image_size=32", "--set", "ssl.knn_every=0") == 0
+    hist = json.loads((tmp_path / "run" / "checkpoints" / "history.json").read_text())
+    assert hist["epochs_done"] == 1 and hist["weights"] == "imagenet" and caches["attempts"] == []
