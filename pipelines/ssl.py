@@ -56,7 +56,9 @@ CPU_QUALITY_NOTE = ("CPU pre-training gives rough embeddings (on 10,000 CIFAR-10
 
 def _record_cache(run: RunDir, cache: image_cache.ImageCache, split: str) -> None:
     """Note in RUN/image_cache.json which cache holds the `split` rows of the run's manifest (in order)."""
-    rec = run.read_json(runfiles.IMAGE_CACHE, {}) or {}
+    rec = run.read_json(runfiles.IMAGE_CACHE, {}, recompute=True) or {}
+    if not isinstance(rec.get("caches"), dict):
+        rec["caches"] = {}
     rec.setdefault("caches", {})[f"{split}@{cache.size}"] = {
         "path": str(Path(cache.path).resolve()), "split": split, "size": cache.size, "ids": cache.meta["ids"],
         "n": len(cache)}
@@ -133,12 +135,13 @@ def _record_representation(run: RunDir, cfg: SSLConfig) -> None:
 
 def _embeddings_option(run: RunDir, ds: Dataset) -> str | None:
     conf = run.read_json(runfiles.CONFIG, {}) or {}
-    return (conf.get("dataset") or {}).get("embeddings")
+    dataset = conf.get("dataset")
+    return dataset.get("embeddings") if isinstance(dataset, dict) else None
 
 
 def _continue_if_partial(run: RunDir) -> None:
     """A pre-training stopped by the wall-clock cap is not finished: forget its stage record so it continues."""
-    hist = run.read_json(runfiles.SSL_HISTORY)
+    hist = run.read_json(runfiles.SSL_HISTORY, recompute=True)
     if hist and hist.get("partial") and run.forget_stage("pretrain"):
         LOG.info("pre-training stopped at epoch %s of %s last time (ssl.max_minutes); continuing it",
                  hist.get("epochs_done"), hist.get("epochs"))
@@ -244,6 +247,11 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
     return cfg
 
 
+def train_ids(ds: Dataset) -> str:
+    """The ids digest of the training rows, in the order embeddings.npy holds them (recorded with the embed stage)."""
+    return image_cache.ids_digest(ds.train["sample_id"].astype(str).tolist())
+
+
 def _shared_embeddings(run: RunDir, cfg: SSLConfig, meta: dict, split: str, size: int, device: torch.device) -> Path | None:
     """Where the embeddings of a pretrained encoder taken as it is (no epochs) are kept beside the image cache, keyed by
     the cached images, the model, its weights and how they are applied, so every run sharing the cache (``ssl.cache_dir``
@@ -289,7 +297,8 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
             run.write_npy(runfiles.EMBEDDINGS, load_embeddings_file(supplied, n_train, np.float16))
 
         run.run_stage("embed", load, inputs={"file": supplied, "content": file_fingerprint(supplied),
-                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=[runfiles.EMBEDDINGS])
+                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=[runfiles.EMBEDDINGS],
+                      ids=train_ids(ds))
         return run.read_npy(runfiles.EMBEDDINGS)
 
     if not (isinstance(cfg, SSLConfig) and cfg.is_resolved):
@@ -323,5 +332,6 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
         if info.is_main:
             _record_problems(run, problems)
 
-    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[runfiles.ENCODER])
+    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[runfiles.ENCODER],
+                  ids=train_ids(ds))
     return run.read_npy(runfiles.EMBEDDINGS)

@@ -267,8 +267,12 @@ def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed:
                "n_train": len(ds.train), "n_monitor": _n_monitor(ds, cfg), "method": cfg.method,
                "batch_size": cfg.batch_size, "head_dim": cfg.head_dim, "fuse_views": cfg.fuse_views,
                "weights": cfg.weights, "device": device.type, "manifest": manifest_fingerprint(ds.manifest)}
-    rec = run.read_json(runfiles.BUDGET)
-    previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
+    rec = run.read_json(runfiles.BUDGET, recompute=True)
+    try:
+        previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
+    except ValueError as exc:   # not a plan: made again
+        LOG.warning("%s: %s; planning the budget again", run / runfiles.BUDGET, exc)
+        rec, previous = None, None
     if rec and rec.get("request") == request:
         plan = previous
         LOG.info("pre-training budget: reusing the plan recorded in %s (%d epochs of %s at %d px)", run / runfiles.BUDGET,
