@@ -6,12 +6,15 @@ orientation and the column tables in ``docs/signals.md`` / ``docs/audit.md`` all
 the stages that write the two tables check their columns against it (`check_columns`), so a column
 nobody declared cannot be written. The module imports nothing from curator and has no side effects.
 
-``hygiene.parquet`` (the hygiene stage, `curator.hygiene`) is declared here too: its measurements are
-signals (copied into ``signals.parquet``) and its flags are the issue kinds of ``audit.parquet``.
+``hygiene.parquet`` (the hygiene stage, `curator.hygiene`): the image properties are declared here; every
+hygiene check declares its own columns (``is_<kind>_issue`` and its measurements) in its module, and the
+registry `curator.hygiene.registry` adds them with `declare` when it is imported. Its measurements are signals
+(copied into ``signals.parquet``) and its flags are the issue kinds of ``audit.parquet``.
 
 Robust heads contribute the same four columns each (``<head>_prob_label``, ``_pred``, ``_margin``,
-``_loss``), generated from `HEADS`; a head with columns of its own lists them in `HEAD_COLUMNS`.
-Adding a head therefore touches its own module, one registry line and its lines here.
+``_loss``, `head_columns`) and any of their own; the head table `curator.heads.registry.HEADS` (the one list of
+head names) declares them with `declare` when it is imported. Adding a head touches its own module and its one
+line in that table.
 """
 from __future__ import annotations
 
@@ -24,8 +27,6 @@ DIRECTION_WORDS = {"higher_is_clean": "higher = more likely clean", "higher_is_i
                    "higher_is_worse": "higher = worse image or data (not about the label)",
                    "lower_is_worse": "lower = worse image or data (not about the label)",
                    "categorical": "a class or group", "info": "information"}
-#: the kinds of issue a training sample can have (audit.parquet ``issue_kinds``, ``is_<kind>_issue``)
-ISSUE_KINDS = ("label", "duplicate", "leak", "quality", "outlier")
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,7 @@ class Column:
         return DIRECTION_WORDS[self.direction]
 
 
-#: head name -> how people call it; every head writes the four columns of `_HEAD_COMMON`
-HEADS: dict[str, str] = {
-    "ce": "cross-entropy head", "la": "logit-adjusted head", "lasl": "LA+SuperLoss head",
-    "cb": "class-balanced-loss head", "focal": "focal-loss head", "ldam": "LDAM-DRW head",
-    "cbs": "CBS+RRS head (class-balanced classifier)", "gdw": "GDW head (paper 003)", "fsr": "FSR head (paper 004)",
-    "semi": "self-training head (paper 001)",
-}
+#: the four columns every head writes, <head>_<suffix>: (suffix, direction, range, explanation)
 _HEAD_COMMON = (
     ("prob_label", "higher_is_clean", "[0, 1]", "the head's probability of the given label (trained on every sample, "
                                                 "so it partly echoes the label)."),
@@ -57,43 +52,14 @@ _HEAD_COMMON = (
                                           "(negative = the head prefers another class)."),
     ("loss", "higher_is_issue", "[0, inf)", "the head's training loss of the sample, mean over the last epochs."),
 )
-#: columns a head writes besides the common four: (name, direction, range, explanation)
-HEAD_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
-    "lasl": (("lasl_sigma", "higher_is_clean", "(0, e]",
-              "SuperLoss confidence σ*: below 1 the sample's loss stayed above τ = log C (hard or mislabelled); "
-              "mean over the last epochs."),),
-    "gdw": (("gdw_weight", "higher_is_clean", "[0, ~1.2]",
-             "GDW's instance weight ω_t of the given label (mean over the last epochs): how much the meta set wants "
-             "this label learned; low on mislabelled samples."),
-            ("gdw_suggested_label", "categorical", "class index",
-             "The other class whose 'not this class' gradient GDW suppressed most: where the meta set thinks the "
-             "sample belongs.")),
-    "fsr": (("fsr_meta_margin", "higher_is_clean", "real (≈ [−1, 1])",
-             "Momentum meta-margin: how much the sample's loss falls when the model learns FSR's trusted dictionary; "
-             "negative = it contradicts the dictionary."),
-            ("fsr_weight", "higher_is_clean", "[0, b] (1 = average)",
-             "FSR's learned sample weight relative to the batch average (mean over the last epochs); 0 = excluded."),
-            ("fsr_in_dictionary", "higher_is_clean", "bool",
-             "FSR picked the sample for its class-balanced dictionary of trusted samples."),
-            ("fsr_pseudo_label", "categorical", "class index",
-             "Argmax of FSR's momentum re-label (moving average of the head's predictions).")),
-    "semi": (("semi_pseudo_label", "categorical", "class index",
-              "Class given by the self-trained student, which learned the distrusted samples from the robust head's "
-              "pseudo-labels."),
-             ("semi_pseudo_confidence", "info", "[0, 1]", "The student's probability of its suggested class."),
-             ("semi_distrusted", "info", "bool",
-              "The robust head distrusted the given label, so self-training treated the sample as unlabelled.")),
-}
 
 _S, _A, _SA = ("signals",), ("audit",), ("signals", "audit")
 _KNN = "kNN graph of the embeddings (RUN/knn.npz)"
 _CL = "confident learning on the out-of-fold probe (RUN/oof_probs.npy)"
 _AUDIT = "audit (curator.audit.aggregate)"
 _IMG = "image properties, measured in the image pass (curator.data.properties)"
-_DUP = "duplicate check: content hash + kNN graph (curator.hygiene.duplicates)"
-_HYG = "hygiene checks (curator.hygiene)"
 _FUSED = "audit fused with the hygiene checks (curator.hygiene.fuse)"
-_HS, _HA = ("hygiene", "signals"), ("hygiene", "audit")
+_HS = ("hygiene", "signals")
 
 _BASE = (
     Column("sample_id", ("signals", "audit", "hygiene"), "info", "text", "Stable id of the sample (from the dataset adapter).", "dataset"),
@@ -133,40 +99,6 @@ _BASE = (
     Column("colorfulness", _HS, "lower_is_worse", "[0, ~1]",
            "Hasler–Süsstrunk colourfulness: 0 for grayscale images (a problem only in a dataset of colour images).",
            _IMG),
-    # hygiene: duplicates, leakage, outliers (curator.hygiene)
-    Column("dup_group", _HS, "categorical", "group index or -1",
-           "Group of identical (same pixels) or near-identical (calibrated cosine similarity) training samples; "
-           "-1 when none.", _DUP),
-    Column("dup_conflict", _HS, "higher_is_issue", "bool",
-           "This sample has an identical or near-identical copy that carries a different label: an error in plain "
-           "sight.", _DUP),
-    Column("duplicate_type", _HS, "categorical", "exact / near / empty",
-           "exact: another training image has exactly these pixels; near: only near-identical copies; empty: none.",
-           _DUP),
-    Column("duplicate_similarity", _HS, "higher_is_worse", "[-1, 1]",
-           "Cosine similarity to the nearest other training sample (1 = identical copy).", _DUP),
-    Column("leak_similarity", _HS, "higher_is_worse", "[-1, 1] or NaN",
-           "Similarity of the closest test / validation image that duplicates this training image (1 = identical "
-           "pixels); NaN when none does.", "leakage check (curator.hygiene.leakage)"),
-    Column("outlier_distance", _HS, "higher_is_worse", "[0, 2]",
-           "Mean cosine distance to the 5 nearest other samples: large = unlike anything else in the dataset.",
-           "outlier check (curator.hygiene.outliers)"),
-    Column("is_duplicate_issue", _HA, "higher_is_worse", "bool",
-           "The sample is in a group of identical or near-identical training samples (dup_group).", _HYG),
-    Column("is_leak_issue", _HA, "higher_is_worse", "bool",
-           "An identical or near-identical copy of this training image is in the test or validation split "
-           "(leakage: it inflates the test score); the pairs are in RUN/leakage.parquet.", _HYG),
-    Column("is_quality_issue", _HA, "higher_is_worse", "bool",
-           "At least one image-quality check fired (quality_issues says which).", _HYG),
-    Column("quality_issues", _HA, "info", "text",
-           "The image-quality checks that fired, e.g. 'dark,blurry' (dark, light, blurry, low_information, "
-           "grayscale, odd_size, odd_aspect_ratio); each flags values far outside the dataset's own distribution.",
-           _HYG),
-    Column("is_outlier_issue", _HA, "higher_is_worse", "bool",
-           "The sample is far from every other sample in embedding space (outlier_distance far above the "
-           "dataset's typical value).", _HYG),
-    Column("duplicate_of", _A, "info", "sample id or empty",
-           "For a duplicate that a de-duplicated export drops: the member of its group that is kept.", _FUSED),
     Column("issue_kinds", _A, "info", "text",
            "Every kind of issue the sample has, comma-separated: label, duplicate, leak, quality, outlier "
            "(empty = none). 'label,quality' (a label issue on a bad image) calls for another decision than "
@@ -189,17 +121,26 @@ _BASE = (
 )
 
 
-def _head_columns() -> list[Column]:
-    out = []
-    for head, who in HEADS.items():
-        for suffix, direction, rng, text in _HEAD_COMMON:
-            out.append(Column(f"{head}_{suffix}", _S, direction, rng, f"{who[0].upper()}{who[1:]}: {text}", who))
-        for name, direction, rng, text in HEAD_COLUMNS.get(head, ()):
-            out.append(Column(name, _S, direction, rng, text, who))
-    return out
+def head_columns(head: str, who: str, own: tuple[tuple[str, str, str, str], ...] = ()) -> list[Column]:
+    """The columns of head `head` (`who` = how people call it): the common four, then its `own` (name, direction,
+    range, explanation). The head table (`curator.heads.registry.HEADS`) declares them with `declare`."""
+    out = [Column(f"{head}_{suffix}", _S, direction, rng, f"{who[0].upper()}{who[1:]}: {text}", who)
+           for suffix, direction, rng, text in _HEAD_COMMON]
+    return out + [Column(name, _S, direction, rng, text, who) for name, direction, rng, text in own]
 
 
-COLUMNS: dict[str, Column] = {c.name: c for c in (*_BASE, *_head_columns())}
+#: the contract: the columns declared here, then those of the plug-ins (heads, hygiene checks) as their registries
+#: declare them
+COLUMNS: dict[str, Column] = {c.name: c for c in _BASE}
+_OWN = frozenset(COLUMNS)
+
+
+def declare(columns: Iterable[Column]) -> None:
+    """Add plug-in columns (a hygiene check's) to the contract; declaring a name twice differently is an error."""
+    for c in columns:
+        if c.name in COLUMNS and COLUMNS[c.name] != c:
+            raise ValueError(f"column {c.name!r} is declared twice, differently: {COLUMNS[c.name]} and {c}")
+        COLUMNS[c.name] = c
 
 
 def column(name: str) -> Column | None:
@@ -228,7 +169,9 @@ def check_columns(names: Iterable[str], table: Table) -> None:
 def markdown_table(table: Table) -> str:
     """The columns of `table` as a Markdown table (docs/signals.md and docs/audit.md hold this text)."""
     lines = ["| column | direction | range | meaning | from |", "|---|---|---|---|---|"]
-    for c in COLUMNS.values():
+    own = [c for c in COLUMNS.values() if c.name in _OWN]
+    plugins = sorted((c for c in COLUMNS.values() if c.name not in _OWN), key=lambda c: c.source)  # stable
+    for c in own + plugins:
         if table in c.tables:
             lines.append(f"| `{c.name}` | {c.direction_words} | {c.range} | {c.explanation} | {c.source} |")
     return "\n".join(lines)
@@ -236,19 +179,11 @@ def markdown_table(table: Table) -> str:
 
 def fill_docs(text: str) -> str:
     """`text` with every ``<!-- columns:TABLE -->`` … ``<!-- /columns:TABLE -->`` block replaced by
-    `markdown_table(TABLE)`: ``python -m curator.columns docs/signals.md docs/audit.md`` rewrites the docs."""
+    `markdown_table(TABLE)`: ``python -m curator.signals.registry docs/signals.md docs/audit.md`` rewrites the docs
+    (run there, so that the heads' and the hygiene checks' columns are declared too)."""
     import re
 
     def block(m: re.Match) -> str:
         return f"<!-- columns:{m.group(1)} -->\n{markdown_table(m.group(1))}\n<!-- /columns:{m.group(1)} -->"
 
     return re.sub(r"<!-- columns:(signals|audit) -->.*?<!-- /columns:\1 -->", block, text, flags=re.S)
-
-
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    for arg in sys.argv[1:]:
-        path = Path(arg)
-        path.write_text(fill_docs(path.read_text(encoding="utf-8")), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Loading user-supplied embeddings (`--embeddings FILE`, SPEC §10): .npy or .parquet.
+"""Loading user-supplied embeddings (`--embeddings FILE`, ARCHITECTURE.md): .npy or .parquet.
 
 Rows are in manifest order of the training split (or in subset order when a subset is given).
 A .parquet file holds either one list/array column or several numeric columns (all used, in

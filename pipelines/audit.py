@@ -1,4 +1,4 @@
-"""The whole audit, top to bottom — the ONE place where the stages are wired (SPEC §2, §10).
+"""The whole audit, top to bottom — the ONE place where the stages are wired (ARCHITECTURE.md).
 
     prepare → pretrain → embed (or the user's --embeddings) → heads → evidence → hygiene → signals → audit → report
 
@@ -98,7 +98,7 @@ def _embeddings(run: RunDir, ds: Dataset, rec: Recipe, options: DatasetOptions, 
 
 def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, recipe: str | Path | Recipe | None = None,
                  overrides: list[str] | None = None, until: str = "report", ssl: dict[str, Any] | None = None) -> dict:
-    """Run every stage up to `until` into run directory `out`; return the audit summary (SPEC §10). `ssl`: typed
+    """Run every stage up to `until` into run directory `out`; return the audit summary (ARCHITECTURE.md). `ssl`: typed
     SSLConfig values given for this run (the command line's --budget, --weights, ...)."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; expected one of {STAGES}")
@@ -112,7 +112,6 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
         prepare_weights(rec.ssl)   # named weights: from the library cache, or fetched, before the run is written
     run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
-    truth = ds.has_truth("train")
     summary: dict[str, Any] = {"run_dir": str(run.path), "n_samples": int(len(train_rows(ds))), "n_classes": ds.n_classes}
     if stop >= STAGES.index("pretrain"):
         embeddings = _embeddings(run, ds, rec, options, stop)
@@ -130,9 +129,24 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     if stop >= STAGES.index("heads"):
         heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed, device=device)
     if stop >= STAGES.index("evidence"):
-        evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device)
+        summary.update(score_stages(run, ds, embeddings, heads, rec, seed=seed, until=until, device=device,
+                                    supplied_embeddings=bool(options.embeddings)))
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray, heads: dict, rec: Recipe, *, seed: int,
+                 until: str = "report", device: str | None = None,
+                 supplied_embeddings: bool = False) -> dict[str, Any]:
+    """The stages after the embeddings and the heads: evidence → hygiene → signals → audit → report, as far as
+    `until`; returns their part of the summary. `run_pipeline` calls it, and so do the benches that bring their
+    own embeddings (`curator.bench.hygiene`), so that the stages are wired in this one place."""
+    stop = STAGES.index(until)
+    truth = ds.has_truth("train")
+    summary: dict[str, Any] = {}
+    evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device)
     if stop >= STAGES.index("hygiene"):
-        hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=bool(options.embeddings))
+        hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=supplied_embeddings)
         summary["hygiene"] = (run.read_json(runfiles.HYGIENE_SUMMARY) or {}).get("counts", {})
     if stop >= STAGES.index("signals"):
         signals_stage(run, ds, evidence, heads, rec.signals, hygiene=hygiene)
@@ -153,5 +167,4 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
                       input_files=[runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES]
                       + ([runfiles.METRICS] if run.exists(runfiles.METRICS) else []))
         summary["report"] = str(run / runfiles.REPORT)
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary

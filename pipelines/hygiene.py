@@ -23,8 +23,10 @@ from curator import runfiles
 from curator.data.images import ArrayImages
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.evidence import Evidence
-from curator.hygiene.checks import TestEmbeddings, run_checks
+from curator.hygiene import registry
+from curator.hygiene.checks import run_checks
 from curator.hygiene.config import HygieneConfig
+from curator.hygiene.plugin import TestEmbeddings
 from curator.data.properties import VERSION as PROPERTIES_VERSION, measure_array
 from curator.rundir import RunDir, file_fingerprint
 
@@ -89,7 +91,7 @@ def hygiene_stage(run: RunDir, ds: Dataset, evidence: Evidence, embeddings: np.n
         run.write_parquet(runfiles.LEAKAGE, res.pairs)
         run.write_json(runfiles.HYGIENE_SUMMARY, res.summary)
 
-    inputs = {"hygiene": cfg.to_dict(), "manifest": manifest_fingerprint(ds.manifest), "decoded": decoded,
+    inputs = {"hygiene": cfg.to_dict(), "checks": registry.versions(), "manifest": manifest_fingerprint(ds.manifest), "decoded": decoded,
               "test_embeddings": file_fingerprint(cfg.test_embeddings) if cfg.test_embeddings else None}
     run.run_stage("hygiene", work, inputs=inputs, outputs=OUTPUTS,
                   input_files=[runfiles.KNN, runfiles.EMBEDDINGS, *test_files]

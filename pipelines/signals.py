@@ -17,6 +17,7 @@ from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.evidence import Evidence
 from curator.heads.base import HeadResult
 from curator.rundir import RunDir
+from curator.signals import registry
 from curator.signals.config import SignalsConfig
 from curator.signals.table import build_signals_table
 from pipelines.evidence import OUTPUTS as EVIDENCE_FILES
@@ -48,6 +49,6 @@ def signals_stage(run: RunDir, ds: Dataset, evidence: Evidence, head_results: Ma
 
     run.run_stage("signals", work, outputs=[runfiles.SIGNALS],
                   input_files=EVIDENCE_FILES + ([runfiles.HYGIENE] if hygiene is not None else []),
-                  inputs={"signals": cfg.to_dict(), "manifest": manifest_fingerprint(train),
+                  inputs={"signals": cfg.to_dict(), "registry": registry.versions(), "manifest": manifest_fingerprint(train),
                           "heads": _heads_fingerprint(head_results)})
     return run.read_parquet(runfiles.SIGNALS)

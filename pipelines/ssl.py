@@ -1,4 +1,4 @@
-"""Stages `pretrain` and `embed` (SPEC §2, §4; contract: RUN/checkpoints/, RUN/embeddings.npy).
+"""Stages `pretrain` and `embed` (ARCHITECTURE.md, docs/ssl.md; contract: RUN/checkpoints/, RUN/embeddings.npy).
 
 What pre-training will do — the configuration resolved against the data, the schedule rule and the budget plan — is
 decided by `curator.ssl.resolve`; this module runs it:

@@ -33,7 +33,7 @@ from curator.evidence import KnnGraph
 from curator.heads.base import HeadResult
 from curator.heads.store import write_head
 from curator.hygiene.fuse import fuse_audit
-from curator.signals.table import hygiene_columns
+from curator.signals.hygiene import hygiene_columns
 
 N_CLASSES = 10
 

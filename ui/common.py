@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from curator.hygiene import registry
 from curator.explore.filters import FLAG_CHOICES, SampleFilter, available_kinds, filter_samples, sortable_columns
 from curator.explore.review import REVIEW_STATUSES, decide, describe_decision, review_status
 from curator.data.stats import SHOT_GROUPS
@@ -159,10 +160,9 @@ def filter_sidebar(run: ExplorerRun) -> SampleFilter:
     kinds = ("label",)
     if len(kinds_here) > 1:
         kinds = tuple(sb.multiselect("Issue kinds", kinds_here, default=["label"], key="f_kinds",
-                                     help="What 'flagged' means: label (likely wrong label), duplicate (identical or "
-                                          "near-identical copies), leak (a copy is in the test/val split), quality "
-                                          "(dark, light, blurry, blank, grayscale, odd size or aspect), outlier. "
-                                          "A sample matches if it has any of the chosen kinds."))
+                                     help="What 'flagged' means: " + "; ".join(f"{k}: {registry.words(k)}"
+                                                                               for k in kinds_here)
+                                          + ". A sample matches if it has any of the chosen kinds."))
     classes = sb.multiselect("Given label", list(names), format_func=names.get, key="f_classes")
     suggested = sb.multiselect("Suggested label", list(names), format_func=names.get, key="f_suggested")
     shots = sb.multiselect("Shot group", list(SHOT_GROUPS), key="f_shots",

@@ -9,7 +9,7 @@ The audit treats "is this label wrong?" as posterior inference, so the score is 
    under a uniform class prior. A class that no sample carries has no evidence and gets likelihood 0;
 2. the true class prior π by EM (Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a
    classifier to new a priori probabilities"), shrunk a little toward uniform (``prior_smoothing``), so
-   p(c | x) ∝ L_c π_c uses the *estimated true* class sizes, not the noisy label histogram (SPEC §7);
+   p(c | x) ∝ L_c π_c uses the *estimated true* class sizes, not the noisy label histogram (docs/audit.md, class-size error);
 3. the noise transition T[c, l] = P(given l | true c) from the soft confident joint
    Σ_i p(c | x_i) 1[ỹ_i = l] (confident learning's joint, with probabilities instead of counts);
 4. the label posterior p(c | x, ỹ) ∝ p(c | x) T[c, ỹ]; the label-issue score is

@@ -1,4 +1,4 @@
-"""Per-class findings (classes.parquet) and the estimated noise transition matrix (SPEC §5 tail coverage).
+"""Per-class findings (classes.parquet) and the estimated noise transition matrix (docs/audit.md tail coverage).
 
 All estimates come from the audit's posterior p(c | x, ỹ) (curator.audit.aggregate), never from clean data:
 - estimated true size of class c: the number of samples whose most probable true class is c

@@ -1,4 +1,4 @@
-"""Evaluation against known true labels (SPEC §6–§7): metrics.json.
+"""Evaluation against known true labels (docs/audit.md, BENCHMARKS.md): metrics.json.
 
 Everything here compares the audit (or one signal) with ``true_label``; samples whose truth is
 unknown (-1) are left out. Shot groups are assigned by the TRUE class size (paper 002: many ≥ 100,
@@ -11,9 +11,11 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from curator.columns import column
+from curator.heads import registry as _heads  # noqa: F401 - declares the heads' columns (their orientation)
+from curator.hygiene import registry as _hygiene  # noqa: F401 - declares the hygiene checks' columns
 from curator.data.stats import shot_group
 
-TAIL_SIZE = 100  # SPEC §7: a tail class has fewer than 100 samples
+TAIL_SIZE = 100  # docs/audit.md: a tail class has fewer than 100 samples
 
 
 def detection_metrics(is_issue: np.ndarray, score: np.ndarray | None, flag: np.ndarray | None) -> dict:
@@ -31,7 +33,7 @@ def detection_metrics(is_issue: np.ndarray, score: np.ndarray | None, flag: np.n
 
 
 def class_size_error(estimated: np.ndarray, true_counts: np.ndarray) -> float:
-    """Mean over classes (with ≥ 1 true sample) of |estimated − true| / true (SPEC §7)."""
+    """Mean over classes (with ≥ 1 true sample) of |estimated − true| / true (docs/audit.md)."""
     true_counts = np.asarray(true_counts, float)
     ok = true_counts > 0
     return float(np.mean(np.abs(np.asarray(estimated, float)[ok] - true_counts[ok]) / true_counts[ok]))

@@ -1,4 +1,4 @@
-"""`curator export`: cleaned / relabelled / re-weighted manifests from an audited run (SPEC §6).
+"""`curator export`: cleaned / relabelled / re-weighted manifests from an audited run (docs/audit.md, docs/hygiene.md).
 
 Policies (automatic decisions come from ``audit.parquet``; a person's decisions from
 ``decisions.parquet`` (curator.review) override them: keep = not an issue, drop = remove,
@@ -13,7 +13,8 @@ relabel = use the new label):
 
 Hygiene (docs/hygiene.md; needs a run audited with the hygiene stage, i.e. audit.parquet's ``issue_kinds``):
 
-- ``drop`` (any of `DROP_KINDS`, every policy): ``duplicate`` keeps one sample per group of identical or
+- ``drop`` (any droppable kind of the registry, `curator.hygiene.registry.droppable`, every policy; each check says
+  which rows it drops, `HygieneCheck.drop_mask`, and a check that groups samples keeps one per group): ``duplicate`` keeps one sample per group of identical or
   near-identical images (the audit's ``duplicate_of`` choice, or the best remaining member when that one is
   dropped for another reason) and drops the other copies; ``leak`` drops training samples that have a copy in the
   test / validation split (the held-out split stays as it is, so scores stay comparable; the pairs are in
@@ -50,16 +51,14 @@ from curator import runfiles
 from curator.config import ConfigError
 from curator.data.pins import changed_samples, describe_changes
 from curator.data.problems import DataError
-from curator.hygiene.fuse import unusable_mask
+from curator.hygiene import registry
+from curator.hygiene.kinds.quality import unusable_mask
 from curator.hygiene.thresholds import PROPERTY_CHECKS, UNUSABLE
 from curator.review import load_decisions
 from curator.rundir import RunDir, atomic_path, write_npy_atomic
 
 LOG = logging.getLogger(__name__)
 POLICIES = ("clean", "relabel", "reweight")
-DROP_KINDS = ("duplicate", "leak", "quality", "outlier")
-HYGIENE_COLUMNS = ["issue_kinds", "is_duplicate_issue", "duplicate_of", "is_leak_issue", "quality_issues",
-                   "is_outlier_issue"]
 FORMATS = ("parquet", "csv")
 EXPORTS_DIR = "exports"  # the one place inside a run directory an export may write
 
@@ -146,9 +145,9 @@ def changed_since_audit(run_dir: str | os.PathLike, sample_ids: pd.Series | None
 
 def _check_drop(drop, unusable) -> tuple[str, ...]:
     drop = tuple(dict.fromkeys(drop or ()))
-    bad = [k for k in drop if k not in DROP_KINDS]
+    bad = [k for k in drop if k not in registry.droppable()]
     if bad:
-        raise ConfigError(f"--drop: unknown kind(s) {bad}; expected some of {','.join(DROP_KINDS)}")
+        raise ConfigError(f"--drop: unknown kind(s) {bad}; expected some of {','.join(registry.droppable())}")
     known = {c.name for c in PROPERTY_CHECKS}
     bad = [c for c in unusable if c not in known]
     if bad:
@@ -180,7 +179,7 @@ def _dedupe(ids: np.ndarray, is_dup: np.ndarray, dup_of: np.ndarray, decision: n
 
 def build_export(run_dir: str | os.PathLike, policy: str, **kwargs) -> pd.DataFrame:
     """The exported table for `policy` (see the module docstring); rows in manifest order. Keywords: `min_confidence`,
-    `min_weight`, `class_balanced`, `drop` (hygiene kinds to remove, `DROP_KINDS`) and `unusable` (the image-quality
+    `min_weight`, `class_balanced`, `drop` (hygiene kinds to remove, `curator.hygiene.registry.droppable`) and `unusable` (the image-quality
     checks that make an image unusable)."""
     return _build(run_dir, policy, **kwargs)[0]
 
@@ -199,7 +198,8 @@ def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0
     missing = [c for c in AUDIT_COLUMNS if c not in audit.columns]
     if missing:
         raise DataError(f"{str(run / 'audit.parquet')!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
-    hygiene = all(c in audit.columns for c in HYGIENE_COLUMNS)
+    hygiene_columns = ["issue_kinds", *registry.audit_columns()]
+    hygiene = all(c in audit.columns for c in hygiene_columns)
     if drop and not hygiene:
         raise DataError(f"run {str(run.path)!r} has no hygiene checks in audit.parquet (written before they existed), so "
                         f"--drop {','.join(drop)} cannot be applied; re-run `curator audit --out {run.path}`")
@@ -208,7 +208,7 @@ def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0
     if missing:
         raise DataError(f"{str(run / 'manifest.parquet')!r} lacks column(s) {missing}; re-run `curator audit --out {run.path}`")
     man = man[["sample_id", "source", "image_ref"] + (["file"] if "file" in man.columns else [])]
-    df = audit[AUDIT_COLUMNS + (HYGIENE_COLUMNS if hygiene else [])].merge(man, on="sample_id", how="left")
+    df = audit[AUDIT_COLUMNS + (hygiene_columns if hygiene else [])].merge(man, on="sample_id", how="left")
     y = df["label"].to_numpy(np.int64)
     flag = df["is_label_issue"].to_numpy(bool)
     sugg, conf = df["suggested_label"].to_numpy(np.int64), df["suggested_label_confidence"].to_numpy(float)
@@ -223,11 +223,10 @@ def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0
         decision[flag & ~ok] = "drop"
     by = np.full(len(df), "audit", dtype=object)
     reason = np.where(decision == "drop", "label", "").astype(object)
-    for kind in ("leak", "quality", "outlier"):
-        if kind in drop:
-            hit = (unusable_mask(df["quality_issues"], unusable) if kind == "quality"
-                   else df[f"is_{kind}_issue"].fillna(False).to_numpy(bool)) & (decision != "drop")
-            decision[hit], reason[hit] = "drop", kind
+    for check in registry.checks():
+        if check.kind in drop and not check.group_column:
+            hit = check.drop_mask(df, unusable) & (decision != "drop")
+            decision[hit], reason[hit] = "drop", check.kind
     dec = load_decisions(run.path)
     if len(dec):
         pos = pd.Series(np.arange(len(df)), index=df["sample_id"])
@@ -239,11 +238,12 @@ def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0
         new_label[i] = np.where(act == "relabel", lab, y[i])
         flag = flag.copy()
         flag[i] = act != "keep"
-    if "duplicate" in drop:
-        extra = _dedupe(df["sample_id"].astype(str).to_numpy(), df["is_duplicate_issue"].fillna(False).to_numpy(bool),
-                        df["duplicate_of"].fillna("").astype(str).to_numpy(), decision, by,
-                        df["label_issue_score"].to_numpy(float))
-        decision[extra], reason[extra] = "drop", "duplicate"
+    for check in registry.checks():
+        if check.kind in drop and check.group_column:            # keep one member per group
+            extra = _dedupe(df["sample_id"].astype(str).to_numpy(), check.drop_mask(df, unusable),
+                            df[check.keeper.name].fillna("").astype(str).to_numpy(), decision, by,
+                            df["label_issue_score"].to_numpy(float))
+            decision[extra], reason[extra] = "drop", check.kind
     weight = np.ones(len(df))
     if policy == "reweight":
         weight = np.clip(1.0 - df["label_issue_score"].to_numpy(float), min_weight, 1.0)

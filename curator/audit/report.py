@@ -80,7 +80,7 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.DataFrame | None, max_pairs: int) -> list[str]:
-    from curator.hygiene.counts import kind_counts, label_issue_split, quality_counts
+    from curator.hygiene.counts import check_sections, kind_counts, label_issue_split
 
     kinds = kind_counts(audit)
     if len(kinds) <= 1 and not hygiene:
@@ -92,42 +92,13 @@ def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.Data
     if split.get("on_quality_issue") is not None:
         parts.append(f"<p>Of {split['label_issues']} label issues, {split['label_only']} are on images with no other "
                      f"issue and {split['on_quality_issue']} on images with an image-quality issue.</p>")
-    q = quality_counts(audit)
-    hq = (hygiene or {}).get("quality", {})
-    if "checks" in hq:
-        info = pd.DataFrame([{"check": k, "flagged": v.get("n_flagged"), "median": v.get("median"),
-                              "flagged when": v.get("flag_when"), "meaning": v.get("description")}
-                             for k, v in hq["checks"].items()])
-        parts.append(f"<h3>Image quality</h3><p>Each check flags values more than {hq.get('z')} robust spreads "
-                     "outside this dataset's own distribution (docs/hygiene.md).</p>" + _table(info))
-    elif len(q):
-        parts.append("<h3>Image quality</h3>" + _table(q))
-    if hq.get("skipped"):
-        parts.append(f"<p>Image-quality checks skipped: {html.escape(str(hq['skipped']))}.</p>")
-    d = (hygiene or {}).get("duplicates", {})
-    if d:
-        sim = d.get("near_duplicate_similarity")
-        parts.append("<h3>Duplicates</h3><p>" + html.escape(
-            f"{d.get('n_in_groups', 0)} training samples in {d.get('n_groups', 0)} groups ({d.get('n_exact', 0)} with an "
-            f"identical copy, {d.get('n_redundant', 0)} redundant copies, {d.get('n_conflicting_groups', 0)} groups whose "
-            "members carry different labels)" + (f"; near duplicates: cosine ≥ {sim:.4f} "
-                                                  f"({(d.get('calibration') or {}).get('method', '')})" if sim else "")
-            + ".") + "</p>")
-    lk = (hygiene or {}).get("leakage", {})
-    if lk:
-        parts.append("<h3>Leakage between splits</h3><p>" + html.escape(
-            f"{lk.get('n_train_leaked', 0)} training samples have a copy among {lk.get('n_other_leaked', 0)} "
-            f"test / validation samples ({lk.get('n_pairs', 0)} pairs). Exact: {lk.get('exact', '')}. "
-            f"Near: {lk.get('near', '')}.") + "</p>")
-        if leakage is not None and len(leakage):
+    for sec in check_sections(hygiene):
+        parts.append(f"<h3>{html.escape(sec['title'])}</h3>" + (f"<p>{html.escape(sec['text'])}</p>" if sec["text"] else "")
+                     + (_table(pd.DataFrame(sec["details"])) if sec["details"] else ""))
+        if sec["kind"] == "leak" and leakage is not None and len(leakage):
             parts.append(_table(leakage.sort_values("similarity", ascending=False).head(max_pairs))
                          + (f"<p>First {max_pairs} of {len(leakage)} pairs; all in leakage.parquet.</p>"
                             if len(leakage) > max_pairs else ""))
-    o = (hygiene or {}).get("outliers", {})
-    if o.get("distance_threshold") is not None:
-        parts.append("<h3>Outliers</h3><p>" + html.escape(
-            f"{o.get('n_flagged', 0)} samples whose mean cosine distance to their {o.get('neighbours')} nearest "
-            f"neighbours exceeds {o['distance_threshold']:.4f} (median {o.get('median_distance', 0):.4f})") + ".</p>")
     return parts
 
 

@@ -1,4 +1,4 @@
-"""`curator bench decode` (SPEC §7): the decode-once image cache against decoding every epoch.
+"""`curator bench decode` (BENCHMARKS.md): the decode-once image cache against decoding every epoch.
 
 On a folder of JPEGs (generated: `--n` images of `--src-size` px with smooth random content, or `--folder DIR`
 of your own), measures

@@ -1,4 +1,4 @@
-"""`curator bench detect-cifar10n`: curator's audit vs cleanlab on identical embeddings (SPEC §7).
+"""`curator bench detect-cifar10n`: curator's audit vs cleanlab on identical embeddings (BENCHMARKS.md).
 
 For each CIFAR-10N label set, on the same embeddings (default: the shared development SimSiam
 embeddings; ``--embeddings-dir`` points elsewhere):

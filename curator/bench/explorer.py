@@ -1,4 +1,4 @@
-"""`curator bench explorer`: is the explorer responsive at 1M rows? (issue 6, SPEC §6)
+"""`curator bench explorer`: is the explorer responsive at 1M rows? (issue 6, docs/explorer.md)
 
 Writes a synthetic run with `--rows` training samples (default 1,000,000): manifest (images are
 scikit-learn's 8x8 digits, image_ref = i mod 1797, so thumbnails are real and tiny), generated
@@ -141,10 +141,10 @@ def run(args) -> dict:
 def _apptest_rerenders(path: Path, repeats: int) -> list[dict]:
     from streamlit.testing.v1 import AppTest
 
-    from curator.cli.explore import app_path
+    from ui import APP
 
     os.environ["CURATOR_RUN_DIR"] = str(path)
-    at = AppTest.from_file(str(app_path()), default_timeout=600)
+    at = AppTest.from_file(str(APP), default_timeout=600)
     t0 = time.perf_counter()
     at.run()
     cold = time.perf_counter() - t0

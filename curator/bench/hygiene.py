@@ -1,5 +1,5 @@
 """`curator bench hygiene`: planted hygiene problems in real photographs — how many each check finds, how many clean
-images it flags, side by side with CleanVision on the same files, and what the checks cost (SPEC §7 row "hygiene").
+images it flags, side by side with CleanVision on the same files, and what the checks cost (BENCHMARKS.md, "hygiene").
 
 1. Base images: the first ``--n-train`` CIFAR-10 training and ``--n-test`` test images (``cifar10_jpeg.npz``, the
    stored JPEG bytes). `curator.bench.hygiene_plant.plant_folder` writes them as an image folder with
@@ -7,7 +7,8 @@ images it flags, side by side with CleanVision on the same files, and what the c
    label, copies in test/, dark / light / blurred images at three severities, blanks, grayscale, odd sizes and
    aspect ratios, foreign images).
 2. curator: the real stages on that folder — `pipelines.prepare.prepare_run` (the image pass, which measures the
-   properties), the evidence, the hygiene stage and the audit (for duplicates with two labels). The embeddings
+   properties), then the pipeline's own wiring `pipelines.audit.score_stages`: the evidence, the hygiene stage,
+   the signals and the audit (for duplicates with two labels), without heads. The embeddings
    are a training-free stand-in, ``--embedder thumbnails``: every image box-filtered to 16 x 16 RGB (768 numbers);
    self-supervised pre-training on a CPU would dominate the bench and its quality would vary with the budget. The
    near-duplicate and outlier numbers are therefore those of the calibration on these embeddings; docs/hygiene.md
@@ -155,15 +156,11 @@ def time_image_pass(ds, repeats: int) -> dict:
 
 def run(args) -> dict:
     from curator import runfiles
-    from curator.audit.config import AuditConfig
     from curator.bench.hygiene_plant import expected, plant_folder
     from curator.data.options import DatasetOptions
-    from curator.evidence.config import EvidenceConfig
-    from curator.hygiene.config import HygieneConfig
-    from pipelines.audit import audit_stage
-    from pipelines.evidence import evidence_stage
-    from pipelines.hygiene import hygiene_stage
+    from pipelines.audit import score_stages
     from pipelines.prepare import prepare_run, train_rows
+    from pipelines.recipes import Recipe
 
     tr_px, tr_y, tr_b, te_px, te_y, te_b, names = load_cifar_jpeg(args.src, args.n_train, args.n_test)
     with tempfile.TemporaryDirectory(prefix="curator-hygiene-") as tmp:
@@ -179,13 +176,9 @@ def run(args) -> dict:
         run_dir.write_npy(runfiles.EMBEDDINGS, emb[train_rows(ds)].astype(np.float16))
         run_dir.write_npy(runfiles.EMBEDDINGS_TEST, emb[(m["split"] == "test").to_numpy()].astype(np.float16))
         train_emb = run_dir.read_npy(runfiles.EMBEDDINGS)
-        t0 = time.perf_counter()
-        evidence = evidence_stage(run_dir, ds, train_emb, EvidenceConfig(), seed=args.seed)
-        t_evidence = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        hygiene_stage(run_dir, ds, evidence, train_emb, HygieneConfig())
-        t_hygiene = time.perf_counter() - t0
-        audit_stage(run_dir, ds, evidence, AuditConfig())
+        # the pipeline's own wiring from the embeddings on (no heads: they only explain, nothing here reads them)
+        score_stages(run_dir, ds, train_emb, {}, Recipe(), seed=args.seed, until="audit")
+        t_evidence, t_hygiene = (run_dir.stage_record(s)["seconds"] for s in ("evidence", "hygiene"))
         truth = planted.train.set_index("sample_id").loc[ds.train["sample_id"]].reset_index()
         summary = run_dir.read_json(runfiles.HYGIENE_SUMMARY)
         found = curator_flags(run_dir, truth)

@@ -1,4 +1,4 @@
-"""`curator bench knn-scale`: self-kNN (k = 10) of N x d clustered embeddings (SPEC §7 knn-scale).
+"""`curator bench knn-scale`: self-kNN (k = 10) of N x d clustered embeddings (BENCHMARKS.md knn-scale).
 
 For each N in --sizes it draws N points in two-level clusters (N/1000 centres, N/50
 sub-centres) in d = 512 dimensions (float32, seeded), then times, per backend: FAISS CPU exact (IndexFlatIP), FAISS CPU IVF (as

@@ -1,5 +1,5 @@
 """`curator bench robust-accuracy`: clean-test accuracy of the robust heads on fixed embeddings
-(SPEC §7; paper 000's protocol on CIFAR-10).
+(BENCHMARKS.md; paper 000's protocol on CIFAR-10).
 
 Scenarios (all on the same embeddings, rows in CIFAR-10 training order):
 - ``worse``: CIFAR-10N ``worse_label`` (40.2% human noise), all 50,000 images;

@@ -1,4 +1,4 @@
-"""`curator bench scale`: the post-embedding audit at growing N — seconds and peak memory per stage (SPEC §7, §8).
+"""`curator bench scale`: the post-embedding audit at growing N — seconds and peak memory per stage (BENCHMARKS.md, docs/scale.md).
 
 For each N it writes a Clothing1M-shaped synthetic problem (`clothing1m_like`: 14 long-tailed classes, ~38 %
 structured label noise among confusable classes, d = 512 float16 embeddings, a CSV manifest whose image files

@@ -1,4 +1,4 @@
-"""`curator bench ssl-throughput` (SPEC §7): SSL pre-training speed and quality on CIFAR-10.
+"""`curator bench ssl-throughput` (BENCHMARKS.md): SSL pre-training speed and quality on CIFAR-10.
 
 Reads the CIFAR-10 JPEG archive (``cifar10_jpeg.npz``: train/test JPEG bytes + offsets + labels,
 see ../shared/datasets/cifar10n/README.md), decodes it once through curator's `EncodedImages`

@@ -1,4 +1,4 @@
-"""`curator audit`: dataset → ranked label issues, per-class findings, evaluation, report (SPEC §1, §10).
+"""`curator audit`: dataset → ranked label issues, per-class findings, evaluation, report (README.md, ARCHITECTURE.md).
 
 `add_pipeline_args` and `run_until` are shared by every command that runs the pipeline (`audit`,
 `pretrain`, `embed`, `train`, `signals`): the same dataset options, `--out`, `--recipe`, `--set` and the

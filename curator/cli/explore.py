@@ -20,9 +20,9 @@ LOG = logging.getLogger(__name__)
 
 
 def app_path() -> Path:
-    import ui
+    from ui import APP
 
-    return Path(ui.__file__).resolve().parent / "app.py"
+    return APP
 
 
 def streamlit_command(run_dir: str | Path, *, port: int = 8501, map_method: str = "umap",

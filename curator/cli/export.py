@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from curator.hygiene import registry
 from curator.hygiene.thresholds import UNUSABLE
 from curator.log import print_json
 
@@ -17,8 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-confidence", type=float, default=0.5, help="relabel: least suggestion confidence used")
     p.add_argument("--class-balanced", action="store_true", help="reweight: balance classes by estimated clean mass")
     p.add_argument("--drop", default="", metavar="KINDS",
-                   help="also drop hygiene issues, comma-separated: duplicate (keep one per group), leak (training copies "
-                        "of test/val images), quality (unusable images, see --unusable), outlier")
+                   help="also drop hygiene issues, comma-separated: "
+                        + "; ".join(w if w.startswith(k) else f"{k} ({w})"
+                                    for k, w in ((k, registry.words(k)) for k in registry.droppable()))
+                        + " — a duplicate group keeps one member; quality drops the unusable images (--unusable)")
     p.add_argument("--unusable", default=",".join(UNUSABLE), metavar="CHECKS",
                    help=f"image-quality checks that make an image unusable (default {','.join(UNUSABLE)}; also: "
                         "grayscale, odd_size, odd_aspect_ratio); used by --drop quality and by relabel, which drops "

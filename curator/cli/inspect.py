@@ -1,4 +1,4 @@
-"""`curator inspect`: what a dataset looks like before any training (SPEC §1, §10).
+"""`curator inspect`: what a dataset looks like before any training (README.md, ARCHITECTURE.md).
 
 Counts, class histogram, imbalance ratio, many/medium/few shot groups, the noise rate when
 truth is known, corruption facts and the problems found. ``--json`` prints one JSON object

@@ -1,4 +1,4 @@
-"""Decode once (SPEC §4): file-backed images decoded and resized once into a uint8 cache.
+"""Decode once (docs/ssl.md): file-backed images decoded and resized once into a uint8 cache.
 
 A cache is one memory-mapped ``.npy`` of shape (N, S, S, 3) uint8 — row i is the image of the i-th
 requested row, resized whole to S x S (PIL bilinear with antialiasing, as `resize_uint8`) — and a JSON

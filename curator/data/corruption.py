@@ -1,6 +1,6 @@
 """The corruption tool: long-tail subsampling and synthetic label noise, seeded, truth kept.
 
-Protocols (papers 000 §4.1, 003 §5, 004 §5; SPEC §3):
+Protocols (papers 000 §4.1, 003 §5, 004 §5; docs/datasets.md):
 
 - **Long tail by true class** (training split only; val/test stay balanced). Exponential profile
   n_c = int(n_max · γ^(−c/(C−1))) for class c = 0..C−1 in label order (paper 000: "Exponential

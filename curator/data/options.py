@@ -1,4 +1,4 @@
-"""Dataset options shared by every command that reads a dataset (SPEC §10)."""
+"""Dataset options shared by every command that reads a dataset (ARCHITECTURE.md)."""
 from __future__ import annotations
 
 import argparse

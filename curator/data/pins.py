@@ -1,4 +1,4 @@
-"""Pinned samples: which file, and which content, each manifest row is (SPEC §3).
+"""Pinned samples: which file, and which content, each manifest row is (docs/datasets.md).
 
 `pin_manifest` adds two columns to a dataset's manifest when it is loaded:
 

@@ -1,4 +1,4 @@
-"""Bad-input policy (SPEC §3): every problem is reported with the sample and the reason.
+"""Bad-input policy (docs/datasets.md): every problem is reported with the sample and the reason.
 
 A `ProblemReport` collects problems while an adapter or a stage reads data. What happens to a
 bad sample is decided by one flag, `on_bad`:

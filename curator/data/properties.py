@@ -1,4 +1,4 @@
-"""Image properties and an exact-content hash, measured from decoded pixels (SPEC §6 "Hygiene beyond labels").
+"""Image properties and an exact-content hash, measured from decoded pixels (docs/hygiene.md).
 
 Every property is measured once per image, in the pass that already decodes every image
 (`curator.data.validate.check_images`), or from the arrays of an in-memory dataset

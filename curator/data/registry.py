@@ -1,14 +1,13 @@
 """The adapter registry and `load_dataset`, the one entry point from options to a `Dataset`."""
 from __future__ import annotations
 
-import importlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from curator.data.adapters import cifar, cifarn, clothing1m, digits, imagefolder, table
+from curator.data.adapters.spec import AdapterSpec
 from curator.data.manifest import Dataset, check_manifest
 from curator.data.options import DatasetOptions
 from curator.data.pins import pin_manifest
@@ -16,50 +15,10 @@ from curator.data.problems import DataError, ProblemReport
 
 LOG = logging.getLogger(__name__)
 
-Loader = Callable[[DatasetOptions, ProblemReport], Dataset]
 
-
-@dataclass(frozen=True)
-class AdapterSpec:
-    name: str
-    module: str           # module holding `<function>(options, report) -> Dataset`
-    summary: str          # one line: what it reads
-    root_layout: str      # what the root must contain
-    needs_root: bool = True
-    function: str = "load"  # the loader's name in `module` (one module may serve several adapters)
-
-    def loader(self) -> Loader:
-        return getattr(importlib.import_module(self.module), self.function)
-
-
-ADAPTERS: dict[str, AdapterSpec] = {}
-
-
-def register(spec: AdapterSpec) -> None:
-    ADAPTERS[spec.name] = spec
-
-
-register(AdapterSpec(
-    "digits", "curator.data.adapters.digits",
-    "scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes); the embedded default",
-    "no root needed", needs_root=False,
-))
-
-
-def _register_optional() -> None:
-    """Adapters live in their own modules; each registers itself via ADAPTER_SPEC."""
-    for mod in ("cifar", "cifarn", "clothing1m", "imagefolder", "table"):
-        try:
-            m = importlib.import_module(f"curator.data.adapters.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"curator.data.adapters.{mod}":
-                continue
-            raise
-        for spec in getattr(m, "ADAPTER_SPECS", ()):
-            register(spec)
-
-
-_register_optional()
+#: every dataset adapter, by name: one module under curator/data/adapters each, listed here (ARCHITECTURE.md)
+ADAPTERS: dict[str, AdapterSpec] = {spec.name: spec for module in (digits, cifar, cifarn, clothing1m, imagefolder, table)
+                                    for spec in module.ADAPTER_SPECS}
 
 
 def load_dataset(options: DatasetOptions) -> Dataset:
@@ -78,7 +37,7 @@ def load_dataset(options: DatasetOptions) -> Dataset:
         if not Path(options.root).exists():
             raise DataError(f"root {options.root!r} does not exist; dataset {spec.name!r} expects: {spec.root_layout}")
     report = ProblemReport(on_bad=options.on_bad)  # type: ignore[arg-type]
-    ds = spec.loader()(options, report)
+    ds = spec.loader(options, report)
     ds.problems = report
     ds = apply_subset(ds, options)
     if options.imbalance != "none" or options.noise != "none":

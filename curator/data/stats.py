@@ -1,6 +1,6 @@
 """Dataset statistics: class histogram, imbalance ratio, shot groups, noise rate (pure functions).
 
-Shot groups follow paper 002 (and SPEC §5): **many** ≥ 100 samples, **medium** 20–100, **few** ≤ 20.
+Shot groups follow paper 002: **many** ≥ 100 samples, **medium** 20–100, **few** ≤ 20.
 The imbalance ratio is γ = max_c n_c / min_c n_c over non-empty classes (paper 000 §4.1).
 Used by ``curator inspect`` and by later stages (tail report).
 """

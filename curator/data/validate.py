@@ -1,6 +1,6 @@
 """Bad-input checks shared by the adapters, and the full image check behind `inspect --check-images`.
 
-Cheap checks (every adapter, at load time; SPEC §3):
+Cheap checks (every adapter, at load time; docs/datasets.md):
 - `check_labels`: labels / true labels out of range;
 - `dedupe_ids`: duplicate sample ids (later occurrences skipped, or renamed ``id#2`` under ``keep``);
 - `note_empty_classes`: classes without a training sample (a note, not a bad sample);

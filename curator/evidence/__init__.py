@@ -1,4 +1,4 @@
-"""The evidence every later stage reads, computed once per run (SPEC §2, §5).
+"""The evidence every later stage reads, computed once per run (ARCHITECTURE.md, docs/signals.md).
 
 From the embeddings and the given labels, two things are computed once and written to the run
 directory; the signals table, the audit, the explorer and the confident-learning columns read them and

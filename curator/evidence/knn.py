@@ -1,4 +1,4 @@
-"""k-nearest-neighbour search behind one interface (SPEC §5 "kNN agreement via FAISS", §9).
+"""k-nearest-neighbour search behind one interface (docs/signals.md, docs/scale.md).
 
 ``build_index(embeddings)`` returns a `KnnIndex`; ``index.search(queries, k)`` and
 ``index.self_knn(k)`` answer with ``(similarities, indices)``. Which engine runs is decided here

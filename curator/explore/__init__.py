@@ -1,4 +1,4 @@
-"""The explorer's logic (SPEC §6): everything the Streamlit app in ``ui/`` shows comes from here.
+"""The explorer's logic (docs/explorer.md): everything the Streamlit app in ``ui/`` shows comes from here.
 
 - `curator.explore.run`: `load_run` reads a run directory once into an `ExplorerRun`.
 - `curator.explore.filters`: `SampleFilter`, `filter_samples` (columnar filtering and sorting).

@@ -1,4 +1,4 @@
-"""Columnar filtering and sorting of the explorer table (SPEC §6: responsive at 1M rows).
+"""Columnar filtering and sorting of the explorer table (responsive at 1M rows: docs/explorer.md).
 
 `filter_samples` turns a `SampleFilter` into one boolean mask built from NumPy views of the
 table's columns (no row-wise Python, no copies of the table) and sorts only the surviving rows.
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from curator.explore.review import REVIEW_STATUSES
+from curator.hygiene import registry
 
 FLAG_CHOICES = ("flagged", "not flagged", "all")
-KINDS = ("label", "duplicate", "leak", "quality", "outlier")   # curator.columns.ISSUE_KINDS
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class SampleFilter:
     shot_groups: tuple[str, ...] = ()             # "many" / "medium" / "few"
     score_range: tuple[float, float] = (0.0, 1.0)  # label_issue_score within [lo, hi]
     flagged: str = "flagged"                      # one of FLAG_CHOICES: has (or has not) an issue of `kinds`
-    kinds: tuple[str, ...] = ()                   # issue kinds the flag means (KINDS); empty = ("label",)
+    kinds: tuple[str, ...] = ()                   # issue kinds the flag means (registry.kinds()); empty = ("label",)
     review: tuple[str, ...] = ()                  # review statuses (REVIEW_STATUSES)
     thresholds: tuple[tuple[str, float | None, float | None], ...] = field(default=())  # (column, lo, hi)
     sort_by: str = "label_issue_score"
@@ -45,14 +45,14 @@ def _column(table: pd.DataFrame, name: str) -> np.ndarray:
 
 def kind_column(kind: str) -> str:
     """The audit column that flags `kind` (``is_label_issue``, ``is_duplicate_issue``, …)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown issue kind {kind!r}; expected one of {KINDS}")
+    if kind not in registry.kinds():
+        raise ValueError(f"unknown issue kind {kind!r}; expected one of {registry.kinds()}")
     return f"is_{kind}_issue"
 
 
 def available_kinds(table: pd.DataFrame) -> list[str]:
     """The issue kinds this run's table can filter by (a run audited before the hygiene checks has only "label")."""
-    return [k for k in KINDS if kind_column(k) in table.columns]
+    return [k for k in registry.kinds() if kind_column(k) in table.columns]
 
 
 def sortable_columns(table: pd.DataFrame) -> list[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from curator.explore.run import ExplorerRun
-from curator.hygiene.counts import kind_counts, label_issue_split, quality_counts
+from curator.hygiene.counts import check_sections, kind_counts, label_issue_split, quality_counts
 
 
 def has_hygiene(run: ExplorerRun) -> bool:
@@ -18,9 +18,11 @@ def has_hygiene(run: ExplorerRun) -> bool:
 
 
 def kinds_overview(run: ExplorerRun) -> dict:
-    """{"kinds": kind table, "quality": per-check table, "label_split": dict, "summary": RUN/hygiene.json}."""
+    """{"kinds": kind table, "quality": per-check table, "label_split": dict, "summary": RUN/hygiene.json,
+    "sections": one per hygiene check (`curator.hygiene.counts.check_sections`)}."""
+    summary = run.hygiene_summary()
     return {"kinds": kind_counts(run.table), "quality": quality_counts(run.table),
-            "label_split": label_issue_split(run.table), "summary": run.hygiene_summary()}
+            "label_split": label_issue_split(run.table), "summary": summary, "sections": check_sections(summary)}
 
 
 def duplicate_members(run: ExplorerRun, pos: int) -> np.ndarray:

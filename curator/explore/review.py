@@ -1,4 +1,4 @@
-"""Review status of every sample and the app's export button (SPEC §6).
+"""Review status of every sample and the app's export button (docs/explorer.md).
 
 Decisions live in RUN/decisions.parquet through `curator.review` (locked, atomic, newest wins);
 this module maps them onto table rows without touching the 1M-row id column: the decisions are

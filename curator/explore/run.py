@@ -1,4 +1,4 @@
-"""Read a run directory once into one columnar table for the explorer (SPEC §6, §10).
+"""Read a run directory once into one columnar table for the explorer (docs/explorer.md, ARCHITECTURE.md).
 
 `load_run(path)` joins, for the training split, the manifest, ``signals.parquet`` and
 ``audit.parquet`` into `ExplorerRun.table`: one row per training sample, in embedding order (row
@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curator.heads import registry as _heads  # noqa: F401 - declares the heads' columns (the explorer describes them)
+from curator.hygiene import registry as _hygiene  # noqa: F401 - declares the hygiene checks' columns
 from curator import runfiles
 from curator.data.problems import DataError
 from curator.evidence.graph import KnnGraph, read_knn_graph

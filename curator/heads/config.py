@@ -18,7 +18,7 @@ from typing import Any
 from curator.config import ConfigError, check_range, from_dict
 
 # What the explorer shows by default: SuperLoss σ* (lasl), GDW's class weights ω (gdw) and FSR's meta-margin (fsr),
-# the per-sample signals of SPEC §5. No head enters the label-issue score (measured: docs/audit.md, "What enters
+# the per-sample signals of docs/heads.md. No head enters the label-issue score (measured: docs/audit.md, "What enters
 # the score"), so the baselines (ce, la, cb, focal, ldam), CBS+RRS (cbs) and semi are opt-in: nothing reads them.
 DEFAULT_HEADS = ["lasl", "gdw", "fsr"]
 

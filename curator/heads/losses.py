@@ -6,7 +6,7 @@ per-sample values (``reduction="none"``); callers average.
 - Logit adjustment: paper 000 eq. 1-2 (Menon et al. 2020).
 - SuperLoss: paper 000 eq. 3-4 (Castells et al. 2020), σ* in closed form via the Lambert W function.
   The copy of paper 000 prints the clamp as max(·, 2/e); the SuperLoss paper clamps at −2/e, the
-  lowest argument for which W is real (½·(−2/e) = −1/e). We use −2/e (SPEC §5).
+  lowest argument for which W is real (½·(−2/e) = −1/e). We use −2/e (docs/heads.md).
 - Class-balanced weights by the effective number of samples (Cui et al. 2019), focal loss (Lin et
   al. 2017), LDAM with deferred re-weighting (Cao et al. 2019): the baselines of paper 001 table 2.
 """

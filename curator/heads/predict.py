@@ -1,5 +1,5 @@
 """Test-set accuracy of a trained head: overall, per class, and per shot group (paper 002 §4:
-many >= 100, medium 20-100, few <= 20 training samples per class, SPEC §5).
+many >= 100, medium 20-100, few <= 20 training samples per class, docs/heads.md).
 
 ``result.model`` maps raw embeddings (N, d) to logits (N, C) (`curator.heads.registry` wraps the
 standardisation into it), so the test embeddings need no preprocessing.

@@ -15,8 +15,9 @@
   (name -> HeadResult) or it is trained first.
 
 Adding a head: its module (a trainer ``(name, HeadData, HeadsConfig) -> HeadResult``, or an
-`Objective` for the shared mini-batch trainer), its settings in `HeadsConfig` if it has any, one line
-in `HEADS`, and its columns in `curator.columns` (``HEADS`` / ``HEAD_COLUMNS``).
+`Objective` for the shared mini-batch trainer), its settings in `HeadsConfig` if it has any, and one line
+in `HEADS` — the one table of head names — with its words and its own columns (declared into the column
+contract, `curator.columns.head_columns`, when this module is imported).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from curator import columns
 from curator.device import compute_threads, select_device, torch_threads
 from curator.heads.base import HeadData, HeadResult
 from curator.heads.cbs import train_cbs
@@ -55,6 +57,8 @@ class HeadSpec:
     labelled_only: bool = False     # trains on labelled rows only (unlabeled rows are predicted afterwards)
     meta_set: bool = False          # learns from a meta set: the trusted rows (meta_mask) when there are any
     teacher: str | None = None      # the HeadsConfig field naming the head whose result this one learns from
+    words: str = ""                 # how people call it (column explanations, the explorer)
+    columns: tuple[tuple[str, str, str, str], ...] = ()  # its columns besides the common four: name, direction, range, text
 
 
 #: what the shared mini-batch trainer (curator.heads.train_loop.fit) and its projection head read
@@ -62,29 +66,64 @@ MINIBATCH = ("standardize", "epochs", "batch_size", "lr", "weight_decay", "hidde
              "full_epochs_up_to")
 SUMMARY = ("last_epochs",)  # signal columns average the records over the last epochs
 
+#: columns a head writes besides the common four of `curator.columns.head_columns`: (name, direction, range, explanation)
+_LASL_COLUMNS = (("lasl_sigma", "higher_is_clean", "(0, e]",
+              "SuperLoss confidence σ*: below 1 the sample's loss stayed above τ = log C (hard or mislabelled); "
+              "mean over the last epochs."),)
+_GDW_COLUMNS = (("gdw_weight", "higher_is_clean", "[0, ~1.2]",
+             "GDW's instance weight ω_t of the given label (mean over the last epochs): how much the meta set wants "
+             "this label learned; low on mislabelled samples."),
+            ("gdw_suggested_label", "categorical", "class index",
+             "The other class whose 'not this class' gradient GDW suppressed most: where the meta set thinks the "
+             "sample belongs."))
+_FSR_COLUMNS = (("fsr_meta_margin", "higher_is_clean", "real (≈ [−1, 1])",
+             "Momentum meta-margin: how much the sample's loss falls when the model learns FSR's trusted dictionary; "
+             "negative = it contradicts the dictionary."),
+            ("fsr_weight", "higher_is_clean", "[0, b] (1 = average)",
+             "FSR's learned sample weight relative to the batch average (mean over the last epochs); 0 = excluded."),
+            ("fsr_in_dictionary", "higher_is_clean", "bool",
+             "FSR picked the sample for its class-balanced dictionary of trusted samples."),
+            ("fsr_pseudo_label", "categorical", "class index",
+             "Argmax of FSR's momentum re-label (moving average of the head's predictions)."))
+_SEMI_COLUMNS = (("semi_pseudo_label", "categorical", "class index",
+              "Class given by the self-trained student, which learned the distrusted samples from the robust head's "
+              "pseudo-labels."),
+             ("semi_pseudo_confidence", "info", "[0, 1]", "The student's probability of its suggested class."),
+             ("semi_distrusted", "info", "bool",
+              "The robust head distrusted the given label, so self-training treated the sample as unlabelled."))
+
+#: THE table of heads: one line each (name, trainer, description, settings, words, own columns)
 HEADS: dict[str, HeadSpec] = {spec.name: spec for spec in (
-    HeadSpec("ce", minibatch(lambda c: CrossEntropy()), "cross-entropy baseline", MINIBATCH + SUMMARY),
+    HeadSpec("ce", minibatch(lambda c: CrossEntropy()), "cross-entropy baseline", MINIBATCH + SUMMARY,
+             words="cross-entropy head"),
     HeadSpec("la", minibatch(lambda c: LogitAdjusted()), "logit-adjusted loss (paper 000 eq. 1-2)",
-             MINIBATCH + SUMMARY),
+             MINIBATCH + SUMMARY, words="logit-adjusted head"),
     HeadSpec("lasl", minibatch(lambda c: LogitAdjustedSuperLoss(c.sl_lambda, c.tau, c.sl_tau_momentum)),
              "LA + SuperLoss, σ* per sample (paper 000 eq. 3-4)",
-             MINIBATCH + SUMMARY + ("sl_lambda", "tau", "sl_tau_momentum")),
+             MINIBATCH + SUMMARY + ("sl_lambda", "tau", "sl_tau_momentum"), words="LA+SuperLoss head",
+             columns=_LASL_COLUMNS),
     HeadSpec("cb", minibatch(lambda c: ClassBalanced(c.cb_beta)), "class-balanced loss (effective number)",
-             MINIBATCH + SUMMARY + ("cb_beta",)),
-    HeadSpec("focal", minibatch(lambda c: Focal(c.focal_gamma)), "focal loss", MINIBATCH + SUMMARY + ("focal_gamma",)),
+             MINIBATCH + SUMMARY + ("cb_beta",), words="class-balanced-loss head"),
+    HeadSpec("focal", minibatch(lambda c: Focal(c.focal_gamma)), "focal loss", MINIBATCH + SUMMARY + ("focal_gamma",),
+             words="focal-loss head"),
     HeadSpec("ldam", minibatch(lambda c: LDAMDRW(c.ldam_max_margin, c.ldam_scale, c.drw_start, c.cb_beta)),
              "LDAM with deferred re-weighting", MINIBATCH + SUMMARY + ("ldam_max_margin", "ldam_scale", "drw_start",
-                                                                       "cb_beta")),
+                                                                       "cb_beta"),
+             words="LDAM-DRW head"),
     HeadSpec("cbs", train_cbs, "CBS + RRS, class-balanced classifier (paper 002)",
-             MINIBATCH + SUMMARY + ("cbs_classes_per_batch", "cbs_per_class", "cbs_weight", "rrs_weight")),
+             MINIBATCH + SUMMARY + ("cbs_classes_per_batch", "cbs_per_class", "cbs_weight", "rrs_weight"),
+             words="CBS+RRS head (class-balanced classifier)"),
     HeadSpec("semi", train_semi, "self-training relabel from a teacher head (paper 001)",
              MINIBATCH + ("semi_teacher", "semi_sigma_threshold", "semi_unlabeled_weight", "semi_min_confidence"),
-             teacher="semi_teacher"),
+             teacher="semi_teacher", words="self-training head (paper 001)", columns=_SEMI_COLUMNS),
     HeadSpec("gdw", train_gdw, "GDW, class-level gradient weights ω (paper 003)", ("standardize", "gdw", "full_epochs_up_to"),
-             labelled_only=True, meta_set=True),
+             labelled_only=True, meta_set=True, words="GDW head (paper 003)", columns=_GDW_COLUMNS),
     HeadSpec("fsr", train_fsr, "FSR, dictionary meta-margin and sample weights (paper 004)", ("standardize", "fsr", "full_epochs_up_to"),
-             labelled_only=True, meta_set=True),
+             labelled_only=True, meta_set=True, words="FSR head (paper 004)", columns=_FSR_COLUMNS),
 )}
+
+
+columns.declare([c for spec in HEADS.values() for c in columns.head_columns(spec.name, spec.words, spec.columns)])
 
 
 def head_spec(name: str) -> HeadSpec:

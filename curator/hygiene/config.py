@@ -1,7 +1,7 @@
 """`HygieneConfig`: the settings of the hygiene stage (recipe section ``[hygiene]``, docs/hygiene.md)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curator.config import ConfigError
@@ -18,8 +18,12 @@ class HygieneConfig:
     outlier_neighbours: int = 5         # neighbours whose mean distance measures isolation (small: tail classes stay safe)
     leak_neighbours: int = 5            # training matches listed per test image
     test_embeddings: str = ""           # with --embeddings: the test rows' embeddings (manifest order), for near leaks
+    off: list[str] = field(default_factory=list)  # checks switched off, by kind (curator.hygiene.registry), e.g. ["outlier"]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.off, (list, tuple)) or not all(isinstance(k, str) for k in self.off):
+            raise ConfigError(f"hygiene.off is a list of check names, e.g. [\"outlier\"], got {self.off!r}")
+        self.off = list(self.off)
         for name in ("property_z", "duplicate_z", "outlier_z"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"hygiene.{name} must be > 0, got {getattr(self, name)}")

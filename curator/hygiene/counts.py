@@ -4,12 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from curator.columns import ISSUE_KINDS
+from curator.hygiene import registry
 from curator.hygiene.thresholds import PROPERTY_CHECKS
-
-KIND_WORDS = {"label": "label issue (likely wrong label)", "duplicate": "duplicate (identical or near-identical copy)",
-              "leak": "leak (a copy is in the test / validation split)", "quality": "image quality",
-              "outlier": "outlier (unlike every other sample)"}
 
 
 def kind_flag(table: pd.DataFrame, kind: str) -> np.ndarray | None:
@@ -26,11 +22,11 @@ def kind_counts(table: pd.DataFrame) -> pd.DataFrame:
     n = max(len(table), 1)
     label = kind_flag(table, "label")
     rows = []
-    for kind in ISSUE_KINDS:
+    for kind in registry.kinds():
         f = kind_flag(table, kind)
         if f is None:
             continue
-        row = {"kind": kind, "meaning": KIND_WORDS[kind], "samples": int(f.sum()), "share": float(f.sum() / n)}
+        row = {"kind": kind, "meaning": registry.words(kind), "samples": int(f.sum()), "share": float(f.sum() / n)}
         if kind != "label" and label is not None:
             row["also_label"] = int((f & label).sum())
         rows.append(row)
@@ -59,7 +55,19 @@ def label_issue_split(table: pd.DataFrame) -> dict[str, int]:
     quality = kind_flag(table, "quality")
     if quality is not None:
         out["on_quality_issue"] = int((label & quality).sum())
-        others = [kind_flag(table, k) for k in ISSUE_KINDS if k != "label"]
+        others = [kind_flag(table, k) for k in registry.kinds() if k != "label"]
         any_other = np.any([o for o in others if o is not None], axis=0)
         out["label_only"] = int((label & ~any_other).sum())
+    return out
+
+
+def check_sections(summary: dict | None) -> list[dict]:
+    """One section per hygiene check for the report and the overview: {kind, title, text, details (rows)}, from
+    RUN/hygiene.json in the registry's order (checks with nothing to say are left out)."""
+    out = []
+    for check in registry.checks():
+        s = (summary or {}).get(check.key) or {}
+        text, details = (check.describe(s), check.details(s)) if s else ("", [])
+        if text or details:
+            out.append({"kind": check.kind, "title": check.title, "text": text, "details": details})
     return out

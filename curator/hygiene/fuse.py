@@ -2,17 +2,18 @@
 
 `fuse_audit` adds to the audit's table (audit.parquet, before it is written):
 
-- the hygiene flags ``is_duplicate_issue``, ``is_leak_issue``, ``is_quality_issue`` (with
-  ``quality_issues``) and ``is_outlier_issue`` (RUN/hygiene.parquet);
-- **duplicate conflicts as label issues**: in a group of identical or near-identical images that carry
+- the hygiene flags of every registered check (`curator.hygiene.registry`): ``is_duplicate_issue``,
+  ``is_leak_issue``, ``is_quality_issue`` (with ``quality_issues``) and ``is_outlier_issue`` (RUN/hygiene.parquet);
+- **duplicate conflicts as label issues** (for every check that groups samples, `HygieneCheck.group_column`;
+  today the duplicate check): in a group of identical or near-identical images that carry
   different labels, at most one label can be right. The group's label is, of the labels its members
   carry, the one its images support most (the sum of the members' image-only posteriors p(c | x));
   every member with another label is flagged ``is_label_issue`` with the group's label as
   ``suggested_label`` (confidence = its posterior p(c | x, ỹ)). Members the posterior had already flagged
   keep their own suggestion;
-- ``duplicate_of``: per group, the member a de-duplicated export keeps (not a label issue, not an unusable
+- ``duplicate_of`` (the check's `keeper` column): per group, the member a de-duplicated export keeps (not a label issue, not an unusable
   image, lowest label-issue score, first in manifest order) and, for every other member, its id;
-- ``issue_kinds``: the kinds present, comma-separated in the order of `curator.columns.ISSUE_KINDS`
+- ``issue_kinds``: the kinds present, comma-separated in the registry's order
   ("label", "duplicate", "leak", "quality", "outlier"), e.g. "label,quality" for a label issue on an
   image that is too dark or blurry to judge — a different decision (drop it) from "label" alone (fix it).
 """
@@ -23,28 +24,18 @@ import logging
 import numpy as np
 import pandas as pd
 
-from curator.columns import ISSUE_KINDS, check_columns
-from curator.hygiene.thresholds import UNUSABLE
+from curator.columns import check_columns
+from curator.hygiene import registry
+from curator.hygiene.kinds.quality import unusable_mask
 
 LOG = logging.getLogger(__name__)
-HYGIENE_FLAGS = ["is_duplicate_issue", "is_leak_issue", "is_quality_issue", "quality_issues", "is_outlier_issue"]
-
-
-def unusable_mask(quality_issues, unusable=UNUSABLE) -> np.ndarray:
-    """(N,) bool: the sample's ``quality_issues`` text names one of the `unusable` checks."""
-    text = pd.Series(quality_issues, dtype=object).fillna("").astype(str).to_numpy()
-    out = np.zeros(len(text), bool)
-    wanted = set(unusable)
-    some = np.flatnonzero(text != "")                                  # most samples have no quality issue
-    out[some] = [bool(wanted.intersection(t.split(","))) for t in text[some]]
-    return out
 
 
 def issue_kinds_text(flags: dict[str, np.ndarray]) -> np.ndarray:
-    """(N,) object array of comma-separated kinds from {kind: (N,) bool} in `ISSUE_KINDS` order."""
+    """(N,) object array of comma-separated kinds from {kind: (N,) bool} in the registry's order."""
     n = len(next(iter(flags.values())))
     text = np.full(n, "", dtype=object)
-    for kind in ISSUE_KINDS:
+    for kind in registry.kinds():
         f = np.asarray(flags.get(kind, np.zeros(n, bool)), bool)
         if f.any():
             text[f] = [f"{t},{kind}" if t else kind for t in text[f]]
@@ -107,7 +98,29 @@ def fuse_audit(table: pd.DataFrame, hygiene: pd.DataFrame, class_posterior: np.n
                          "the same order; re-run the hygiene stage")
     out = table.copy()
     labels = out["label"].to_numpy(np.int64)
-    group = hygiene["dup_group"].to_numpy(np.int64)
+    grouping = [c for c in registry.checks() if c.group_column]
+    for check in grouping:
+        _label_conflicts(out, hygiene[check.group_column].to_numpy(np.int64), labels, class_posterior, posterior,
+                         table["suggested_label_confidence"].dtype)
+    for col in registry.fused_columns():
+        out[col] = hygiene[col].to_numpy()
+    unusable = unusable_mask(out["quality_issues"]) if "quality_issues" in out.columns else np.zeros(len(out), bool)
+    for check in grouping:
+        group = hygiene[check.group_column].to_numpy(np.int64)
+        rep = representatives(group, out["is_label_issue"].to_numpy(bool), unusable,
+                              out["label_issue_score"].to_numpy(float))
+        keep_as = np.full(len(out), "", dtype=object)
+        redundant = (rep >= 0) & (rep != np.arange(len(out)))
+        keep_as[redundant] = ids[rep[redundant]]
+        out[check.keeper.name] = keep_as
+    out["issue_kinds"] = issue_kinds_text({k: out[f"is_{k}_issue"].to_numpy(bool) for k in registry.kinds()})
+    check_columns(out.columns, "audit")
+    return out
+
+
+def _label_conflicts(out: pd.DataFrame, group: np.ndarray, labels: np.ndarray, class_posterior: np.ndarray,
+                     posterior: np.ndarray, conf_dtype) -> None:
+    """Flag, in `out`, the group members whose label differs from their group's consensus (module docstring)."""
     consensus = conflict_consensus(group, labels, np.asarray(class_posterior))
     wrong = (consensus >= 0) & (consensus != labels)
     newly = wrong & ~out["is_label_issue"].to_numpy(bool)
@@ -119,20 +132,5 @@ def fuse_audit(table: pd.DataFrame, hygiene: pd.DataFrame, class_posterior: np.n
         flag[rows], sugg[rows] = True, consensus[rows]
         conf[rows] = np.asarray(posterior)[rows, consensus[rows]]
         out["is_label_issue"], out["suggested_label"] = flag, sugg
-        out["suggested_label_confidence"] = conf.astype(table["suggested_label_confidence"].dtype)
+        out["suggested_label_confidence"] = conf.astype(conf_dtype)
         LOG.info("hygiene: %d duplicates whose copies carry another label are flagged as label issues", len(rows))
-    for col in HYGIENE_FLAGS:
-        out[col] = hygiene[col].to_numpy()
-    unusable = unusable_mask(out["quality_issues"])
-    rep = representatives(group, out["is_label_issue"].to_numpy(bool), unusable, out["label_issue_score"].to_numpy(float))
-    dup_of = np.full(len(out), "", dtype=object)
-    redundant = (rep >= 0) & (rep != np.arange(len(out)))
-    dup_of[redundant] = ids[rep[redundant]]
-    out["duplicate_of"] = dup_of
-    out["issue_kinds"] = issue_kinds_text({"label": out["is_label_issue"].to_numpy(bool),
-                                           "duplicate": out["is_duplicate_issue"].to_numpy(bool),
-                                           "leak": out["is_leak_issue"].to_numpy(bool),
-                                           "quality": out["is_quality_issue"].to_numpy(bool),
-                                           "outlier": out["is_outlier_issue"].to_numpy(bool)})
-    check_columns(out.columns, "audit")
-    return out

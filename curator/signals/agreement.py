@@ -1,4 +1,4 @@
-"""Label agreement among nearest neighbours and the k-th neighbour distance (SPEC §5).
+"""Label agreement among nearest neighbours and the k-th neighbour distance (docs/signals.md).
 
 Input: the run's kNN graph (`curator.evidence.KnnGraph`: every sample's k nearest other samples by
 cosine similarity on the standardised embeddings, best first).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from curator.evidence import KnnGraph
+from curator.signals.plugin import Signal
 
 
 def class_shares(graph: KnnGraph, labels: np.ndarray, n_classes: int, *, weighting: str = "similarity",
@@ -48,3 +49,9 @@ def knn_agreement(graph: KnnGraph, labels: np.ndarray, n_classes: int, *, weight
         "knn_suggested_share": share.max(axis=1).astype(np.float32),
         "knn_kth_distance": (1.0 - graph.similarities[:, -1]).astype(np.float32),
     }
+
+
+SIGNAL = Signal("knn_agreement", ("evidence",),
+                ("knn_agreement", "knn_suggested_label", "knn_suggested_share", "knn_kth_distance"),
+                lambda i: knn_agreement(i.graph, i.labels, i.n_classes, weighting=i.cfg.knn_weighting,
+                                        temperature=i.cfg.knn_temperature))

@@ -1,4 +1,4 @@
-"""Confident-learning columns from the run's out-of-fold probabilities (SPEC §5), comparable with cleanlab.
+"""Confident-learning columns from the run's out-of-fold probabilities (docs/signals.md), comparable with cleanlab.
 
 Peers (cleanlab) score label quality from out-of-fold probabilities of a simple classifier; curator
 computes the same rule from its own out-of-fold probe (`curator.evidence`, RUN/oof_probs.npy), so the
@@ -10,6 +10,8 @@ an issue when j* ≠ ỹ.
 from __future__ import annotations
 
 import numpy as np
+
+from curator.signals.plugin import Signal
 
 
 def per_class_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -55,3 +57,7 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.nd
         "cl_is_issue": (j_star >= 0) & (j_star != labels),
     }
 
+
+
+SIGNAL = Signal("confident_learning", ("evidence",), ("cl_label_quality", "cl_suggested_label", "cl_is_issue"),
+                lambda i: confident_learning(i.oof_probs, i.labels))

@@ -1,4 +1,4 @@
-"""Encoders (SPEC §4): torchvision ResNets with the CIFAR stem for small images, small CNNs for CPUs, and any
+"""Encoders (docs/ssl.md): torchvision ResNets with the CIFAR stem for small images, small CNNs for CPUs, and any
 torchvision or timm classification model or open_clip image tower (to start from pretrained weights).
 
 - ``resnet18_cifar``: torchvision ResNet-18 whose stem is a 3x3 stride-1 convolution and no

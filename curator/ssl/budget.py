@@ -1,4 +1,4 @@
-"""A time budget for pre-training, turned into a number of epochs once (SPEC §4, "a budget, not a guess").
+"""A time budget for pre-training, turned into a number of epochs once (docs/ssl.md).
 
 `plan(...)` measures how fast this machine trains (a few optimizer steps on random images of the right
 shape, so it does not depend on which images come first) and how fast it embeds, and chooses the number of

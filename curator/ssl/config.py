@@ -1,4 +1,4 @@
-"""Typed configuration of self-supervised pre-training (paper 000 §3.2; SPEC §4).
+"""Typed configuration of self-supervised pre-training (paper 000 §3.2; docs/ssl.md).
 
 `SSLConfig` holds every knob of `curator pretrain` / `curator embed` (a recipe's ``[ssl]`` section,
 ``--set ssl.KEY=VALUE`` and the SSL shortcuts ``--epochs --budget --backbone --weights ...``).

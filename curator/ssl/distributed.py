@@ -1,4 +1,4 @@
-"""torchrun / DistributedDataParallel helpers (SPEC §4, §8): no runtime of our own.
+"""torchrun / DistributedDataParallel helpers (docs/ssl.md, docs/scale.md): no runtime of our own.
 
 `dist_info()` reads the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK) and initialises
 the process group (NCCL on CUDA, gloo on the CPU) once. Data is sharded DistributedSampler-style:

@@ -1,4 +1,4 @@
-"""Embedding extraction (SPEC §4): backbone features of every sample, N x d float16.
+"""Embedding extraction (docs/ssl.md): backbone features of every sample, N x d float16.
 
 The plain view (no augmentation, resized to the training resolution and normalised as in training)
 gives ``embeddings.npy``. Under torchrun each rank embeds a contiguous block of rows and rank 0 gathers

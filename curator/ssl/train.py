@@ -1,4 +1,4 @@
-"""The SSL training loop (SPEC §4; paper 000 §3.2).
+"""The SSL training loop (docs/ssl.md; paper 000 §3.2).
 
 - lr = base_lr x batch_size / 256, linear warm-up (per step) for `warmup_epochs`, then cosine to 0;
 - views augmented on the device in batch (`curator.ssl.augment`); bf16 autocast, channels_last and

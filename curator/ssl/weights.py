@@ -1,4 +1,4 @@
-"""Weights the user already has, from a local file only (SPEC §4, "a local pretrained start").
+"""Weights the user already has, from a local file only (docs/ssl.md).
 
 `read_weights(path)` opens a file safely — ``torch.load(weights_only=True)`` (or safetensors for a
 ``.safetensors`` file) — and finds the state dict in it: a plain state dict, one wrapped under a usual key

@@ -50,29 +50,11 @@ if has_hygiene(run):
         st.caption(f"Of {split['label_issues']:,} label issues, {split['label_only']:,} are on images with no other issue "
                    f"and {split['on_quality_issue']:,} on images with an image-quality issue (dark, blurry, blank, …): "
                    "those call for another decision (drop, not relabel). Filter by kind in the sidebar.")
-    summary_h = hy["summary"]
     with st.expander("Image quality, duplicates, leakage, outliers: what each check found and its threshold"):
-        q = summary_h.get("quality", {})
-        if "checks" in q:
-            st.dataframe([{"check": k, "flagged": v.get("n_flagged"), "flagged when": v.get("flag_when"),
-                           "meaning": v.get("description")} for k, v in q["checks"].items()], hide_index=True, width="stretch")
-            st.caption(f"Each check flags values more than {q.get('z')} robust spreads outside this dataset's own "
-                       "distribution (docs/hygiene.md).")
-        elif q.get("skipped"):
-            st.info(md(f"Image-quality checks skipped: {q['skipped']}"))
-        d = summary_h.get("duplicates", {})
-        if d:
-            sim = d.get("near_duplicate_similarity")
-            st.markdown(md(f"Duplicates: {d.get('n_in_groups', 0):,} samples in {d.get('n_groups', 0):,} groups "
-                           f"({d.get('n_exact', 0):,} with an identical copy, {d.get('n_conflicting_groups', 0):,} groups with "
-                           "different labels)" + (f"; near duplicates at cosine >= {sim:.4f}" if sim else "")))
-        lk = summary_h.get("leakage", {})
-        if lk:
-            st.markdown(md(f"Leakage: exact {lk.get('exact', '')}; near {lk.get('near', '')}"))
-        o = summary_h.get("outliers", {})
-        if o.get("distance_threshold") is not None:
-            st.markdown(md(f"Outliers: mean distance to the {o.get('neighbours')} nearest samples above "
-                           f"{o['distance_threshold']:.4f} (median {o.get('median_distance', 0):.4f})"))
+        for sec in hy["sections"]:
+            st.markdown(f"**{md(sec['title'])}**: {md(sec['text'])}")
+            if sec["details"]:
+                st.dataframe(sec["details"], hide_index=True, width="stretch")
     pairs = leak_pairs_for_display(run, limit=12)
     if len(pairs):
         n_pairs = len(run.leakage())

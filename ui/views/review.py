@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from curator.explore.filters import KINDS
+from curator.hygiene import registry
 from curator.data.problems import DataError
 from curator.explore.review import REVIEW_STATUSES, export_manifest
 from curator.review import load_decisions
@@ -71,10 +71,10 @@ policy = c1.selectbox("Policy", ["clean", "relabel", "reweight"], key="export_po
 name = c2.text_input("File name (written under RUN/exports/)", value=f"{policy}.parquet", key="export_name")
 drop = []
 if "issue_kinds" in t.columns:
-    drop = st.multiselect("Also drop", [k for k in KINDS if k != "label"], key="export_drop",
-                          help="duplicate: keep one image per group of identical / near-identical copies · leak: "
-                               "training images with a copy in the test / validation split · quality: unusable images "
-                               "(dark, light, blurry, blank) · outlier. Your decisions still override.")
+    drop = st.multiselect("Also drop", list(registry.droppable()), key="export_drop",
+                          help=" · ".join(f"{k}: {registry.words(k)}" for k in registry.droppable())
+                          + " (a duplicate group keeps one image; quality drops only unusable images: dark, light, "
+                            "blurry, blank). Your decisions still override.")
 if st.button("Export", key="export_button"):
     safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-").lstrip(".") or f"{policy}.parquet"
     out = run.path / "exports" / safe

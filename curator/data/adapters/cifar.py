@@ -24,7 +24,7 @@ from curator.data.images import ArrayImages
 from curator.data.manifest import UNKNOWN, Dataset, make_manifest
 from curator.data.options import DatasetOptions
 from curator.data.problems import DataError, ProblemReport
-from curator.data.registry import AdapterSpec
+from curator.data.adapters.spec import AdapterSpec
 from curator.data.safe_pickle import load_pickle
 from curator.data.validate import check_labels, note_empty_classes
 
@@ -169,10 +169,8 @@ def load_cifar100(options: DatasetOptions, report: ProblemReport) -> Dataset:
 
 
 ADAPTER_SPECS = [
-    AdapterSpec("cifar10", __name__, "CIFAR-10 (50,000 train + 10,000 test 32x32 images, 10 classes), torchvision python layout",
-                "cifar-10-batches-py/ with data_batch_1..5, test_batch, batches.meta (pickles; read with a restricted unpickler)",
-                function="load_cifar10"),
-    AdapterSpec("cifar100", __name__, "CIFAR-100 (50,000 train + 10,000 test 32x32 images, 100 fine classes), torchvision python layout",
-                "cifar-100-python/ with train, test, meta (pickles; read with a restricted unpickler)",
-                function="load_cifar100"),
+    AdapterSpec("cifar10", load_cifar10, "CIFAR-10 (50,000 train + 10,000 test 32x32 images, 10 classes), torchvision python layout",
+                "cifar-10-batches-py/ with data_batch_1..5, test_batch, batches.meta (pickles; read with a restricted unpickler)"),
+    AdapterSpec("cifar100", load_cifar100, "CIFAR-100 (50,000 train + 10,000 test 32x32 images, 100 fine classes), torchvision python layout",
+                "cifar-100-python/ with train, test, meta (pickles; read with a restricted unpickler)"),
 ]

@@ -21,7 +21,7 @@ from curator.data.adapters.cifar import CIFAR10, CIFAR100, CifarLayout, build_da
 from curator.data.manifest import Dataset
 from curator.data.options import DatasetOptions
 from curator.data.problems import DataError, ProblemReport
-from curator.data.registry import AdapterSpec
+from curator.data.adapters.spec import AdapterSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -108,10 +108,8 @@ def load_cifar100n(options: DatasetOptions, report: ProblemReport) -> Dataset:
 
 
 ADAPTER_SPECS = [
-    AdapterSpec("cifar10n", __name__, "CIFAR-10 images with CIFAR-10N human labels (--label-set worse|aggre|random1|random2|random3|clean)",
-                "cifar-10-batches-py/ (as cifar10) and CIFAR-10_human.pt in the root or its parent",
-                function="load_cifar10n"),
-    AdapterSpec("cifar100n", __name__, "CIFAR-100 images with CIFAR-100N human labels (--label-set noisy100|clean)",
-                "cifar-100-python/ (as cifar100) and CIFAR-100_human.pt in the root or its parent",
-                function="load_cifar100n"),
+    AdapterSpec("cifar10n", load_cifar10n, "CIFAR-10 images with CIFAR-10N human labels (--label-set worse|aggre|random1|random2|random3|clean)",
+                "cifar-10-batches-py/ (as cifar10) and CIFAR-10_human.pt in the root or its parent"),
+    AdapterSpec("cifar100n", load_cifar100n, "CIFAR-100 images with CIFAR-100N human labels (--label-set noisy100|clean)",
+                "cifar-100-python/ (as cifar100) and CIFAR-100_human.pt in the root or its parent"),
 ]

@@ -1,4 +1,4 @@
-"""Clothing1M in its official layout (Xiao et al., CVPR 2015; SPEC §3).
+"""Clothing1M in its official layout (Xiao et al., CVPR 2015; docs/datasets.md).
 
 Root layout::
 
@@ -34,7 +34,7 @@ from curator.data.images import FileImages
 from curator.data.manifest import UNKNOWN, Dataset, make_manifest
 from curator.data.options import DatasetOptions
 from curator.data.problems import DataError, ProblemReport
-from curator.data.registry import AdapterSpec
+from curator.data.adapters.spec import AdapterSpec
 from curator.data.validate import check_labels, check_paths, dedupe_ids, note_empty_classes
 
 LOG = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def load(options: DatasetOptions, report: ProblemReport) -> Dataset:
 
 
 ADAPTER_SPECS = [
-    AdapterSpec("clothing1m", __name__,
+    AdapterSpec("clothing1m", load,
                 "Clothing1M (1M noisy-labelled clothing photos, 14 classes; --label-set noisy|clean|both)",
                 "images/<0-9>/..., noisy_label_kv.txt, clean_label_kv.txt, noisy_train_key_list.txt, clean_train_key_list.txt, "
                 "clean_val_key_list.txt, clean_test_key_list.txt, category_names_eng.txt"),

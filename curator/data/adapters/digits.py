@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from curator.data.adapters.spec import AdapterSpec
 from curator.data.images import ArrayImages
 from curator.data.manifest import Dataset, make_manifest
 from curator.data.options import DatasetOptions
@@ -25,3 +26,9 @@ def load(options: DatasetOptions, report: ProblemReport) -> Dataset:
     manifest = make_manifest(ids, labels, source=[f"sklearn.datasets.load_digits[{i}]" for i in range(n)],
                              true_label=labels.copy(), split="train")
     return Dataset("digits", [str(c) for c in range(10)], manifest, ArrayImages(pixels, "digits"), None, report)
+
+
+ADAPTER_SPECS = [
+    AdapterSpec("digits", load, "scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes); the embedded default",
+                "no root needed", needs_root=False),
+]

@@ -21,7 +21,7 @@ from curator.data.images import FileImages
 from curator.data.manifest import Dataset, make_manifest
 from curator.data.options import DatasetOptions
 from curator.data.problems import DataError, ProblemReport
-from curator.data.registry import AdapterSpec
+from curator.data.adapters.spec import AdapterSpec
 from curator.data.validate import file_problem, note_empty_classes
 
 LOG = logging.getLogger(__name__)
@@ -110,6 +110,6 @@ def load(options: DatasetOptions, report: ProblemReport) -> Dataset:
 
 
 ADAPTER_SPECS = [
-    AdapterSpec("imagefolder", __name__, "any folder of images, one sub-folder per class",
+    AdapterSpec("imagefolder", load, "any folder of images, one sub-folder per class",
                 "<class>/<image> (jpg, jpeg, png, bmp, webp, tif), optionally under train/, val/, test/"),
 ]

@@ -35,7 +35,7 @@ from curator.data.images import FileImages
 from curator.data.manifest import SPLITS, UNKNOWN, Dataset, make_manifest
 from curator.data.options import DatasetOptions
 from curator.data.problems import DataError, ProblemReport
-from curator.data.registry import AdapterSpec
+from curator.data.adapters.spec import AdapterSpec
 from curator.data.validate import check_labels, check_paths, dedupe_ids, note_empty_classes
 
 LOG = logging.getLogger(__name__)
@@ -256,6 +256,6 @@ def load_parquet(options: DatasetOptions, report: ProblemReport) -> Dataset:
 _LAYOUT = ("the table file itself: columns path (relative to the table's folder), label (index or class name), "
            "optional true_label, split, sample_id, trusted; optional classes.txt beside it")
 ADAPTER_SPECS = [
-    AdapterSpec("csv", __name__, "a CSV manifest of image paths and labels", _LAYOUT, function="load_csv"),
-    AdapterSpec("parquet", __name__, "a Parquet manifest of image paths and labels", _LAYOUT, function="load_parquet"),
+    AdapterSpec("csv", load_csv, "a CSV manifest of image paths and labels", _LAYOUT),
+    AdapterSpec("parquet", load_parquet, "a Parquet manifest of image paths and labels", _LAYOUT),
 ]

@@ -1,0 +1,1 @@
+"""The hygiene checks, one module each (listed by `curator.hygiene.registry`)."""
