@@ -146,6 +146,15 @@ class RunDir:
             return None
         return rec
 
+    def forget_stage(self, stage: str) -> bool:
+        """Drop `stage`'s record so its next `run_stage` runs it again (its outputs stay until rewritten);
+        True if there was a record."""
+        p = self.path / "stages" / f"{stage}.json"
+        if not p.exists():
+            return False
+        p.unlink()
+        return True
+
     def output_mismatch(self, name: str, recorded: dict | None) -> str | None:
         """Why output `name` no longer matches `recorded` (size + checksum), or None if it does."""
         p = self.path / name

@@ -33,6 +33,7 @@ from curator.device import select_device
 from curator.evidence import Evidence
 from curator.hygiene.fuse import fuse_audit
 from curator.rundir import RunDir, atomic_path
+from curator.ssl.resolve import prepare_weights
 from pipelines.evidence import OUTPUTS as EVIDENCE_FILES, evidence_stage
 from pipelines.heads import train_heads_stage
 from pipelines.hygiene import OUTPUTS as HYGIENE_FILES, hygiene_stage
@@ -132,16 +133,19 @@ def _present(run: RunDir, names: list[str]) -> list[str]:
 
 
 def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, recipe: str | Path | Recipe | None = None,
-                 overrides: list[str] | None = None, until: str = "report") -> dict:
-    """Run every stage up to `until` into run directory `out`; return the audit summary (ARCHITECTURE.md)."""
+                 overrides: list[str] | None = None, until: str = "report", ssl: dict[str, Any] | None = None) -> dict:
+    """Run every stage up to `until` into run directory `out`; return the audit summary (ARCHITECTURE.md). `ssl`: typed
+    SSLConfig values given for this run (the command line's --budget, --weights, ...)."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; expected one of {STAGES}")
     t0 = time.perf_counter()
     stop = STAGES.index(until)
-    options, rec = resolve_recipe(options, recipe=recipe, overrides=overrides)
+    options, rec = resolve_recipe(options, recipe=recipe, overrides=overrides, ssl=ssl)
     # the run's one device switch (--device, ssl.device): checked before any work, then handed to every stage
     # that computes on a device (pre-training and embedding, heads, evidence: kNN graph and probe, hygiene)
     device = str(select_device(rec.ssl.device))
+    if stop >= STAGES.index("pretrain") and not options.embeddings:
+        prepare_weights(rec.ssl)   # named weights: from the library cache, or fetched, before the run is written
     run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
     summary: dict[str, Any] = {"run_dir": str(run.path), "n_samples": int(len(train_rows(ds))), "n_classes": ds.n_classes}

@@ -2,10 +2,10 @@
 
 A recipe has sections ``[dataset]`` (DatasetOptions fields), ``[ssl]``, ``[heads]``, ``[evidence]``,
 ``[hygiene]``, ``[signals]`` and ``[audit]`` (each the fields of that stage's config dataclass). Command-line overrides
-``--set section.key=value`` (value parsed as TOML, else taken as a string) are applied on top, and every
-key is validated by `curator.config.from_dict`, which names an unknown key. A budget or weights given as an
-override (``--budget`` / ``--weights``) replace the recipe file's ``[ssl] epochs`` unless epochs are given too
-(with weights and no epochs or budget, the encoder embeds with the weights as they are). `resolve_recipe` is the one
+``--set section.key=value`` (value parsed as TOML, else taken as a string) are applied on top, then the typed SSL
+options of the command line (``--budget``, ``--epochs``, ``--backbone``, ``--weights``, ...: `ssl`), and every
+key is validated by `curator.config.from_dict`, which names an unknown key. How the SSL values given for a run combine
+with the recipe file's (a budget or weights replace its epochs) is `curator.ssl.resolve.apply_run_options`. `resolve_recipe` is the one
 way every command (`audit`, `pretrain`, `embed`, `train`, `signals`, `inspect`) turns a dataset name, an
 optional recipe file, overrides and the options given on the command line into the run's settings.
 """
@@ -25,6 +25,7 @@ from curator.heads.config import HeadsConfig
 from curator.hygiene.config import HygieneConfig
 from curator.signals.config import SignalsConfig
 from curator.ssl.config import SSLConfig
+from curator.ssl.resolve import apply_run_options
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 SECTIONS = ("dataset", "ssl", "heads", "evidence", "hygiene", "signals", "audit")
@@ -41,13 +42,14 @@ class Recipe:
     audit: AuditConfig = field(default_factory=AuditConfig)
     path: str | None = None
     overrides: list[str] = field(default_factory=list)
+    ssl_options: dict[str, Any] = field(default_factory=dict)   # typed SSL values given on the command line
 
     def record(self) -> dict[str, Any]:
         """What RUN/config.json keeps of the recipe: every section as resolved, the file and the overrides."""
         out: dict[str, Any] = {"dataset": dict(self.dataset)}
         for section in ("ssl", "heads", "evidence", "hygiene", "signals", "audit"):
             out[section] = dataclasses.asdict(getattr(self, section))
-        return out | {"path": self.path, "overrides": list(self.overrides)}
+        return out | {"path": self.path, "overrides": list(self.overrides), "ssl_options": dict(self.ssl_options)}
 
 
 def recipe_path(dataset: str) -> Path | None:
@@ -71,8 +73,9 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrides: list[str] | None = None,
-                raw: dict | None = None) -> Recipe:
-    """The recipe for `dataset` (or the file `path`, or the dict `raw`) with `overrides` applied."""
+                raw: dict | None = None, ssl: dict[str, Any] | None = None) -> Recipe:
+    """The recipe for `dataset` (or the file `path`, or the dict `raw`) with `overrides` applied, then the typed SSL
+    values `ssl` (SSLConfig field -> value)."""
     if raw is None:
         p = Path(path) if path else recipe_path(dataset)
         raw = load_toml(p) if p else {}
@@ -82,13 +85,15 @@ def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrid
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"recipe {str(p) if p else ''}: unknown section(s) {unknown}; known: {list(SECTIONS)}")
-    given = set()
+    given_ssl: dict[str, Any] = {}
     for text in overrides or []:
         section, name, value = parse_override(text)
-        raw.setdefault(section, {})[name] = value
-        given.add((section, name))
-    if given & {("ssl", "budget_minutes"), ("ssl", "weights")} and ("ssl", "epochs") not in given:
-        raw["ssl"].pop("epochs", None)   # a budget or weights given for this run decide what a recipe's epochs fixed
+        if section == "ssl":
+            given_ssl[name] = value
+        else:
+            raw.setdefault(section, {})[name] = value
+    given_ssl.update(ssl or {})
+    raw["ssl"] = apply_run_options(raw.get("ssl", {}), given_ssl)
     from_dict(DatasetOptions, raw.get("dataset"), where="[dataset]")       # validate the keys now
     return check_names(Recipe(dataset=raw.get("dataset", {}), ssl=SSLConfig.from_dict(raw.get("ssl"), where="[ssl]"),
                   heads=from_dict(HeadsConfig, raw.get("heads"), where="[heads]"),
@@ -96,7 +101,7 @@ def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrid
                   hygiene=from_dict(HygieneConfig, raw.get("hygiene"), where="[hygiene]"),
                   signals=from_dict(SignalsConfig, raw.get("signals"), where="[signals]"),
                   audit=from_dict(AuditConfig, raw.get("audit"), where="[audit]"),
-                  path=str(p) if p else None, overrides=list(overrides or [])))
+                  path=str(p) if p else None, overrides=list(overrides or []), ssl_options=dict(ssl or {})))
 
 
 def check_names(rec: Recipe) -> Recipe:
@@ -127,16 +132,16 @@ def resolve_options(options: DatasetOptions | dict | None, recipe: Recipe) -> Da
 
 
 def resolve_recipe(options: DatasetOptions | dict | None, *, recipe: str | Path | dict | Recipe | None = None,
-                   overrides: list[str] | None = None) -> tuple[DatasetOptions, Recipe]:
+                   overrides: list[str] | None = None, ssl: dict[str, Any] | None = None) -> tuple[DatasetOptions, Recipe]:
     """(dataset options, recipe) for a command: the dataset named by `options` (default digits) picks the
     recipe file unless `recipe` names one (a path, or the recipe's sections as a dict); `overrides` apply on
-    top; the options given override [dataset]."""
+    top, then the typed SSL values `ssl`; the options given override [dataset]."""
     if isinstance(recipe, Recipe):
         rec = recipe
     else:
         name = (options.get("dataset") if isinstance(options, dict) else getattr(options, "dataset", None)) if options else None
         if isinstance(recipe, dict):
-            rec = load_recipe(name or "digits", raw=recipe, overrides=overrides)
+            rec = load_recipe(name or "digits", raw=recipe, overrides=overrides, ssl=ssl)
         else:
-            rec = load_recipe(name or "digits", path=recipe, overrides=overrides)
+            rec = load_recipe(name or "digits", path=recipe, overrides=overrides, ssl=ssl)
     return resolve_options(options, rec), rec

@@ -1,32 +1,28 @@
-"""Stages `pretrain` and `embed` (SPEC §2, §4; contract: RUN/checkpoints/, RUN/embeddings.npy).
+"""Stages `pretrain` and `embed` (ARCHITECTURE.md, docs/ssl.md; contract: RUN/checkpoints/, RUN/embeddings.npy).
 
-- `resolve_config(ds, cfg, device)`: the recipe's `SSLConfig` (its ``None`` fields mean "decide from the
-  data") filled from the images' size, the device and the ``--weights`` file: the GPU recipes of
-  `curator.ssl.config.recipe_for`; on a CPU, for images larger than digits, a time budget
-  (``ssl.budget_minutes``, default `CPU_DEFAULT_BUDGET_MINUTES`) and the backbone/resolution left to it;
-  with ``--weights`` and neither ``--epochs`` nor ``--budget``: embed with the weights as they are.
-- `plan_config(run, ds, cfg, seed=, device=)`: `resolve_config`, then the budget turned into epochs (and,
-  on a CPU, a backbone and resolution) by `curator.ssl.budget` — ONCE per run: the plan is recorded in
-  ``RUN/checkpoints/budget.json`` and reused by every later command with the same request, so the same
-  command on the same data trains the same schedule whatever the machine's load.
+What pre-training will do — the configuration resolved against the data, the schedule rule and the budget plan — is
+decided by `curator.ssl.resolve`; this module runs it:
+
 - `pretrain_stage(run, ds, cfg, seed=) -> SSLConfig`: self-supervised training on the training rows' images
   (decoded once into the image cache, `curator.data.cache`), checkpoints in RUN/checkpoints/ (``last.pt``
   every epoch; ``backbone.pt`` and ``history.json`` at the end); skipped when up to date. A run stopped by
   the wall-clock cap ``ssl.max_minutes`` is recorded as partial (history.json) and the next run continues
-  it; a run asked for more epochs continues from ``last.pt``. ``ssl.epochs = 0`` (with ``--weights``)
-  writes the given weights as the encoder. Returns the resolved config the embed stage uses.
+  it; a run asked for more epochs continues from ``last.pt``. ``ssl.epochs = 0`` (with ``--weights``, a file or
+  a library's weights name) writes the given weights as the encoder. The representation chosen (backbone, weights,
+  where they came from) is recorded in RUN/provenance.json. Returns the resolved config the embed stage uses.
 - `embed_stage(run, ds, cfg, seed=) -> (N_train, d) float16`: RUN/embeddings.npy (training rows in
   manifest order) and RUN/embeddings_test.npy (test rows, when present); with
   ``DatasetOptions.embeddings`` (RUN/config.json dataset.embeddings) the file is loaded instead and
-  nothing is trained. Skipped when up to date; the arrays are then read back from the run.
+  nothing is trained. Skipped when up to date (same model, same weights, same images); the arrays are then read
+  back from the run. The embeddings of a pretrained encoder taken as it is are also kept beside the image cache, per
+  images + model + weights, so runs sharing a cache folder embed once.
 
 Images that cannot be decoded are added to RUN/problems.parquet (by sample id and reason).
 """
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -39,159 +35,23 @@ from curator.data import cache as image_cache
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.data.problems import ProblemReport
 from curator.device import select_device
-from curator.rundir import RunDir, file_fingerprint
-from curator.ssl.backbones import FITTED, PREFIXES, build_backbone, native_preprocessing, resolve_backbone
-from curator.ssl.budget import CPU_LADDER, BudgetPlan, Candidate, plan as make_plan
-from curator.ssl.config import CPU_DEFAULT_BUDGET_MINUTES, SSLConfig, default_warmup, recipe_for
+from curator.rundir import RunDir, file_fingerprint, fingerprint, write_npy_atomic
+from curator.ssl import pretrained
+from curator.ssl.backbones import FITTED, build_backbone
+from curator.ssl.config import SSLConfig
 from curator.ssl.data import CachedBatches, ResidentBatches, StreamingBatches, decode_all, image_size_of
 from curator.ssl.distributed import dist_info
 from curator.ssl.embed import embed_rows, load_backbone, save_backbone
+from curator.ssl.resolve import plan_config
 from curator.ssl.train import TrainData, knn_monitor, normalised_recipe, pretrain, uses_channels_last
-from curator.ssl.weights import WeightsError, checkpoint_path, read_weights
 
 LOG = logging.getLogger(__name__)
 
 CPU_QUALITY_NOTE = ("CPU pre-training gives rough embeddings (on 10,000 CIFAR-10 images with 10% of the labels wrong, the "
                     "default 5-minute budget fitted patch k-means features: kNN monitor 0.48 against the given labels, "
                     "label-error AUROC 0.90; ResNet-18 trained on a GPU reaches kNN ~0.75 on CIFAR-10); for better ones: "
-                    "a GPU, --weights FILE (a pretrained backbone you have, e.g. --backbone torchvision:resnet50), or "
-                    "--embeddings FILE (bring your own)")
-
-
-@functools.lru_cache(maxsize=8)
-def _curator_meta(path: str, stamp: tuple[int, int]) -> dict | None:
-    return read_weights(path)[1]
-
-
-def weights_metadata(weights: str | None) -> dict | None:
-    """The metadata of a curator encoder checkpoint given as --weights (None for other files)."""
-    if weights is None:
-        return None
-    p = checkpoint_path(weights)
-    if not p.exists():
-        raise WeightsError(f"weights file {str(p)!r} does not exist")
-    st = os.stat(p)
-    return _curator_meta(str(p), (st.st_size, st.st_mtime_ns))
-
-
-def default_image_size(backbone: str, native: int, cpu: bool) -> int:
-    """Training resolution for an explicitly chosen backbone: a torchvision/timm model's own input size;
-    small CNNs at most 32 px on a CPU (64 px on a GPU); the CIFAR ResNet at most 64 px; standard ResNets
-    at 224 px for images larger than 64 px."""
-    if backbone.startswith(PREFIXES):
-        return int(native_preprocessing(backbone).input_size or 224)
-    if backbone in ("tiny_cnn", "small_cnn"):
-        return min(native, 32 if cpu else 64)
-    if backbone == "resnet18_cifar":
-        return min(native, 64)
-    return native if native <= 64 else 224
-
-
-def uses_ladder(cfg: SSLConfig, native: int, cpu: bool) -> bool:
-    """On a CPU, for images larger than digits and no backbone given: the budget chooses among `CPU_LADDER`."""
-    return cpu and native > 16 and cfg.backbone is None and cfg.epochs != 0
-
-
-def resolve_config(ds: Dataset, cfg: SSLConfig | dict | None = None, device: torch.device | None = None) -> SSLConfig:
-    """Fill the undecided (``None``) fields of `cfg` from the data, the device and the weights file, except what
-    a budget still has to decide (`plan_config`). Idempotent: a resolved config comes back unchanged."""
-    if not isinstance(cfg, SSLConfig):
-        cfg = SSLConfig.from_dict(cfg or {})
-    device = device or select_device(cfg.device)
-    cpu = device.type == "cpu"
-    refs = ds.train["image_ref"].to_numpy()
-    native = image_size_of(ds.images, refs)
-    v: dict = {}
-    meta = weights_metadata(cfg.weights)
-    if meta is not None:
-        if cfg.backbone is not None and cfg.backbone != meta["backbone"]:
-            raise WeightsError(f"weights file {str(checkpoint_path(cfg.weights))!r} is a curator checkpoint of backbone "
-                               f"{meta['backbone']!r}, not {cfg.backbone!r}; leave --backbone unset to use its own")
-        v.update(backbone=meta["backbone"], width=cfg.width or meta.get("width"),
-                 image_size=cfg.image_size or int(meta["image_size"]))
-    if cfg.weights is not None and cfg.epochs is None and cfg.budget_minutes is None:
-        v["epochs"] = 0          # a pretrained start: embed with it as it is, unless told to train on
-    if cfg.backbone in FITTED:
-        v.update(epochs=0, warmup_epochs=0, knn_every=0)
-    merged = cfg.replace(**v)
-    if uses_ladder(merged, native, cpu) and merged.budget_minutes is None:
-        v["budget_minutes"] = CPU_DEFAULT_BUDGET_MINUTES
-    budgeted = merged.epochs is None and v.get("budget_minutes", cfg.budget_minutes) is not None
-    for key, value in recipe_for(native, len(refs), cpu=cpu).items():
-        if getattr(merged, key) is None and not (key == "epochs" and budgeted):
-            v[key] = value
-    merged = cfg.replace(**v)
-    if not uses_ladder(merged, native, cpu):
-        if merged.backbone is None:
-            v["backbone"] = resolve_backbone(None, native)
-        name = v.get("backbone", merged.backbone)
-        if merged.image_size is None:
-            v["image_size"] = default_image_size(name, native, cpu)
-        if merged.width is None and name in ("tiny_cnn", "small_cnn"):
-            v["width"] = 32
-    merged = cfg.replace(**v)
-    if merged.epochs is not None:
-        if merged.warmup_epochs is None:
-            v["warmup_epochs"] = default_warmup(merged.epochs)
-        if merged.knn_every is None:
-            v["knn_every"] = max(1, -(-merged.epochs // 4))
-    return cfg.replace(**v)
-
-
-def _n_monitor(ds: Dataset, cfg: SSLConfig) -> int:
-    n_train, n_test = len(ds.train), len(ds.split("test"))
-    return min(n_train, cfg.knn_max_bank) + (n_test if n_test else 0)
-
-
-def _candidates(cfg: SSLConfig, native: int, cpu: bool) -> list[Candidate]:
-    if not uses_ladder(cfg, native, cpu):
-        return [Candidate(cfg.backbone, int(cfg.image_size), cfg.width)]
-    out: list[Candidate] = []
-    for c in CPU_LADDER:
-        size = cfg.image_size or min(c.image_size, native)
-        cand = Candidate(c.backbone, size, cfg.width or c.width)
-        if cand not in out:
-            out.append(cand)
-    return out
-
-
-def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed: int,
-                device: torch.device | None = None) -> tuple[SSLConfig, BudgetPlan | None]:
-    """The resolved config for this run and the budget plan behind it (None when no budget was involved)."""
-    cfg = resolve_config(ds, cfg, device)
-    device = device or select_device(cfg.device)
-    cpu = device.type == "cpu"
-    native = image_size_of(ds.images, ds.train["image_ref"].to_numpy())
-    if cfg.is_resolved:
-        if cfg.budget_minutes is not None and cfg.epochs:
-            LOG.info("pre-training: %d epochs given; the %g-minute budget is not used", cfg.epochs, cfg.budget_minutes)
-        return cfg, None
-    cands = _candidates(cfg, native, cpu)
-    request = {"budget_minutes": cfg.budget_minutes, "fixed_epochs": cfg.epochs, "candidates": [c.key for c in cands],
-               "n_train": len(ds.train), "n_monitor": _n_monitor(ds, cfg), "method": cfg.method,
-               "batch_size": cfg.batch_size, "head_dim": cfg.head_dim, "fuse_views": cfg.fuse_views,
-               "weights": cfg.weights, "device": device.type, "manifest": manifest_fingerprint(ds.manifest)}
-    rec = run.read_json(runfiles.BUDGET, recompute=True)
-    try:
-        previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
-    except ValueError as exc:   # not a plan: made again
-        LOG.warning("%s: %s; planning the budget again", run / runfiles.BUDGET, exc)
-        rec, previous = None, None
-    if rec and rec.get("request") == request:
-        plan = previous
-        LOG.info("pre-training budget: reusing the plan recorded in %s (%d epochs of %s at %d px)", run / runfiles.BUDGET,
-                 plan.epochs, plan.backbone, plan.image_size)
-    else:
-        plan = make_plan(cfg, budget_minutes=float(cfg.budget_minutes), n_train=len(ds.train),
-                         n_monitor=_n_monitor(ds, cfg), device=device, seed=seed, candidates=cands,
-                         fixed_epochs=cfg.epochs, previous=previous)
-        run.write_json(runfiles.BUDGET, {"request": request, "plan": plan.to_dict()})
-        LOG.info("pre-training budget: %s; recorded in %s", plan.reason, run / runfiles.BUDGET)
-    fill = {"backbone": plan.backbone, "image_size": plan.image_size, "width": cfg.width or plan.width,
-            "epochs": cfg.epochs if cfg.epochs is not None else plan.epochs}
-    fill["warmup_epochs"] = cfg.warmup_epochs if cfg.warmup_epochs is not None else default_warmup(fill["epochs"])
-    fill["knn_every"] = cfg.knn_every if cfg.knn_every is not None else plan.knn_every
-    return cfg.replace(**fill), plan
+                    "a GPU, a pretrained backbone (--backbone torchvision:resnet18 --weights imagenet: downloaded once "
+                    "into the torch cache; or --weights FILE), or --embeddings FILE (bring your own)")
 
 
 def _record_cache(run: RunDir, cache: image_cache.ImageCache, split: str) -> None:
@@ -253,11 +113,24 @@ def _record_problems(run: RunDir, problems: ProblemReport) -> None:
 
 
 def _inputs(ds: Dataset, cfg: SSLConfig, seed: int) -> dict:
-    out = {"manifest": manifest_fingerprint(ds.manifest), "ssl": cfg.training_fingerprint_fields(),
-           "epochs": cfg.epochs, "seed": seed}
-    if cfg.weights is not None:
-        out["weights_file"] = file_fingerprint(checkpoint_path(cfg.weights))
-    return out
+    weights = pretrained.fingerprint(cfg.backbone, cfg.weights)   # embeddings are kept per model + weights
+    fields = cfg.training_fingerprint_fields()
+    if "weights_named" in weights:   # imagenet and IMAGENET1K_V1 may name the same weights: the library's identity counts
+        fields.pop("weights", None)
+    return {"manifest": manifest_fingerprint(ds.manifest), "ssl": fields, "epochs": cfg.epochs, "seed": seed} | weights
+
+
+def _record_representation(run: RunDir, cfg: SSLConfig) -> None:
+    """RUN/provenance.json ``representation``: the encoder and where its weights came from."""
+    named, path = pretrained.source(cfg.backbone, cfg.weights)
+    rep = {"backbone": cfg.backbone, "image_size": cfg.image_size, "weights": cfg.weights,
+           "weights_source": None if cfg.weights is None else "library cache" if named is not None else "file",
+           "weights_file": path}
+    if named is not None:
+        rep["weights_named"] = named.tag
+    prov = run.read_json(runfiles.PROVENANCE, {}) or {}
+    if prov.get("representation") != rep:
+        run.write_json(runfiles.PROVENANCE, prov | {"representation": rep})
 
 
 def _embeddings_option(run: RunDir, ds: Dataset) -> str | None:
@@ -269,11 +142,9 @@ def _embeddings_option(run: RunDir, ds: Dataset) -> str | None:
 def _continue_if_partial(run: RunDir) -> None:
     """A pre-training stopped by the wall-clock cap is not finished: forget its stage record so it continues."""
     hist = run.read_json(runfiles.SSL_HISTORY, recompute=True)
-    record = run.path / "stages" / "pretrain.json"
-    if hist and hist.get("partial") and record.exists():
+    if hist and hist.get("partial") and run.forget_stage("pretrain"):
         LOG.info("pre-training stopped at epoch %s of %s last time (ssl.max_minutes); continuing it",
                  hist.get("epochs_done"), hist.get("epochs"))
-        record.unlink()
 
 
 def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *, seed: int) -> SSLConfig | None:
@@ -295,6 +166,7 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
     if cfg.weights is not None:   # a file that does not fit fails now, before any image is decoded
         build_backbone(cfg.backbone, cfg.image_size, cfg.width, weights=cfg.weights)
     _continue_if_partial(run)
+    _record_representation(run, cfg)
 
     def _train_data(size: int, problems: ProblemReport) -> tuple[TrainData, np.ndarray | None]:
         batches, usable, labels, pixels = _split_data(run, ds, "train", cfg, size, device, problems)
@@ -338,7 +210,7 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
                                  "weights": cfg.weights, "backbone": bb.name, "image_size": cfg.image_size,
                                  "epochs": 0, "epochs_done": 0, "partial": False, "history": [],
                                  "best_knn": None, "final_knn": None, "seconds": 0.0, "budget": None})
-        LOG.info("encoder: %s with the weights of %s as they are, %d px, %d-d features", bb.name, cfg.weights,
+        LOG.info("encoder: %s with the weights %s as they are, %d px, %d-d features", bb.name, cfg.weights,
                  cfg.image_size, bb.dim)
 
     def train() -> None:
@@ -380,6 +252,39 @@ def train_ids(ds: Dataset) -> str:
     return image_cache.ids_digest(ds.train["sample_id"].astype(str).tolist())
 
 
+def _shared_embeddings(run: RunDir, cfg: SSLConfig, meta: dict, split: str, size: int, device: torch.device) -> Path | None:
+    """Where the embeddings of a pretrained encoder taken as it is (no epochs) are kept beside the image cache, keyed by
+    the cached images, the model, its weights and how they are applied, so every run sharing the cache (``ssl.cache_dir``
+    / ``$CURATOR_CACHE``) reuses them; None for a trained encoder or images without a cache."""
+    if cfg.epochs != 0 or cfg.weights is None:
+        return None
+    rec = ((run.read_json(runfiles.IMAGE_CACHE, {}) or {}).get("caches") or {}).get(f"{split}@{size}")
+    if not rec:
+        return None
+    images = Path(rec["path"])
+    key = fingerprint({"images": images.name, "n": rec["n"], "backbone": meta["backbone"], "size": size,
+                       "weights": pretrained.fingerprint(cfg.backbone, cfg.weights), "recipe": dataclasses.asdict(
+                           meta["recipe"]), "device": device.type, "amp": bool(cfg.amp and device.type == "cuda")})
+    return images.parent / f"embeddings-{key[:16]}.npy"
+
+
+def _read_shared(path: Path | None, n: int) -> np.ndarray | None:
+    """The shared embeddings at `path` when they are readable and have `n` rows (else None: they are computed again)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        LOG.warning("embeddings cache %s cannot be read (%s); computing them again", path, exc)
+        return None
+    if arr.ndim != 2 or arr.shape[0] != n or arr.dtype != np.float16:
+        LOG.warning("embeddings cache %s holds %s %s, not %d rows of float16; computing them again", path, arr.shape,
+                    arr.dtype, n)
+        return None
+    LOG.info("embeddings: reusing %s (same images, model and weights)", path)
+    return arr
+
+
 def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *, seed: int) -> np.ndarray:
     """Write (or reuse) RUN/embeddings.npy (N_train x d float16) and return it. `cfg`: the config
     `pretrain_stage` returned (pre-training runs first if `cfg` is not resolved yet)."""
@@ -414,8 +319,14 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
             batches, usable, _, _ = _split_data(run, ds, split, cfg, size, device, problems)
             if batches is None:
                 continue
-            plain = embed_rows(backbone, batches, len(usable), meta["recipe"], size, device, info=info, usable=usable,
-                               amp=cfg.amp, channels_last=cl, batch_size=cfg.embed_batch_size)
+            shared = _shared_embeddings(run, cfg, meta, split, size, device)
+            plain = _read_shared(shared, len(usable))
+            if plain is None:
+                plain = embed_rows(backbone, batches, len(usable), meta["recipe"], size, device, info=info,
+                                   usable=usable, amp=cfg.amp, channels_last=cl, batch_size=cfg.embed_batch_size,
+                                   progress=f"embed {split} ({meta['backbone']})" if cfg.progress else None)
+                if shared is not None and info.is_main:
+                    write_npy_atomic(shared, plain)
             if info.is_main:
                 run.write_npy(name, plain)
         if info.is_main:

@@ -7,7 +7,6 @@ same SSL shortcuts, resolved through the same recipe (`pipelines.recipes.resolve
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 
@@ -16,10 +15,10 @@ from curator.log import print_json
 
 LOG = logging.getLogger("curator")
 
-#: command-line shortcut -> the [ssl] recipe key it sets (`--epochs 50` = `--set ssl.epochs=50`)
-SSL_SHORTCUTS = {"method": "method", "epochs": "epochs", "budget": "budget_minutes", "batch_size": "batch_size",
-                 "base_lr": "base_lr", "backbone": "backbone", "weights": "weights", "device": "device",
-                 "compile": "compile"}
+#: command-line option -> the SSLConfig field it sets, as a typed value (`--epochs 50` = `--set ssl.epochs=50`)
+SSL_OPTIONS = {"method": "method", "epochs": "epochs", "budget": "budget_minutes", "batch_size": "batch_size",
+               "base_lr": "base_lr", "backbone": "backbone", "weights": "weights", "device": "device",
+               "compile": "compile"}
 
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
@@ -31,7 +30,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value, e.g. --set heads.epochs=5 (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    g = p.add_argument_group("self-supervised pre-training (shortcuts for --set ssl.KEY=VALUE)")
+    g = p.add_argument_group("representation and self-supervised pre-training (typed shortcuts for --set ssl.KEY=VALUE)")
     g.add_argument("--method", choices=sorted(METHODS), default=None, help="SSL method (default simsiam)")
     g.add_argument("--epochs", type=int, default=None,
                    help="pre-training epochs, fixed outright (0 with --weights: embed with them as they are)")
@@ -41,25 +40,22 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="global batch size")
     g.add_argument("--lr", dest="base_lr", type=float, default=None, help="base lr per 256 images (default: the method's)")
     g.add_argument("--backbone", default=None,
-                   help="auto|resnet18_cifar|resnet18|resnet50|tiny_cnn|small_cnn|torchvision:NAME|timm:NAME")
-    g.add_argument("--weights", default=None, metavar="FILE",
-                   help="start from these weights (a local torchvision/timm state dict, or an earlier run's "
-                        "checkpoints/backbone.pt); nothing is downloaded")
+                   help="auto|resnet18_cifar|resnet18|resnet50|tiny_cnn|small_cnn|torchvision:NAME|timm:NAME|openclip:ARCH")
+    g.add_argument("--weights", default=None, metavar="FILE|NAME",
+                   help="start from these weights: a file (a torchvision/timm state dict, an earlier run's "
+                        "checkpoints/backbone.pt), or the library's pretrained weights by name from its cache — "
+                        "torchvision: imagenet (the DEFAULT) or a member such as IMAGENET1K_V2; timm: pretrained; "
+                        "openclip: a tag such as laion2b_s34b_b79k — downloaded once into that cache when absent. "
+                        "An existing file of that name wins")
     g.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:i for every stage that computes (pre-training, embedding, heads, evidence, "
                         "hygiene; default: CUDA when present)")
     g.add_argument("--compile", choices=["auto", "on", "off"], default=None)
 
 
-def pipeline_overrides(args: argparse.Namespace) -> list[str]:
-    """--set values, then the SSL shortcuts as ssl.KEY=VALUE (a shortcut wins over --set for the same key)."""
-    out = list(args.overrides or [])
-    for attr, key in SSL_SHORTCUTS.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            # strings as TOML basic strings (JSON's escaping is valid TOML): paths with quotes or backslashes survive
-            out.append(f"ssl.{key}={json.dumps(value)}" if isinstance(value, str) else f"ssl.{key}={value}")
-    return out
+def ssl_options(args: argparse.Namespace) -> dict:
+    """The SSL options given on the command line, as typed SSLConfig values (they win over --set for the same key)."""
+    return {key: getattr(args, attr) for attr, key in SSL_OPTIONS.items() if getattr(args, attr, None) is not None}
 
 
 def run_until(args: argparse.Namespace, until: str) -> dict | None:
@@ -70,7 +66,8 @@ def run_until(args: argparse.Namespace, until: str) -> dict | None:
     given = {k: v for k, v in vars(DatasetOptions.from_args(args)).items() if getattr(args, k, None) is not None}
     out = args.out or f"runs/{given.get('dataset', 'digits')}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        return run_pipeline(given, out, recipe=args.recipe, overrides=pipeline_overrides(args), until=until)
+        return run_pipeline(given, out, recipe=args.recipe, overrides=args.overrides, ssl=ssl_options(args),
+                            until=until)
     except ConfigError as exc:
         LOG.error("%s", exc)
         return None

@@ -1,5 +1,5 @@
 """Encoders (docs/ssl.md): torchvision ResNets with the CIFAR stem for small images, small CNNs for CPUs, and any
-torchvision or timm classification model (to start from weights the user has; never downloaded).
+torchvision or timm classification model or open_clip image tower (to start from pretrained weights).
 
 - ``resnet18_cifar``: torchvision ResNet-18 whose stem is a 3x3 stride-1 convolution and no
   max-pool (the usual CIFAR variant, as in SimSiam's CIFAR experiments), 512-d output.
@@ -11,12 +11,15 @@ torchvision or timm classification model (to start from weights the user has; ne
   than trained — what a CPU budget too short for a real self-supervised schedule gets (``width`` = centroids).
 - ``torchvision:NAME``: `torchvision.models.get_model(NAME, weights=None)`, classifier removed.
 - ``timm:NAME``: `timm.create_model(NAME, pretrained=False)` (optional extra ``timm``), classifier removed.
+- ``openclip:ARCH``: the image tower of `open_clip.create_model(ARCH)` (optional extra ``openclip``); its output is
+  CLIP's image embedding.
 
 Every backbone maps (B, 3, H, W) float images to (B, d) features. `build_backbone` returns the module and a
 `BackboneInfo` with d and, for torchvision/timm models, the backbone's own input size and normalisation
-(torchvision's weights transforms, timm's ``pretrained_cfg`` — metadata only, nothing is downloaded).
-Weights from a file are loaded by `curator.ssl.weights` into the model with its classifier, then the
-classifier is removed, so the file's keys are checked against the whole architecture.
+(torchvision's weights transforms, timm's ``pretrained_cfg``, open_clip's preprocessing config — metadata only).
+Weights — a file (`curator.ssl.weights`) or a name the library knows, from its cache (`curator.ssl.pretrained`) — are
+loaded into the model with its classifier, then the classifier is removed, so the keys are checked against the whole
+architecture.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ LOG = logging.getLogger(__name__)
 
 BACKBONES = ("resnet18_cifar", "resnet18", "resnet50", "tiny_cnn", "small_cnn", "patch_kmeans")
 FITTED = ("patch_kmeans",)   # fitted on the images (no SSL epochs)
-PREFIXES = ("torchvision:", "timm:")
+PREFIXES = ("torchvision:", "timm:", "openclip:")
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,23 @@ def check_backbone_name(name: str) -> None:
         if not timm.is_model(arch):
             raise ValueError(f"{arch!r} is not a timm model (timm.list_models())")
         return
+    if name.startswith("openclip:"):
+        arch = name.split(":", 1)[1]
+        if arch not in import_open_clip().list_models():
+            raise ValueError(f"{arch!r} is not an open_clip model (open_clip.list_models(), e.g. ViT-B-32)")
+        return
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; known: auto, {', '.join(BACKBONES)}, torchvision:NAME, timm:NAME")
+        raise ValueError(f"unknown backbone {name!r}; known: auto, {', '.join(BACKBONES)}, torchvision:NAME, timm:NAME, "
+                         "openclip:ARCH")
+
+
+def import_open_clip():
+    try:
+        import open_clip
+    except ImportError:
+        raise ValueError("openclip backbones need the optional package open_clip_torch: "
+                         "pip install 'curator[openclip]'") from None
+    return open_clip
 
 
 def import_timm():
@@ -123,11 +141,27 @@ def native_preprocessing(name: str) -> BackboneInfo:
     if name.startswith("timm:"):
         model = _timm_model(name)
         return _timm_info(name, model, 0)
+    if name.startswith("openclip:"):
+        return _open_clip_info(name, _open_clip_model(name).visual)
     return BackboneInfo(name, 0)
 
 
 def _timm_model(name: str) -> nn.Module:
     return import_timm().create_model(name.split(":", 1)[1], pretrained=False)
+
+
+def _open_clip_model(name: str) -> nn.Module:
+    return import_open_clip().create_model(name.split(":", 1)[1], pretrained=None)
+
+
+def _open_clip_info(name: str, visual: nn.Module) -> BackboneInfo:
+    pp = dict(getattr(visual, "preprocess_cfg", {}) or {})   # open_clip's preprocessing of the architecture
+    size = pp.get("size") or getattr(visual, "image_size", 224)
+    size = size[-1] if isinstance(size, (tuple, list)) else size
+    mean = pp.get("mean") or (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP's
+    std = pp.get("std") or (0.26862954, 0.26130258, 0.27577711)
+    return BackboneInfo(name, int(getattr(visual, "output_dim", 0) or 0), int(size), tuple(float(v) for v in mean),
+                        tuple(float(v) for v in std))
 
 
 def _timm_info(name: str, model: nn.Module, dim: int) -> BackboneInfo:
@@ -149,11 +183,25 @@ def full_model(name: str) -> tuple[nn.Module, list[str]]:
         model = _timm_model(name)
         clf = (getattr(model, "pretrained_cfg", {}) or {}).get("classifier") or "head"
         return model, [clf] if isinstance(clf, str) else list(clf)
-    raise ValueError(f"{name}: not a torchvision:/timm: backbone")
+    if name.startswith("openclip:"):   # the whole CLIP model: its checkpoints hold both towers
+        return _open_clip_model(name), []
+    raise ValueError(f"{name}: not a torchvision:/timm:/openclip: backbone")
 
 
 def strip_classifier(name: str, model: nn.Module, classifier: list[str]) -> tuple[nn.Module, BackboneInfo]:
-    """Remove the classifier of a torchvision/timm model; returns (feature extractor, info)."""
+    """Remove the classifier of a torchvision/timm model (the text tower of a CLIP model); returns (feature
+    extractor, info)."""
+    if name.startswith("openclip:"):
+        visual = model.visual
+        info = _open_clip_info(name, visual)
+        if not info.dim:
+            with torch.no_grad():
+                was = visual.training
+                visual.eval()
+                dim = int(visual(torch.zeros(1, 3, info.input_size, info.input_size)).shape[-1])
+                visual.train(was)
+            info = BackboneInfo(name, dim, info.input_size, info.mean, info.std)
+        return visual, info
     if name.startswith("timm:"):
         model.reset_classifier(0)
         was = model.training
@@ -171,17 +219,36 @@ def strip_classifier(name: str, model: nn.Module, classifier: list[str]) -> tupl
     return model, BackboneInfo(name, int(linear.in_features), native.input_size, native.mean, native.std)
 
 
+def load_library_weights(model: nn.Module, name: str, weights: str, classifier: list[str], *,
+                         download: bool = True):
+    """Load `weights` into the torchvision/timm/open_clip `model`: a file of that name when one exists, else the
+    weights the library knows by that name, from its cache (downloaded first only when `download`). Returns the
+    `curator.ssl.pretrained.Named` weights, or None for a file."""
+    from curator.ssl.pretrained import fetch, resolve
+    from curator.ssl.weights import load_weights
+
+    named = resolve(name, weights, model)
+    if named is None:
+        LOG.info("--weights %s: the file of that name is used", weights)
+        load_weights(model, weights, name, optional=classifier)
+        return None
+    load_weights(model, fetch(named, download=download), name, optional=classifier)
+    return named
+
+
 def build_backbone(name: str | None, image_size: int, width: int | None = None, *,
-                   weights: str | None = None) -> tuple[nn.Module, BackboneInfo]:
-    """Return (module mapping (B,3,H,W) -> (B,d), info). `weights`: a local file (`curator.ssl.weights`)."""
+                   weights: str | None = None, download: bool = True) -> tuple[nn.Module, BackboneInfo]:
+    """Return (module mapping (B,3,H,W) -> (B,d), info). `weights`: a local file (`curator.ssl.weights`) or, for a
+    torchvision/timm/open_clip model, a weights name from the library's cache (`curator.ssl.pretrained`; fetched
+    when absent only if `download`)."""
     name = resolve_backbone(name, image_size)
     if name.startswith(PREFIXES):
         model, classifier = full_model(name)
-        if weights is not None:
-            from curator.ssl.weights import load_weights
-
-            load_weights(model, weights, name, optional=classifier)
-        return strip_classifier(name, model, classifier)
+        named = load_library_weights(model, name, weights, classifier, download=download) if weights else None
+        model, info = strip_classifier(name, model, classifier)
+        if named is not None and named.mean is not None:   # normalisation of these weights (open_clip's per tag)
+            info = BackboneInfo(name, info.dim, info.input_size, named.mean, named.std)
+        return model, info
     if name == "patch_kmeans":
         from curator.ssl.patch_kmeans import PatchKMeans
 

@@ -5,7 +5,7 @@
 
 Fields that depend on the data, the device or the time budget default to ``None``, which means
 "decide from the data": `backbone`, `width`, `head_dim`, `image_size`, `epochs`, `batch_size`,
-`warmup_epochs`, `knn_every`, `knn_k`. `pipelines.ssl.resolve_config` fills them from the images'
+`warmup_epochs`, `knn_every`, `knn_k`. `curator.ssl.resolve.resolve_config` fills them from the images'
 size and the device (`recipe_for`), then, when pre-training has a budget (`budget_minutes`, or the
 CPU default), `curator.ssl.budget` turns the budget into a number of epochs (and, on a CPU, a
 backbone and resolution) once per run. A config whose fields are all decided `is_resolved`; the
@@ -18,6 +18,7 @@ GPU training (off by default; only `fuse_views` changes what is computed: BatchN
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,9 @@ REQUIRED = ("backbone", "image_size", "epochs", "batch_size", "warmup_epochs", "
 class SSLConfig:
     method: str = "simsiam"            # simsiam | byol | simclr | barlow | rotation
     backbone: str | None = None        # None/"auto": from the images and device; resnet18_cifar | resnet18 | resnet50 |
-    #                                    tiny_cnn | small_cnn | patch_kmeans | torchvision:NAME | timm:NAME
-    weights: str | None = None         # local file to start from: torchvision/timm state dict, or a curator backbone.pt
+    #                                    tiny_cnn | small_cnn | patch_kmeans | torchvision:NAME | timm:NAME | openclip:ARCH
+    weights: str | None = None         # a file to start from (torchvision/timm state dict, a curator backbone.pt), or
+    #                                    a library's weights name: imagenet | IMAGENET1K_V2 | pretrained | an open_clip tag
     width: int | None = None           # channels of tiny_cnn / small_cnn (32); centroids of patch_kmeans (128)
     head_dim: int | None = None        # hidden width of projector/predictor; None: the method's paper value
     image_size: int | None = None      # training resolution; None: from the images, the device and the backbone
@@ -71,27 +73,31 @@ class SSLConfig:
     max_minutes: float | None = None   # hard wall-clock cap: stop after the epoch that passes it (the run is partial)
     embed_batch_size: int = 1024      # images per embedding batch at 32 px; fewer for larger images (ssl.embed)
     progress: bool = True
+    cached_starts: list[str] | None = None  # "BACKBONE=WEIGHTS" pretrained starts taken, in order, when their weights
+    #                                    are already in the library cache and nothing else was asked (never downloaded);
+    #                                    None: on a CPU for images > 16 px, curator.ssl.resolve.CPU_CACHED_STARTS; []: none
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @property
     def is_resolved(self) -> bool:
-        """True when every field the training loop needs has a value (see `pipelines.ssl.resolve_config`)."""
+        """True when every field the training loop needs has a value (see `curator.ssl.resolve.resolve_config`)."""
         return all(getattr(self, k) is not None for k in REQUIRED)
 
     def require_resolved(self) -> None:
         missing = [k for k in REQUIRED if getattr(self, k) is None]
         if missing:
             raise ValueError(f"SSL config not resolved against the data: {missing} still undecided "
-                             "(pipelines.ssl.resolve_config decides them)")
+                             "(curator.ssl.resolve.resolve_config decides them)")
 
     def training_fingerprint_fields(self) -> dict[str, Any]:
         """The fields that change what training produces, apart from the number of epochs (a run with more
         epochs continues from the checkpoint) and the budget (which only chooses the epochs)."""
         skip = {"device", "num_workers", "progress", "knn_every", "max_minutes", "embed_batch_size",
                 "resident", "resident_max_gb", "compile", "fused_optimizer", "compile_mode", "compile_augment",
-                "epochs", "budget_minutes", "cache", "cache_dir", "knn_k", "knn_t", "knn_holdout", "knn_max_bank"}
+                "epochs", "budget_minutes", "cache", "cache_dir", "knn_k", "knn_t", "knn_holdout", "knn_max_bank",
+                "cached_starts"}
         out = {k: v for k, v in self.to_dict().items() if k not in skip}
         if not out["fuse_views"]:   # absent at its default: fingerprints of older runs stay valid
             del out["fuse_views"]
@@ -119,6 +125,8 @@ class SSLConfig:
         from curator.ssl.backbones import check_backbone_name
         from curator.ssl.methods import METHODS
 
+        if isinstance(self.cached_starts, str):   # --set ssl.cached_starts=a,b
+            self.cached_starts = [x.strip() for x in self.cached_starts.split(",") if x.strip()]
         if self.method not in METHODS:
             raise ConfigError(f"{where}.method: unknown method {self.method!r}; known: {sorted(METHODS)}")
         if self.backbone is not None:
@@ -156,11 +164,15 @@ class SSLConfig:
             raise ConfigError(f"{where}.resident must be auto|on|off, got {self.resident!r}")
         if self.cache not in ("auto", "on", "off"):
             raise ConfigError(f"{where}.cache must be auto|on|off, got {self.cache!r}")
-        if self.weights is not None and not Path(self.weights).expanduser().exists():
-            raise ConfigError(f"{where}.weights: file {self.weights!r} does not exist")
+        from curator.ssl.backbones import PREFIXES
+
+        if self.weights is not None and not os.path.lexists(Path(self.weights).expanduser()) \
+                and not (self.backbone or "").startswith(PREFIXES):
+            raise ConfigError(f"{where}.weights: file {self.weights!r} does not exist (weights by name, e.g. imagenet, "
+                              "need --backbone torchvision:NAME, timm:NAME or openclip:ARCH)")
 
 
-#: what a CPU gets by default for image data (pipelines.ssl.resolve_config): a budget, not a guess
+#: what a CPU gets by default for image data (curator.ssl.resolve): a budget, not a guess
 CPU_DEFAULT_BUDGET_MINUTES = 5.0
 
 

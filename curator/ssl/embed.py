@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from curator.device import torch_threads
 from curator.ssl.augment import AugmentRecipe, plain_view
 from curator.ssl.backbones import build_backbone
 from curator.ssl.data import BatchSource
@@ -32,16 +35,52 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+class Progress:
+    """Log lines for a long embedding pass: the estimate after the first batch (before the bulk of the work), then
+    images/s and the time left every `every_s` seconds, and the total at the end."""
+
+    def __init__(self, label: str, n: int, size: int, every_s: float = 15.0):
+        self.label, self.n, self.size, self.every_s = label, n, size, every_s
+        self.done, self.t0, self.last = 0, time.perf_counter(), time.perf_counter()
+
+    def update(self, k: int) -> None:
+        first = self.done == 0
+        self.done += k
+        now = time.perf_counter()
+        rate = self.done / max(now - self.t0, 1e-9)
+        left = (self.n - self.done) / rate
+        if first and self.done < self.n:
+            LOG.info("%s: %d images at %d px; estimated %s at %.1f images/s (measured on the first batch of %d)",
+                     self.label, self.n, self.size, _duration(self.n / rate), rate, k)
+            self.last = now
+        elif self.done >= self.n:
+            LOG.info("%s: %d images in %s (%.1f images/s)", self.label, self.n, _duration(now - self.t0), rate)
+        elif now - self.last >= self.every_s:
+            LOG.info("%s: %d/%d images, %.1f images/s, about %s left", self.label, self.done, self.n, rate,
+                     _duration(left))
+            self.last = now
+
+
 @torch.no_grad()
 def extract_features(backbone: nn.Module, batches: BatchSource, positions: np.ndarray, rec: AugmentRecipe, size: int,
                      device: torch.device, *, amp: bool = True, channels_last: bool = False,
-                     batch_size: int = 1024) -> torch.Tensor:
+                     batch_size: int = 1024, progress: str | None = None) -> torch.Tensor:
     """Features of the rows at `positions`: (len(positions), d) float32 on `device`.
 
     Each image is the plain view (resized to `size`, normalised as `rec`), as embeddings are. `batch_size` is the
     batch at 32 px; larger images get proportionally fewer per batch (at most 1024 · 32² pixels on a CPU, 16× that
     on a GPU, at least 32 images), so memory stays bounded: ResNet-18 at 224 px in batches of 1024 peaked at 7.9 GiB
-    on the CPU.
+    on the CPU. On a CPU every core this process may use computes (torch's default may be fewer). `progress`: a
+    label to log the estimated time, images/s and time left under (`Progress`).
     """
     was_training = backbone.training
     backbone.eval()
@@ -49,12 +88,17 @@ def extract_features(backbone: nn.Module, batches: BatchSource, positions: np.nd
     batch_size = max(1, min(batch_size, max(32, pixels // (size * size))))
     chunks = [positions[i:i + batch_size] for i in range(0, len(positions), batch_size)]
     out = []
-    for x in batches.batches(chunks):
-        v = plain_view(x, rec, size)
-        if channels_last:
-            v = v.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            out.append(backbone(v).float())
+    bar = Progress(progress, len(positions), size) if progress and len(positions) else None
+    threads = usable_cores() if device.type == "cpu" else torch.get_num_threads()
+    with torch_threads(max(threads, torch.get_num_threads())):
+        for chunk, x in zip(chunks, batches.batches(chunks)):
+            v = plain_view(x, rec, size)
+            if channels_last:
+                v = v.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp):
+                out.append(backbone(v).float())
+            if bar is not None:
+                bar.update(len(chunk))
     backbone.train(was_training)
     if not out:
         return torch.zeros(0, 0, device=device)
@@ -63,12 +107,13 @@ def extract_features(backbone: nn.Module, batches: BatchSource, positions: np.nd
 
 def embed_rows(backbone: nn.Module, batches: BatchSource, n_rows: int, rec: AugmentRecipe, size: int,
                device: torch.device, *, info: DistInfo = DistInfo(), usable: np.ndarray | None = None,
-               amp: bool = True, channels_last: bool = False, batch_size: int = 1024) -> np.ndarray:
+               amp: bool = True, channels_last: bool = False, batch_size: int = 1024,
+               progress: str | None = None) -> np.ndarray:
     """(N, d) float16 plain-view embeddings. Rows marked unusable (undecodable images under on_bad=skip) are
-    zero. Every rank returns the gathered array."""
+    zero. Every rank returns the gathered array. `progress`: the label of the progress lines (rank 0 logs them)."""
     block = contiguous_block(n_rows, info.rank, info.world)
     local = extract_features(backbone, batches, block, rec, size, device, amp=amp, channels_last=channels_last,
-                             batch_size=batch_size)
+                             batch_size=batch_size, progress=progress if info.is_main else None)
     plain = gather_rows(local, n_rows, info).cpu().numpy()
     if usable is not None and not usable.all():
         plain[~usable] = 0

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from curator.rundir import atomic_path, file_fingerprint, fingerprint
+from curator.rundir import atomic_path, fingerprint
 from curator.ssl.augment import AugmentRecipe, Augmenter
 from curator.ssl.backbones import BackboneInfo, build_backbone
 from curator.ssl.config import SSLConfig
@@ -45,6 +45,7 @@ from curator.ssl.distributed import DistInfo, all_reduce_mean, barrier, shard
 from curator.ssl.embed import autocast, extract_features
 from curator.ssl.knn_monitor import knn_accuracy
 from curator.ssl.methods import METHODS, SSLMethod, recipe
+from curator.ssl.pretrained import fingerprint as pretrained_fingerprint
 
 LOG = logging.getLogger(__name__)
 
@@ -246,8 +247,7 @@ def checkpoint_fingerprint(cfg: SSLConfig, data: TrainData, seed: int, info: Dis
     """What a checkpoint must match to be continued: everything that shapes training but the number of epochs."""
     desc = {"cfg": cfg.training_fingerprint_fields(), "n": data.n, "usable": int(data.usable.sum()),
             "size": data.image_size, "world": info.world, "seed": seed}
-    if cfg.weights is not None:
-        desc["weights_file"] = file_fingerprint(cfg.weights)
+    desc.update(pretrained_fingerprint(cfg.backbone, cfg.weights))
     return fingerprint(desc)
 
 
@@ -256,7 +256,7 @@ def pretrain(data: TrainData, cfg: SSLConfig, ckpt_dir: Path, device: torch.devi
              on_step: Callable[[int], None] | None = None) -> PretrainResult:
     """Train (or resume / continue training) the configured SSL method on `data`; return the trained method.
 
-    `cfg` must be resolved (`SSLConfig.is_resolved`; `pipelines.ssl.resolve_config`). `on_step(global_step)`
+    `cfg` must be resolved (`SSLConfig.is_resolved`; `curator.ssl.resolve.resolve_config`). `on_step(global_step)`
     runs after every optimizer step (the benchmark's profiler hook)."""
     cfg.require_resolved()
     ckpt_dir = Path(ckpt_dir)

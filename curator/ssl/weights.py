@@ -10,7 +10,8 @@ and anything else missing, unexpected or of the wrong shape is a `WeightsError` 
 keys. For timm models whose original checkpoints use other key names, timm's own
 ``checkpoint_filter_fn`` of the model's module is tried before giving up.
 
-Every failure is one `WeightsError` line (a `ConfigError`: the command exits with code 2): a missing file,
+Every failure is one `WeightsError` line (a `ConfigError`: the command exits with code 2): a missing file, a folder,
+a FIFO or other non-regular file (never opened: reading one could block), a truncated file,
 a file `torch.load(weights_only=True)` refuses (e.g. a pickle holding arbitrary objects), a file that holds
 no state dict, and an architecture/weights mismatch.
 """
@@ -93,6 +94,8 @@ def _read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, 
     if p.is_dir():
         raise WeightsError(f"weights {str(p)!r} is a folder, not a file (a curator run directory holds "
                            "checkpoints/backbone.pt)")
+    if not p.is_file():
+        raise WeightsError(f"weights {str(p)!r} is not a regular file (a FIFO, socket or device); pass the weights file")
     if p.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file

@@ -62,3 +62,18 @@ def test_stage_that_forgets_its_output_fails(tmp_path):
     run = RunDir(tmp_path)
     with pytest.raises(RuntimeError, match="without writing"):
         run.run_stage("s", lambda: None, inputs={}, outputs=["missing.parquet"])
+
+
+def test_forget_stage_makes_the_next_run_do_the_work(tmp_path):
+    run = RunDir(tmp_path / "run")
+    calls = []
+
+    def work():
+        calls.append(1)
+        run.write_json("out.json", {"n": len(calls)})
+
+    assert run.run_stage("s", work, inputs={"a": 1}, outputs=["out.json"])
+    assert not run.run_stage("s", work, inputs={"a": 1}, outputs=["out.json"])
+    assert run.forget_stage("s") and not run.forget_stage("s")     # True only when there was a record
+    assert run.read_json("out.json") == {"n": 1}                      # the outputs stay until rewritten
+    assert run.run_stage("s", work, inputs={"a": 1}, outputs=["out.json"]) and len(calls) == 2

@@ -1,4 +1,4 @@
-"""The recipe's SSLConfig is typed; its None fields are decided from the data (pipelines.ssl.resolve_config).
+"""The recipe's SSLConfig is typed; its None fields are decided from the data (curator.ssl.resolve.resolve_config).
 
 An explicit SSL setting must win over the image-size default even when it equals the dataclass default
 (regression: `--set ssl.epochs=200` on digits used to train 8 epochs)."""
@@ -12,7 +12,7 @@ from curator.data import DatasetOptions
 from curator.data.registry import load_dataset
 from curator.ssl.config import SSLConfig
 from pipelines.recipes import load_recipe
-from pipelines.ssl import resolve_config
+from curator.ssl.resolve import resolve_config
 
 CPU = torch.device("cpu")
 

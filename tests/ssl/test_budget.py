@@ -107,7 +107,7 @@ def test_cpu_ladder_falls_back_to_fitted_features_and_respects_fixed_epochs(monk
 def test_budget_and_weights_resolution():
     from curator.data import DatasetOptions
     from curator.data.registry import load_dataset
-    from pipelines.ssl import resolve_config
+    from curator.ssl.resolve import resolve_config
 
     ds = load_dataset(DatasetOptions(limit=32))
     cpu = torch.device("cpu")
