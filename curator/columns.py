@@ -135,16 +135,24 @@ _BASE = (
            _IMG),
     # hygiene: duplicates, leakage, outliers (curator.hygiene)
     Column("dup_group", _HS, "categorical", "group index or -1",
-           "Group of identical (same pixels) or near-identical (calibrated cosine similarity) training samples; "
-           "-1 when none.", _DUP),
+           "Group of identical (same pixels) or near-identical (calibrated cosine similarity, confirmed by the "
+           "pixels) training samples; -1 when none.", _DUP),
     Column("dup_conflict", _HS, "higher_is_issue", "bool",
            "This sample has an identical or near-identical copy that carries a different label: an error in plain "
            "sight.", _DUP),
-    Column("duplicate_type", _HS, "categorical", "exact / near / empty",
-           "exact: another training image has exactly these pixels; near: only near-identical copies; empty: none.",
+    Column("duplicate_type", _HS, "categorical", "exact / near / candidate / empty",
+           "exact: another training image has exactly these pixels; near: only near-identical copies (confirmed by "
+           "the pixels); candidate: only unconfirmed candidates (close embeddings, no pixels); empty: none.",
            _DUP),
     Column("duplicate_similarity", _HS, "higher_is_worse", "[-1, 1]",
            "Cosine similarity to the nearest other training sample (1 = identical copy).", _DUP),
+    Column("duplicate_pixel_similarity", _HS, "higher_is_worse", "[-1, 1] or NaN",
+           "Pixel evidence for a near duplicate: correlation of the 16 x 16 thumbnails with the closest partner in the "
+           "embeddings (best over mirror and small shifts; 1 = identical pixels; NaN when not compared). A near pair "
+           "counts as a duplicate only at 0.9 or more.", _DUP),
+    Column("duplicate_candidate_of", _HS, "info", "sample id or empty",
+           "An unconfirmed near-duplicate candidate: close in the embeddings, but no pixels to confirm it (images not "
+           "decoded under --embeddings). Listed only: never flagged, never dropped.", _DUP),
     Column("leak_similarity", _HS, "higher_is_worse", "[-1, 1] or NaN",
            "Similarity of the closest test / validation image that duplicates this training image (1 = identical "
            "pixels); NaN when none does.", "leakage check (curator.hygiene.leakage)"),

@@ -29,7 +29,7 @@ from curator.hygiene.config import HygieneConfig
 from curator.hygiene.duplicates import find_duplicates
 from curator.hygiene.leakage import combine, empty_pairs, exact_leaks, leak_columns, near_leaks
 from curator.hygiene.outliers import find_outliers
-from curator.data.properties import MEASURES
+from curator.data.properties import MEASURES, thumbnails_array
 from curator.hygiene.thresholds import PROPERTY_CHECKS, flag_properties
 
 LOG = logging.getLogger(__name__)
@@ -102,8 +102,11 @@ def run_checks(train: pd.DataFrame, others: pd.DataFrame, props: pd.DataFrame | 
 
     # duplicates among the training samples
     hashes = p["content_hash"].to_numpy(dtype=object) if measured.any() else None
+    thumbs, has_thumb = (thumbnails_array(p["thumbnail"]) if measured.any() and "thumbnail" in p.columns
+                         else (None, None))
     dup, summary["duplicates"] = find_duplicates(graph, hashes, labels, z=cfg.duplicate_z,
-                                                 fixed_similarity=cfg.near_duplicate_similarity)
+                                                 fixed_similarity=cfg.near_duplicate_similarity,
+                                                 thumbnails=thumbs, has_thumbnail=has_thumb, ids=ids)
     table.update(dup)
 
     # leakage into val / test
@@ -159,5 +162,5 @@ def run_checks(train: pd.DataFrame, others: pd.DataFrame, props: pd.DataFrame | 
 
 
 TABLE_ORDER = ["sample_id", "width", "height", "aspect_ratio", *MEASURES, "dup_group", "dup_conflict",
-               "duplicate_type", "duplicate_similarity", "leak_similarity", "outlier_distance", "is_duplicate_issue",
+               "duplicate_type", "duplicate_similarity", "duplicate_pixel_similarity", "duplicate_candidate_of", "leak_similarity", "outlier_distance", "is_duplicate_issue",
                "is_leak_issue", "is_quality_issue", "quality_issues", "is_outlier_issue"]

@@ -1,4 +1,5 @@
-"""Duplicates among the training samples: exact copies by content hash, near copies by the kNN graph.
+"""Duplicates among the training samples: exact copies by content hash, near copies by the kNN graph confirmed by
+the pixels.
 
 - **Exact**: samples whose decoded pixels hash the same (`curator.data.properties`, ``content_hash``)
   are one image, whatever the file name or format.
@@ -13,8 +14,21 @@
   still copies of one photograph (crops, colour shifts, re-encodings) and below which different photographs of
   one scene start to appear.
 
-Groups are the connected components of the union of both kinds of pairs (`duplicate_groups`); a group
-whose members carry more than one label is a **conflict**, a label error in plain sight.
+Close embeddings are not evidence a person accepts: weak embeddings (the CPU's patch k-means) put an aeroplane and a
+ship on the same blue sky next to each other, and the calibration then called 26 pairs of plainly different CIFAR
+pictures duplicates (docs/hygiene.md). So a near pair of the graph is only a **candidate**:
+
+- **confirmed** when both images' 16 x 16 luma thumbnails (`curator.data.properties.thumbnail`, measured in the image
+  pass) correlate at `PIXEL_SIMILARITY` or more (`pixel_similarity`: Pearson correlation, the best over the
+  horizontal mirror and shifts of up to `SHIFT` thumbnail pixels, so re-encodings, brightness / contrast changes,
+  mirror images and small crops of one photograph pass). Only confirmed pairs form duplicate groups, are flagged and
+  dropped by ``export --drop duplicate``;
+- **rejected** (not reported) when both thumbnails exist and differ: close in the embeddings, different pictures;
+- an **unconfirmed candidate** when an image has no thumbnail (``--embeddings`` on image files: no image was decoded):
+  listed (``duplicate_type`` = "candidate", ``duplicate_candidate_of``), never flagged, never grouped, never dropped.
+
+Groups are the connected components of the exact and the confirmed pairs (`duplicate_groups`); a group whose members
+carry more than one label is a **conflict**, a label error in plain sight.
 """
 from __future__ import annotations
 
@@ -34,6 +48,40 @@ IDENTICAL = 1e-6
 #: without copies (random high-dimensional points) the nearest-neighbour distances hardly vary, and a purely
 #: relative threshold would then call chance neighbours duplicates
 MIN_CLOSER = 4.0
+#: thumbnail correlation at or above which two images are one picture. Measured on CIFAR-10 (docs/hygiene.md): pairs
+#: of one photograph (re-encoded, shifted, mirrored) mostly lie above 0.9, plainly different pictures that the
+#: embeddings put close (SimSiam cosine 0.85-0.97) mostly below; random pairs reach at most 0.77 of 500
+PIXEL_SIMILARITY = 0.90
+#: largest shift (thumbnail pixels, each way) tried when comparing thumbnails: 2 of 16 = 1/8 of the image
+SHIFT = 2
+#: least standard deviation (grey levels) a thumbnail is normalised by: nearly flat thumbnails must not have their
+#: noise stretched into a pattern that correlates
+FLAT = 4.0
+
+
+def pixel_similarity(a: np.ndarray, b: np.ndarray, *, side: int = 16, shift: int = SHIFT,
+                     chunk: int = 65536) -> np.ndarray:
+    """(P,) float32: for each pair of thumbnails a[i], b[i] ((P, side²) uint8, row-major), the largest Pearson
+    correlation of a[i] with b[i] or its mirror image shifted by up to `shift` pixels each way, measured on the part
+    both cover; each side's spread is at least `FLAT` grey levels."""
+    a = np.asarray(a, np.float32).reshape(-1, side, side)
+    b = np.asarray(b, np.float32).reshape(-1, side, side)
+    out = np.full(len(a), -1.0, np.float32)
+    for s0 in range(0, len(a), chunk):
+        A, B = a[s0:s0 + chunk], b[s0:s0 + chunk]
+        best = np.full(len(A), -1.0, np.float32)
+        for bb in (B, B[:, :, ::-1]):
+            for dy in range(-shift, shift + 1):
+                for dx in range(-shift, shift + 1):
+                    x = A[:, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)].reshape(len(A), -1)
+                    y = bb[:, max(-dy, 0):side + min(-dy, 0), max(-dx, 0):side + min(-dx, 0)].reshape(len(A), -1)
+                    x = x - x.mean(axis=1, keepdims=True)
+                    y = y - y.mean(axis=1, keepdims=True)
+                    sx = np.maximum(x.std(axis=1), FLAT)
+                    sy = np.maximum(y.std(axis=1), FLAT)
+                    np.maximum(best, (x * y).mean(axis=1) / (sx * sy), out=best)
+        out[s0:s0 + chunk] = best
+    return out
 
 
 def exact_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,39 +150,80 @@ def duplicate_groups(n: int, rows: np.ndarray, cols: np.ndarray, labels: np.ndar
 
 
 def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: np.ndarray, *, z: float,
-                    fixed_similarity: float = 0.0) -> tuple[dict[str, np.ndarray], dict]:
+                    fixed_similarity: float = 0.0, thumbnails: np.ndarray | None = None,
+                    has_thumbnail: np.ndarray | None = None, ids: np.ndarray | None = None,
+                    pixel_threshold: float = PIXEL_SIMILARITY) -> tuple[dict[str, np.ndarray], dict]:
     """Every duplicate column of the training samples and a summary.
 
-    Columns: ``dup_group``, ``dup_conflict`` (see `duplicate_groups`), ``duplicate_type`` ("exact" when
-    the sample has an identical copy by hash, "near" when only near copies, "" otherwise) and
-    ``duplicate_similarity`` (cosine to the nearest other sample; 1 for an exact copy; NaN without a graph).
-    `fixed_similarity` > 0 replaces the calibrated threshold.
+    Columns: ``dup_group``, ``dup_conflict`` (see `duplicate_groups`: exact and pixel-confirmed pairs only),
+    ``duplicate_type`` ("exact" when the sample has an identical copy by hash, "near" when only confirmed near copies,
+    "candidate" when only unconfirmed candidates, "" otherwise), ``duplicate_similarity`` (cosine to the nearest other
+    sample; 1 for an exact copy; NaN without a graph), ``duplicate_pixel_similarity`` (the best `pixel_similarity` to a
+    partner of a near pair, 1 for an exact copy, NaN when not compared) and ``duplicate_candidate_of`` (the id, from
+    `ids`, of the closest unconfirmed candidate; "" for none). `thumbnails` ((N, 256) uint8) with `has_thumbnail`
+    ((N,) bool) are the pixel evidence; without them every near pair is a candidate. `fixed_similarity` > 0 replaces
+    the calibrated threshold.
     """
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     r_e, c_e = exact_pairs(hashes) if hashes is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     summary: dict = {"exact_by_hash": hashes is not None}
     nearest = np.full(n, np.nan, np.float32)
+    pixel = np.full(n, np.nan, np.float32)
+    candidate_of = np.full(n, -1, np.int64)
     r_n = c_n = np.zeros(0, np.int64)
     if graph is not None:
         if fixed_similarity > 0:
             threshold, calib = fixed_similarity, {"method": "fixed (hygiene.near_duplicate_similarity)"}
         else:
             threshold, calib = calibrate_near_duplicates(graph, z)
-        r_n, c_n, _ = near_pairs(graph, threshold)
+        rows, cols, sims = near_pairs(graph, threshold)
+        keep = rows != cols
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
         nearest = np.asarray(graph.similarities[:, 0], np.float32).copy()
-        summary.update({"near_duplicate_similarity": threshold, "calibration": calib})
+        ok = (np.zeros(n, bool) if thumbnails is None
+              else np.ones(n, bool) if has_thumbnail is None else np.asarray(has_thumbnail, bool))
+        both = ok[rows] & ok[cols]
+        px = np.full(len(rows), np.nan, np.float32)
+        if both.any():
+            px[both] = pixel_similarity(thumbnails[rows[both]], thumbnails[cols[both]])
+        confirmed = both & (px >= pixel_threshold)
+        cand = ~both
+        r_n, c_n = rows[confirmed], cols[confirmed]
+        for end in (rows, cols):                                           # best pixel evidence per sample
+            np.fmax.at(pixel, end[both], px[both])
+        order = np.argsort(-sims[cand], kind="stable")                     # closest candidate per sample wins
+        cr, cc = rows[cand][order], cols[cand][order]
+        for a, b in ((cr, cc), (cc, cr)):
+            first = np.unique(a, return_index=True)[1]
+            unset = candidate_of[a[first]] < 0
+            candidate_of[a[first][unset]] = b[first][unset]
+        summary.update({"near_duplicate_similarity": threshold, "calibration": calib,
+                        "pixel_similarity": pixel_threshold if thumbnails is not None else None,
+                        "near_pairs": int(len(rows)), "near_confirmed_pairs": int(confirmed.sum()),
+                        "near_rejected_pairs": int((both & ~confirmed).sum()),
+                        "near_candidate_pairs": int(cand.sum()),
+                        "near": ("confirmed by the pixels (16 x 16 thumbnails)" if not cand.any() else
+                                 "unconfirmed candidates: no decoded pixels (--embeddings), never flagged")})
     else:
         summary["near"] = "skipped: no kNN graph"
     exact = np.zeros(n, bool)
     exact[r_e] = exact[c_e] = True
     nearest[exact] = 1.0
-    cols = duplicate_groups(n, np.concatenate([r_e, r_n]), np.concatenate([c_e, c_n]), labels)
-    in_group = cols["dup_group"] >= 0
-    dtype = np.where(exact, "exact", np.where(in_group, "near", ""))
-    cols.update({"duplicate_type": dtype.astype(object), "duplicate_similarity": nearest})
-    g = cols["dup_group"][in_group]
+    pixel[exact] = 1.0
+    cols_out = duplicate_groups(n, np.concatenate([r_e, r_n]), np.concatenate([c_e, c_n]), labels)
+    in_group = cols_out["dup_group"] >= 0
+    candidate_of[in_group] = -1                                            # a confirmed duplicate is no candidate
+    is_cand = candidate_of >= 0
+    dtype = np.where(exact, "exact", np.where(in_group, "near", np.where(is_cand, "candidate", "")))
+    names = np.asarray(ids, dtype=object) if ids is not None else np.arange(n).astype(str).astype(object)
+    cand_text = np.full(n, "", dtype=object)
+    cand_text[is_cand] = names[candidate_of[is_cand]]
+    cols_out.update({"duplicate_type": dtype.astype(object), "duplicate_similarity": nearest,
+                     "duplicate_pixel_similarity": pixel, "duplicate_candidate_of": cand_text})
+    g = cols_out["dup_group"][in_group]
     summary.update({"n_groups": int(len(np.unique(g))), "n_in_groups": int(in_group.sum()),
                     "n_exact": int(exact.sum()), "n_redundant": int(in_group.sum() - len(np.unique(g))),
-                    "n_conflicting_groups": int(len(np.unique(cols["dup_group"][cols["dup_conflict"]])))})
-    return cols, summary
+                    "n_candidates": int(is_cand.sum()),
+                    "n_conflicting_groups": int(len(np.unique(cols_out["dup_group"][cols_out["dup_conflict"]])))})
+    return cols_out, summary
