@@ -27,7 +27,7 @@ from curator.columns import check_columns
 from curator.evidence import KnnGraph
 from curator.hygiene.config import HygieneConfig
 from curator.hygiene.duplicates import find_duplicates
-from curator.hygiene.leakage import combine, empty_pairs, exact_leaks, leak_columns, near_leaks
+from curator.hygiene.leakage import combine, confirm_near_leaks, empty_pairs, exact_leaks, leak_columns, near_leaks
 from curator.hygiene.outliers import find_outliers
 from curator.data.properties import MEASURES, thumbnails_array
 from curator.hygiene.thresholds import PROPERTY_CHECKS, flag_properties
@@ -122,9 +122,11 @@ def run_checks(train: pd.DataFrame, others: pd.DataFrame, props: pd.DataFrame | 
     pairs_near = empty_pairs()
     threshold = summary["duplicates"].get("near_duplicate_similarity")
     if test is not None and graph is not None and train_features is not None and threshold is not None:
-        pairs_near = near_leaks(train_features, ids, test.embeddings, train_embeddings, test.sample_ids, threshold,
-                                cfg.leak_neighbours, device=device)
-        leak_info["near"] = f"{len(pairs_near)} pairs (test embeddings, cosine ≥ {threshold:.4f})"
+        pairs_near = confirm_near_leaks(near_leaks(train_features, ids, test.embeddings, train_embeddings,
+                                                   test.sample_ids, threshold, cfg.leak_neighbours, device=device), props)
+        n_cand = int((pairs_near["match"] == "candidate").sum()) if len(pairs_near) else 0
+        leak_info["near"] = (f"{len(pairs_near) - n_cand} pairs (test embeddings, cosine ≥ {threshold:.4f}, confirmed by "
+                             f"the pixels), {n_cand} unconfirmed candidates (no decoded pixels: listed, not flagged)")
     else:
         if not (len(others) and (others["split"] == "test").any()):
             why = "no test split"
@@ -135,10 +137,12 @@ def run_checks(train: pd.DataFrame, others: pd.DataFrame, props: pd.DataFrame | 
         leak_info["near"] = f"skipped: {why}"
     pairs = combine(pairs_exact, pairs_near)
     table.update(leak_columns(ids, pairs))
-    leak_info.update({"n_pairs": int(len(pairs)), "n_train_leaked": int(table["is_leak_issue"].sum()),
-                      "n_other_leaked": int(pairs["other_id"].nunique()) if len(pairs) else 0,
-                      "by_split": {str(k): int(v) for k, v in pairs.groupby("other_split")["other_id"].nunique().items()}
-                      if len(pairs) else {}})
+    leaks = pairs[pairs["match"] != "candidate"] if len(pairs) else pairs
+    leak_info.update({"n_pairs": int(len(leaks)), "n_candidate_pairs": int(len(pairs) - len(leaks)),
+                      "n_train_leaked": int(table["is_leak_issue"].sum()),
+                      "n_other_leaked": int(leaks["other_id"].nunique()) if len(leaks) else 0,
+                      "by_split": {str(k): int(v) for k, v in leaks.groupby("other_split")["other_id"].nunique().items()}
+                      if len(leaks) else {}})
     summary["leakage"] = leak_info
 
     # outliers

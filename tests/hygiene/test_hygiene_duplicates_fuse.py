@@ -8,7 +8,7 @@ from curator.evidence.knn import self_knn
 from curator.hygiene.duplicates import (PIXEL_SIMILARITY, calibrate_near_duplicates, duplicate_groups, exact_pairs,
                                         find_duplicates, pixel_similarity)
 from curator.hygiene.fuse import conflict_consensus, fuse_audit, issue_kinds_text, representatives, unusable_mask
-from curator.hygiene.leakage import combine, exact_leaks, near_leaks, standardise_like
+from curator.hygiene.leakage import combine, confirm_near_leaks, exact_leaks, leak_columns, near_leaks, standardise_like
 from curator.hygiene.outliers import find_outliers
 
 
@@ -166,6 +166,19 @@ def test_test_embeddings_are_standardised_with_the_training_statistics_and_leaks
     both = combine(ex, pd.DataFrame({"sample_id": ["b"], "other_id": ["t1"], "other_split": ["test"], "match": ["near"],
                                      "similarity": np.float32([0.99])}))
     assert both["match"].tolist() == ["exact"]                    # an exact pair is listed once, as exact
+
+
+def test_near_leaks_need_the_pixels_and_unconfirmed_ones_are_listed_not_flagged():
+    t = _thumbs(4, [(0, 1)])                                     # a/t1: one picture; b/t2: look-alikes; c/t3: no pixels
+    props = pd.DataFrame({"sample_id": ["a", "t1", "b", "t2", "c"],
+                          "thumbnail": [t[0].tobytes(), t[1].tobytes(), t[2].tobytes(), t[3].tobytes(), None]})
+    near = pd.DataFrame({"sample_id": ["a", "b", "c"], "other_id": ["t1", "t2", "t3"], "other_split": "test",
+                         "match": "near", "similarity": np.float32([0.99, 0.995, 0.99])})
+    got = confirm_near_leaks(near, props)
+    assert got[["sample_id", "match"]].values.tolist() == [["a", "near"], ["c", "candidate"]]
+    flags = leak_columns(np.array(["a", "b", "c"]), got)
+    assert flags["is_leak_issue"].tolist() == [True, False, False]
+    assert (confirm_near_leaks(near, None)["match"] == "candidate").all()     # --embeddings: nothing decoded
 
 
 def test_outliers_are_isolated_samples_and_a_small_class_is_not():
