@@ -19,10 +19,11 @@ ship on the same blue sky next to each other, and the calibration then called 26
 pictures duplicates (docs/hygiene.md). So a near pair of the graph is only a **candidate**:
 
 - **confirmed** when both images' 16 x 16 luma thumbnails (`curator.data.properties.thumbnail`, measured in the image
-  pass) correlate at `PIXEL_SIMILARITY` or more (`pixel_similarity`: Pearson correlation, the best over the
-  horizontal mirror and shifts of up to `SHIFT` thumbnail pixels, so re-encodings, brightness / contrast changes,
-  mirror images and small crops of one photograph pass). Only confirmed pairs form duplicate groups, are flagged and
-  dropped by ``export --drop duplicate``;
+  pass) correlate at `PIXEL_SIMILARITY` or more *and* their fine detail (each less its 3 x 3 local mean) at
+  `DETAIL_SIMILARITY` or more (`pixel_similarity`: Pearson correlations, the best over the horizontal mirror and
+  shifts of up to `SHIFT` thumbnail pixels, so re-encodings, brightness / contrast changes, mirror images and small
+  crops of one photograph pass; the detail keeps two ships on one horizon apart). Only confirmed pairs form
+  duplicate groups, are flagged and dropped by ``export --drop duplicate``;
 - **rejected** (not reported) when both thumbnails exist and differ: close in the embeddings, different pictures;
 - an **unconfirmed candidate** when an image has no thumbnail (``--embeddings`` on image files: no image was decoded):
   listed (``duplicate_type`` = "candidate", ``duplicate_candidate_of``), never flagged, never grouped, never dropped.
@@ -36,6 +37,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -54,34 +56,61 @@ MIN_CLOSER = 4.0
 PIXEL_SIMILARITY = 0.90
 #: largest shift (thumbnail pixels, each way) tried when comparing thumbnails: 2 of 16 = 1/8 of the image
 SHIFT = 2
+#: the correlation of the thumbnails' fine detail (less their 3 x 3 local mean) a confirmed pair also needs. Measured
+#: on CIFAR-10 (docs/hygiene.md): ships on a horizon that are different photographs reach a layout correlation of
+#: 0.95-0.97 but a detail correlation of 0.52; re-encoded copies 0.95 or more; pairs of one photograph with a layout
+#: ≥ 0.9 mostly 0.6 or more
+DETAIL_SIMILARITY = 0.60
 #: least standard deviation (grey levels) a thumbnail is normalised by: nearly flat thumbnails must not have their
-#: noise stretched into a pattern that correlates
+#: noise stretched into a pattern that correlates (`FLAT_DETAIL`: the same for the detail)
 FLAT = 4.0
+FLAT_DETAIL = 1.0
+
+
+def _best_correlation(a: np.ndarray, b: np.ndarray, side: int, shift: int, floor: float) -> np.ndarray:
+    """(P,) the largest Pearson correlation of a[i] with b[i] or its mirror image, (P, side, side) float32, shifted by up to
+    `shift` pixels each way, measured on the part both cover; each side's spread is at least `floor`."""
+    best = np.full(len(a), -1.0, np.float32)
+    for bb in (b, b[:, :, ::-1]):
+        for dy in range(-shift, shift + 1):
+            for dx in range(-shift, shift + 1):
+                x = a[:, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)].reshape(len(a), -1)
+                y = bb[:, max(-dy, 0):side + min(-dy, 0), max(-dx, 0):side + min(-dx, 0)].reshape(len(a), -1)
+                x = x - x.mean(axis=1, keepdims=True)
+                y = y - y.mean(axis=1, keepdims=True)
+                sx = np.maximum(x.std(axis=1), floor)
+                sy = np.maximum(y.std(axis=1), floor)
+                np.maximum(best, (x * y).mean(axis=1) / (sx * sy), out=best)
+    return best
+
+
+def _detail(t: np.ndarray) -> np.ndarray:
+    """(P, side, side) thumbnails less their 3 x 3 local mean: the fine structure without the layout."""
+    return t - ndimage.uniform_filter(t, size=(1, 3, 3), mode="reflect")
 
 
 def pixel_similarity(a: np.ndarray, b: np.ndarray, *, side: int = 16, shift: int = SHIFT,
-                     chunk: int = 65536) -> np.ndarray:
-    """(P,) float32: for each pair of thumbnails a[i], b[i] ((P, side²) uint8, row-major), the largest Pearson
-    correlation of a[i] with b[i] or its mirror image shifted by up to `shift` pixels each way, measured on the part
-    both cover; each side's spread is at least `FLAT` grey levels."""
+                     chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """((P,) layout, (P,) detail) float32 correlations of the thumbnail pairs a[i], b[i] ((P, side²) uint8, row-major).
+
+    layout: the largest Pearson correlation of a[i] with b[i] or its mirror image shifted by up to `shift` pixels each
+    way, on the part both cover, each side's spread at least `FLAT` grey levels. detail: the same on the thumbnails
+    less their 3 x 3 local mean (`_detail`; spread at least `FLAT_DETAIL`). Look-alike scenes (a ship on a horizon,
+    an aeroplane on blue sky) share the layout, not the detail."""
     a = np.asarray(a, np.float32).reshape(-1, side, side)
     b = np.asarray(b, np.float32).reshape(-1, side, side)
-    out = np.full(len(a), -1.0, np.float32)
+    layout = np.empty(len(a), np.float32)
+    detail = np.empty(len(a), np.float32)
     for s0 in range(0, len(a), chunk):
         A, B = a[s0:s0 + chunk], b[s0:s0 + chunk]
-        best = np.full(len(A), -1.0, np.float32)
-        for bb in (B, B[:, :, ::-1]):
-            for dy in range(-shift, shift + 1):
-                for dx in range(-shift, shift + 1):
-                    x = A[:, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)].reshape(len(A), -1)
-                    y = bb[:, max(-dy, 0):side + min(-dy, 0), max(-dx, 0):side + min(-dx, 0)].reshape(len(A), -1)
-                    x = x - x.mean(axis=1, keepdims=True)
-                    y = y - y.mean(axis=1, keepdims=True)
-                    sx = np.maximum(x.std(axis=1), FLAT)
-                    sy = np.maximum(y.std(axis=1), FLAT)
-                    np.maximum(best, (x * y).mean(axis=1) / (sx * sy), out=best)
-        out[s0:s0 + chunk] = best
-    return out
+        layout[s0:s0 + chunk] = _best_correlation(A, B, side, shift, FLAT)
+        detail[s0:s0 + chunk] = _best_correlation(_detail(A), _detail(B), side, shift, FLAT_DETAIL)
+    return layout, detail
+
+
+def confirmed(layout: np.ndarray, detail: np.ndarray, threshold: float = PIXEL_SIMILARITY) -> np.ndarray:
+    """(P,) bool: the pixels say one picture (layout ≥ `threshold` and detail ≥ `DETAIL_SIMILARITY`)."""
+    return (np.asarray(layout) >= threshold) & (np.asarray(detail) >= DETAIL_SIMILARITY)
 
 
 def exact_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,11 +214,12 @@ def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: n
               else np.ones(n, bool) if has_thumbnail is None else np.asarray(has_thumbnail, bool))
         both = ok[rows] & ok[cols]
         px = np.full(len(rows), np.nan, np.float32)
+        same = np.zeros(len(rows), bool)
         if both.any():
-            px[both] = pixel_similarity(thumbnails[rows[both]], thumbnails[cols[both]])
-        confirmed = both & (px >= pixel_threshold)
+            layout, detail = pixel_similarity(thumbnails[rows[both]], thumbnails[cols[both]])
+            px[both], same[both] = layout, confirmed(layout, detail, pixel_threshold)
         cand = ~both
-        r_n, c_n = rows[confirmed], cols[confirmed]
+        r_n, c_n = rows[same], cols[same]
         for end in (rows, cols):                                           # best pixel evidence per sample
             np.fmax.at(pixel, end[both], px[both])
         order = np.argsort(-sims[cand], kind="stable")                     # closest candidate per sample wins
@@ -200,8 +230,9 @@ def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: n
             candidate_of[a[first][unset]] = b[first][unset]
         summary.update({"near_duplicate_similarity": threshold, "calibration": calib,
                         "pixel_similarity": pixel_threshold if thumbnails is not None else None,
-                        "near_pairs": int(len(rows)), "near_confirmed_pairs": int(confirmed.sum()),
-                        "near_rejected_pairs": int((both & ~confirmed).sum()),
+                        "detail_similarity": DETAIL_SIMILARITY if thumbnails is not None else None,
+                        "near_pairs": int(len(rows)), "near_confirmed_pairs": int(same.sum()),
+                        "near_rejected_pairs": int((both & ~same).sum()),
                         "near_candidate_pairs": int(cand.sum()),
                         "near": ("confirmed by the pixels (16 x 16 thumbnails)" if not cand.any() else
                                  "unconfirmed candidates: no decoded pixels (--embeddings), never flagged")})

@@ -5,8 +5,8 @@ import pytest
 
 from curator.evidence import KnnGraph, standardise
 from curator.evidence.knn import self_knn
-from curator.hygiene.duplicates import (PIXEL_SIMILARITY, calibrate_near_duplicates, duplicate_groups, exact_pairs,
-                                        find_duplicates, pixel_similarity)
+from curator.hygiene.duplicates import (DETAIL_SIMILARITY, PIXEL_SIMILARITY, calibrate_near_duplicates, confirmed,
+                                        duplicate_groups, exact_pairs, find_duplicates, pixel_similarity)
 from curator.hygiene.fuse import conflict_consensus, fuse_audit, issue_kinds_text, representatives, unusable_mask
 from curator.hygiene.leakage import combine, confirm_near_leaks, exact_leaks, leak_columns, near_leaks, standardise_like
 from curator.hygiene.outliers import find_outliers
@@ -122,11 +122,13 @@ def test_without_pixels_close_pairs_are_unconfirmed_candidates_only():
 
 
 def test_pixel_similarity_against_a_direct_computation():
-    rng = np.random.default_rng(5)
-    a = rng.integers(0, 256, (20, 256)).astype(np.uint8)
-    b = rng.integers(0, 256, (20, 256)).astype(np.uint8)
+    from scipy import ndimage
 
-    def direct(u, v):                                             # loops, no vectorisation: the definition itself
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (12, 256)).astype(np.uint8)
+    b = rng.integers(0, 256, (12, 256)).astype(np.uint8)
+
+    def direct(u, v, floor):                                      # loops, no vectorisation: the definition itself
         u, v = u.reshape(16, 16).astype(float), v.reshape(16, 16).astype(float)
         best = -1.0
         for w in (v, v[:, ::-1]):
@@ -138,15 +140,33 @@ def test_pixel_similarity_against_a_direct_computation():
                             if 0 <= i + dy < 16 and 0 <= j + dx < 16:
                                 p.append(u[i + dy, j + dx]); q.append(w[i, j])
                     p, q = np.array(p) - np.mean(p), np.array(q) - np.mean(q)
-                    best = max(best, np.mean(p * q) / (max(p.std(), 4.0) * max(q.std(), 4.0)))
+                    best = max(best, np.mean(p * q) / (max(p.std(), floor) * max(q.std(), floor)))
         return best
 
-    got = pixel_similarity(a, b, chunk=7)
-    np.testing.assert_allclose(got, [direct(a[i], b[i]) for i in range(20)], atol=1e-5)
+    def detail(u):
+        u = u.reshape(16, 16).astype(float)
+        return u - ndimage.uniform_filter(u, size=3, mode="reflect")
+
+    layout, fine = pixel_similarity(a, b, chunk=5)
+    np.testing.assert_allclose(layout, [direct(a[i], b[i], 4.0) for i in range(12)], atol=1e-5)
+    np.testing.assert_allclose(fine, [direct(detail(a[i]), detail(b[i]), 1.0) for i in range(12)], atol=1e-4)
     np.testing.assert_allclose(pixel_similarity(a, a), 1.0, atol=1e-5)
     flat = np.full((1, 256), 120, np.uint8)
     noisy = (flat + rng.integers(0, 2, (1, 256))).astype(np.uint8)   # a nearly flat image: its noise is no pattern
-    assert pixel_similarity(noisy, noisy[:, ::-1])[0] < 0.2
+    assert pixel_similarity(noisy, noisy[:, ::-1])[0][0] < 0.2
+
+
+def test_a_shared_layout_with_different_detail_is_not_one_picture():
+    """Two skies with the same gradient and different content: the layout correlates, the detail does not; a
+    re-encoded copy (noise of ±2 grey levels) keeps both."""
+    rng = np.random.default_rng(8)
+    ramp = np.repeat(np.linspace(60, 200, 16)[:, None], 16, axis=1)
+    one = np.clip(ramp + rng.uniform(-10, 10, (16, 16)), 0, 255).astype(np.uint8).reshape(1, 256)
+    other = np.clip(ramp + rng.uniform(-10, 10, (16, 16)), 0, 255).astype(np.uint8).reshape(1, 256)
+    copy = np.clip(one.astype(int) + rng.integers(-2, 3, (1, 256)), 0, 255).astype(np.uint8)
+    layout, fine = pixel_similarity(np.concatenate([one, one]), np.concatenate([other, copy]))
+    assert layout[0] > PIXEL_SIMILARITY and fine[0] < DETAIL_SIMILARITY
+    assert confirmed(layout, fine).tolist() == [False, True]
 
 
 def test_test_embeddings_are_standardised_with_the_training_statistics_and_leaks_found():
