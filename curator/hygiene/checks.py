@@ -122,11 +122,15 @@ def run_checks(train: pd.DataFrame, others: pd.DataFrame, props: pd.DataFrame | 
     pairs_near = empty_pairs()
     threshold = summary["duplicates"].get("near_duplicate_similarity")
     if test is not None and graph is not None and train_features is not None and threshold is not None:
+        # with pixels, every test image's nearest training images are compared, whatever their similarity
+        search = -1.0 if props is not None and "thumbnail" in props.columns else threshold
         pairs_near = confirm_near_leaks(near_leaks(train_features, ids, test.embeddings, train_embeddings,
-                                                   test.sample_ids, threshold, cfg.leak_neighbours, device=device), props)
+                                                   test.sample_ids, search, cfg.leak_neighbours, device=device),
+                                        props, similarity=threshold)
         n_cand = int((pairs_near["match"] == "candidate").sum()) if len(pairs_near) else 0
-        leak_info["near"] = (f"{len(pairs_near) - n_cand} pairs (test embeddings, cosine ≥ {threshold:.4f}, confirmed by "
-                             f"the pixels), {n_cand} unconfirmed candidates (no decoded pixels: listed, not flagged)")
+        leak_info["near"] = (f"{len(pairs_near) - n_cand} pairs confirmed by the pixels (test embeddings: the "
+                             f"{cfg.leak_neighbours} nearest training images, or cosine ≥ {threshold:.4f} without pixels), "
+                             f"{n_cand} unconfirmed candidates (no decoded pixels: listed, not flagged)")
     else:
         if not (len(others) and (others["split"] == "test").any()):
             why = "no test split"

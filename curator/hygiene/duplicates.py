@@ -16,7 +16,9 @@ the pixels.
 
 Close embeddings are not evidence a person accepts: weak embeddings (the CPU's patch k-means) put an aeroplane and a
 ship on the same blue sky next to each other, and the calibration then called 26 pairs of plainly different CIFAR
-pictures duplicates (docs/hygiene.md). So a near pair of the graph is only a **candidate**:
+pictures duplicates (docs/hygiene.md). So a near pair of the graph (at or above the calibrated similarity, and, when
+pixels exist, also each sample's `PIXEL_NEIGHBOURS` nearest neighbours: weak embeddings put copies close but not always
+above the threshold) is only a **candidate**:
 
 - **confirmed** when both images' 16 x 16 luma thumbnails (`curator.data.properties.thumbnail`, measured in the image
   pass) correlate at `PIXEL_SIMILARITY` or more *and* their fine detail (each less its 3 x 3 local mean) at
@@ -54,6 +56,10 @@ MIN_CLOSER = 4.0
 #: of one photograph (re-encoded, shifted, mirrored) mostly lie above 0.9, plainly different pictures that the
 #: embeddings put close (SimSiam cosine 0.85-0.97) mostly below; random pairs reach at most 0.77 of 500
 PIXEL_SIMILARITY = 0.90
+#: with pixels, every sample's this many nearest neighbours are compared too, whatever their similarity: weak
+#: embeddings (the CPU's patch k-means) leave re-encoded copies below the calibrated similarity (the bench: 20 of 40),
+#: and the pixels, not the embeddings, decide (docs/hygiene.md)
+PIXEL_NEIGHBOURS = 3
 #: largest shift (thumbnail pixels, each way) tried when comparing thumbnails: 2 of 16 = 1/8 of the image
 SHIFT = 2
 #: the correlation of the thumbnails' fine detail (less their 3 x 3 local mean) a confirmed pair also needs. Measured
@@ -207,21 +213,32 @@ def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: n
         else:
             threshold, calib = calibrate_near_duplicates(graph, z)
         rows, cols, sims = near_pairs(graph, threshold)
-        keep = rows != cols
-        rows, cols, sims = rows[keep], cols[keep], sims[keep]
-        nearest = np.asarray(graph.similarities[:, 0], np.float32).copy()
         ok = (np.zeros(n, bool) if thumbnails is None
               else np.ones(n, bool) if has_thumbnail is None else np.asarray(has_thumbnail, bool))
+        if thumbnails is not None:                       # the pixels judge every sample's nearest neighbours too
+            m = int(min(PIXEL_NEIGHBOURS, graph.k))
+            idx = np.asarray(graph.indices)[:, :m]
+            rows = np.concatenate([rows, np.repeat(np.arange(n, dtype=np.int64), m)])
+            cols = np.concatenate([cols, idx.ravel().astype(np.int64)])
+            sims = np.concatenate([sims, np.asarray(graph.similarities)[:, :m].ravel().astype(np.float32)])
+        keep = (rows != cols) & (cols >= 0)
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        order = np.argsort(-sims, kind="stable")                           # one row per unordered pair
+        _, first = np.unique(np.minimum(rows, cols)[order] * n + np.maximum(rows, cols)[order], return_index=True)
+        pick = np.sort(order[first])
+        rows, cols, sims = rows[pick], cols[pick], sims[pick]
+        close = (sims >= threshold) | (sims >= 1.0 - IDENTICAL)            # close in the embeddings
+        nearest = np.asarray(graph.similarities[:, 0], np.float32).copy()
         both = ok[rows] & ok[cols]
         px = np.full(len(rows), np.nan, np.float32)
         same = np.zeros(len(rows), bool)
         if both.any():
             layout, detail = pixel_similarity(thumbnails[rows[both]], thumbnails[cols[both]])
             px[both], same[both] = layout, confirmed(layout, detail, pixel_threshold)
-        cand = ~both
+        cand = ~both & close
         r_n, c_n = rows[same], cols[same]
         for end in (rows, cols):                                           # best pixel evidence per sample
-            np.fmax.at(pixel, end[both], px[both])
+            np.fmax.at(pixel, end[both & (close | same)], px[both & (close | same)])
         order = np.argsort(-sims[cand], kind="stable")                     # closest candidate per sample wins
         cr, cc = rows[cand][order], cols[cand][order]
         for a, b in ((cr, cc), (cc, cr)):
@@ -231,8 +248,10 @@ def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: n
         summary.update({"near_duplicate_similarity": threshold, "calibration": calib,
                         "pixel_similarity": pixel_threshold if thumbnails is not None else None,
                         "detail_similarity": DETAIL_SIMILARITY if thumbnails is not None else None,
-                        "near_pairs": int(len(rows)), "near_confirmed_pairs": int(same.sum()),
-                        "near_rejected_pairs": int((both & ~same).sum()),
+                        "near_pairs": int(close.sum()), "pixel_checked_pairs": int(both.sum()),
+                        "near_confirmed_pairs": int(same.sum()),
+                        "near_confirmed_below_similarity": int((same & ~close).sum()),
+                        "near_rejected_pairs": int((both & ~same & close).sum()),
                         "near_candidate_pairs": int(cand.sum()),
                         "near": ("confirmed by the pixels (16 x 16 thumbnails)" if not cand.any() else
                                  "unconfirmed candidates: no decoded pixels (--embeddings), never flagged")})

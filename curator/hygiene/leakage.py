@@ -88,24 +88,25 @@ def near_leaks(train_features: np.ndarray, train_ids: np.ndarray, test_embedding
                          "similarity": sims[hit_q, hit_k].astype(np.float32)})
 
 
-def confirm_near_leaks(pairs: pd.DataFrame, props: pd.DataFrame | None,
+def confirm_near_leaks(pairs: pd.DataFrame, props: pd.DataFrame | None, similarity: float = -1.0,
                        threshold: float = PIXEL_SIMILARITY) -> pd.DataFrame:
     """The near pairs whose thumbnails (`props`: the image-properties frame of all splits) agree, with ``match``
-    "near"; pairs where either image has no thumbnail stay, as ``match`` "candidate"; pairs whose thumbnails differ
-    are dropped."""
+    "near"; pairs at or above the embedding `similarity` where either image has no thumbnail stay, as ``match``
+    "candidate" (those below it are dropped: nothing speaks for them); pairs whose thumbnails differ are dropped."""
     if not len(pairs):
         return pairs
+    close = pairs["similarity"].to_numpy(np.float64) >= similarity
     if props is None or "thumbnail" not in props.columns:
-        return pairs.assign(match="candidate")
+        return pairs.assign(match="candidate")[close].reset_index(drop=True)
     p = props.assign(sample_id=props["sample_id"].astype(str)).drop_duplicates("sample_id", keep="last")
     thumb = p.set_index("sample_id")["thumbnail"]
     a, ok_a = thumbnails_array(thumb.reindex(pairs["sample_id"].astype(str)).to_numpy(object))
     b, ok_b = thumbnails_array(thumb.reindex(pairs["other_id"].astype(str)).to_numpy(object))
     both = ok_a & ok_b
-    keep = ~both
+    keep = ~both & close
     keep[both] = confirmed(*pixel_similarity(a[both], b[both]), threshold)
     LOG.info("leakage: %d of %d near pairs confirmed by the pixels, %d unconfirmed (no decoded image)",
-             int((both & keep).sum()), len(pairs), int((~both).sum()))
+             int((both & keep).sum()), len(pairs), int((~both & close).sum()))
     return pairs.assign(match=np.where(both, "near", "candidate"))[keep].reset_index(drop=True)
 
 

@@ -102,6 +102,21 @@ def test_close_embeddings_of_different_pictures_are_not_duplicates():
     assert s["near_rejected_pairs"] >= 1 and s["near_candidate_pairs"] == 0 and (d["duplicate_candidate_of"] == "").all()
 
 
+def test_the_pixels_find_copies_the_embeddings_leave_below_the_threshold():
+    """Weak embeddings: a copy is its original's nearest neighbour but far below the calibrated similarity. With pixels
+    the nearest neighbours are compared and the copy is found; without pixels it is not even a candidate."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(300, 64)).astype(np.float32)
+    x[200] = x[7] + 1.2 * rng.normal(size=64)                     # cosine ~0.6: the nearest, not "near"
+    g = _graph(x, 5)
+    thr, _ = calibrate_near_duplicates(g, z=4)
+    assert g.indices[200, 0] == 7 and g.similarities[200, 0] < thr
+    d, s = find_duplicates(g, None, np.zeros(300, int), z=4, thumbnails=_thumbs(300, [(7, 200)]))
+    assert set(np.flatnonzero(d["dup_group"] >= 0)) == {7, 200} and s["near_confirmed_below_similarity"] == 1
+    d2, _ = find_duplicates(g, None, np.zeros(300, int), z=4)
+    assert (d2["duplicate_type"] == "").all()
+
+
 def test_without_pixels_close_pairs_are_unconfirmed_candidates_only():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 64)).astype(np.float32)
@@ -196,6 +211,9 @@ def test_near_leaks_need_the_pixels_and_unconfirmed_ones_are_listed_not_flagged(
                          "match": "near", "similarity": np.float32([0.99, 0.995, 0.99])})
     got = confirm_near_leaks(near, props)
     assert got[["sample_id", "match"]].values.tolist() == [["a", "near"], ["c", "candidate"]]
+    # below the embedding similarity only the pixels can speak for a pair: a/t1 stays, c/t3 (no pixels) goes
+    low = confirm_near_leaks(near.assign(similarity=np.float32([0.3, 0.3, 0.3])), props, similarity=0.9)
+    assert low[["sample_id", "match"]].values.tolist() == [["a", "near"]]
     flags = leak_columns(np.array(["a", "b", "c"]), got)
     assert flags["is_leak_issue"].tolist() == [True, False, False]
     assert (confirm_near_leaks(near, None)["match"] == "candidate").all()     # --embeddings: nothing decoded
