@@ -26,7 +26,7 @@ import pandas as pd
 
 from curator.data.properties import thumbnails_array
 from curator.evidence.knn import build_index
-from curator.hygiene.duplicates import PIXEL_SIMILARITY, confirmed, pixel_similarity
+from curator.hygiene.duplicates import PIXEL_SIMILARITY, judge_pairs
 
 LOG = logging.getLogger(__name__)
 PAIR_COLUMNS = ["sample_id", "other_id", "other_split", "match", "similarity"]
@@ -104,7 +104,7 @@ def confirm_near_leaks(pairs: pd.DataFrame, props: pd.DataFrame | None, similari
     b, ok_b = thumbnails_array(thumb.reindex(pairs["other_id"].astype(str)).to_numpy(object))
     both = ok_a & ok_b
     keep = ~both & close
-    keep[both] = confirmed(*pixel_similarity(a[both], b[both]), threshold)
+    keep[both] = judge_pairs(a[both], b[both], threshold)[1]
     LOG.info("leakage: %d of %d near pairs confirmed by the pixels, %d unconfirmed (no decoded image)",
              int((both & keep).sum()), len(pairs), int((~both & close).sum()))
     return pairs.assign(match=np.where(both, "near", "candidate"))[keep].reset_index(drop=True)

@@ -6,7 +6,7 @@ import pytest
 from curator.evidence import KnnGraph, standardise
 from curator.evidence.knn import self_knn
 from curator.hygiene.duplicates import (DETAIL_SIMILARITY, PIXEL_SIMILARITY, calibrate_near_duplicates, confirmed,
-                                        duplicate_groups, exact_pairs, find_duplicates, pixel_similarity)
+                                        duplicate_groups, exact_pairs, find_duplicates, judge_pairs, pixel_similarity)
 from curator.hygiene.fuse import conflict_consensus, fuse_audit, issue_kinds_text, representatives, unusable_mask
 from curator.hygiene.leakage import combine, confirm_near_leaks, exact_leaks, leak_columns, near_leaks, standardise_like
 from curator.hygiene.outliers import find_outliers
@@ -182,6 +182,12 @@ def test_a_shared_layout_with_different_detail_is_not_one_picture():
     layout, fine = pixel_similarity(np.concatenate([one, one]), np.concatenate([other, copy]))
     assert layout[0] > PIXEL_SIMILARITY and fine[0] < DETAIL_SIMILARITY
     assert confirmed(layout, fine).tolist() == [False, True]
+    # judge_pairs (detail only where the layout passes) decides exactly as the two measures do
+    pairs_a = np.concatenate([one, one, one])
+    pairs_b = np.concatenate([other, copy, np.random.default_rng(1).integers(0, 256, (1, 256)).astype(np.uint8)])
+    lay, ok = judge_pairs(pairs_a, pairs_b)
+    np.testing.assert_allclose(lay, pixel_similarity(pairs_a, pairs_b)[0], atol=1e-5)
+    assert ok.tolist() == confirmed(*pixel_similarity(pairs_a, pairs_b)).tolist() == [False, True, False]
 
 
 def test_test_embeddings_are_standardised_with_the_training_statistics_and_leaks_found():
