@@ -26,7 +26,7 @@ import pandas as pd
 from curator.columns import check_columns
 from curator.evidence import KnnGraph
 from curator.hygiene.config import HygieneConfig
-from curator.hygiene.duplicates import find_duplicates
+from curator.hygiene.duplicates import PIXEL_SIMILARITY, find_duplicates
 from curator.hygiene.leakage import combine, confirm_near_leaks, empty_pairs, exact_leaks, leak_columns, near_leaks
 from curator.hygiene.outliers import find_outliers
 from curator.data.properties import MEASURES, thumbnails_array
@@ -126,7 +126,8 @@ def run_checks(train: pd.DataFrame, others: pd.DataFrame, props: pd.DataFrame | 
         search = -1.0 if props is not None and "thumbnail" in props.columns else threshold
         pairs_near = confirm_near_leaks(near_leaks(train_features, ids, test.embeddings, train_embeddings,
                                                    test.sample_ids, search, cfg.leak_neighbours, device=device),
-                                        props, similarity=threshold)
+                                        props, similarity=threshold,
+                                        threshold=summary["duplicates"].get("pixel_similarity") or PIXEL_SIMILARITY)
         n_cand = int((pairs_near["match"] == "candidate").sum()) if len(pairs_near) else 0
         leak_info["near"] = (f"{len(pairs_near) - n_cand} pairs confirmed by the pixels (test embeddings: the "
                              f"{cfg.leak_neighbours} nearest training images, or cosine ≥ {threshold:.4f} without pixels), "

@@ -15,7 +15,7 @@ the pixels.
   one scene start to appear.
 
 Close embeddings are not evidence a person accepts: weak embeddings (the CPU's patch k-means) put an aeroplane and a
-ship on the same blue sky next to each other, and the calibration then called 26 pairs of plainly different CIFAR
+ship on the same blue sky next to each other, and the calibration then called 26 images of plainly different CIFAR
 pictures duplicates (docs/hygiene.md). So a near pair of the graph (at or above the calibrated similarity, and, when
 pixels exist, also each sample's `PIXEL_NEIGHBOURS` nearest neighbours: weak embeddings put copies close but not always
 above the threshold) is only a **candidate**:
@@ -24,7 +24,7 @@ above the threshold) is only a **candidate**:
   pass) correlate at `PIXEL_SIMILARITY` or more *and* their fine detail (each less its 3 x 3 local mean) at
   `DETAIL_SIMILARITY` or more (`pixel_similarity`: Pearson correlations, the best over the horizontal mirror and
   shifts of up to `SHIFT` thumbnail pixels, so re-encodings, brightness / contrast changes, mirror images and small
-  crops of one photograph pass; the detail keeps two ships on one horizon apart). Only confirmed pairs form
+  crops of one photograph pass; the detail keeps most look-alike scenes apart, not all: docs/hygiene.md). Only confirmed pairs form
   duplicate groups, are flagged and dropped by ``export --drop duplicate``;
 - **rejected** (not reported) when both thumbnails exist and differ: close in the embeddings, different pictures;
 - an **unconfirmed candidate** when an image has no thumbnail (``--embeddings`` on image files: no image was decoded):
@@ -124,22 +124,41 @@ def confirmed(layout: np.ndarray, detail: np.ndarray, threshold: float = PIXEL_S
     return (np.asarray(layout) >= threshold) & (np.asarray(detail) >= DETAIL_SIMILARITY)
 
 
-def judge_pairs(a: np.ndarray, b: np.ndarray, threshold: float = PIXEL_SIMILARITY, *, side: int = 16,
-                chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """((P,) layout, (P,) bool confirmed) of thumbnail pairs, as `pixel_similarity` and `confirmed`, computing the
-    detail only for the pairs whose layout passes (most compared pairs are not copies; this halves the work)."""
+def calibrate_pixel_similarity(layout: np.ndarray, z: float, floor: float = PIXEL_SIMILARITY) -> tuple[float, dict]:
+    """The layout correlation a confirmed pair needs on this dataset: at least `floor`, and far above what the compared
+    neighbour pairs (mostly not copies) reach — the rule of `calibrate_near_duplicates` on d = 1 − layout: exp(median(log
+    d) − max(z · spread, log `MIN_CLOSER`)), the spread from the upper side. Where pictures are simple and alike (8 x 8
+    digits: a digit's nearest neighbours correlate 0.94 in the median) the fixed 0.9 would call most of a class one
+    picture; there the bound rises (≈ 0.985); on photographs it stays at `floor`."""
+    d = 1.0 - np.asarray(layout, np.float64)
+    d = d[np.isfinite(d) & (d > IDENTICAL)]
+    if len(d) < 10:
+        return float(floor), {"method": "fixed (too few pairs to calibrate)", "n_pairs": int(len(d))}
+    bound = robust_bound(np.log(d), tail="lower", z=z, mirror=True, min_gap=math.log(MIN_CLOSER))
+    calibrated = 1.0 - math.exp(bound.low)
+    return float(max(floor, calibrated)), {"floor": floor, "calibrated": float(calibrated), "n_pairs": int(len(d)),
+                                           "median_neighbour_layout": float(1.0 - math.exp(bound.centre))}
+
+
+def judge_pairs(a: np.ndarray, b: np.ndarray, threshold: float | None = PIXEL_SIMILARITY, *, z: float = 4.0,
+                side: int = 16, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, float]:
+    """((P,) layout, (P,) bool confirmed, the layout threshold used) of thumbnail pairs, as `pixel_similarity` and
+    `confirmed`, computing the detail only for the pairs whose layout passes (most compared pairs are not copies;
+    this halves the work). `threshold` None: calibrated on these pairs (`calibrate_pixel_similarity`, `z`)."""
     a = np.asarray(a, np.float32).reshape(-1, side, side)
     b = np.asarray(b, np.float32).reshape(-1, side, side)
     layout = np.empty(len(a), np.float32)
     for s0 in range(0, len(a), chunk):
         layout[s0:s0 + chunk] = _best_correlation(a[s0:s0 + chunk], b[s0:s0 + chunk], side, SHIFT, FLAT)
+    if threshold is None:
+        threshold = calibrate_pixel_similarity(layout, z)[0]
     ok = layout >= threshold
     if ok.any():
         rows = np.flatnonzero(ok)
         detail = np.concatenate([_best_correlation(_detail(a[r]), _detail(b[r]), side, SHIFT, FLAT_DETAIL)
                                  for r in np.array_split(rows, max(1, -(-len(rows) // chunk)))])
         ok[rows] = detail >= DETAIL_SIMILARITY
-    return layout, ok
+    return layout, ok, float(threshold)
 
 
 def exact_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +229,7 @@ def duplicate_groups(n: int, rows: np.ndarray, cols: np.ndarray, labels: np.ndar
 def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: np.ndarray, *, z: float,
                     fixed_similarity: float = 0.0, thumbnails: np.ndarray | None = None,
                     has_thumbnail: np.ndarray | None = None, ids: np.ndarray | None = None,
-                    pixel_threshold: float = PIXEL_SIMILARITY) -> tuple[dict[str, np.ndarray], dict]:
+                    pixel_threshold: float | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Every duplicate column of the training samples and a summary.
 
     Columns: ``dup_group``, ``dup_conflict`` (see `duplicate_groups`: exact and pixel-confirmed pairs only),
@@ -220,7 +239,7 @@ def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: n
     partner of a near pair, 1 for an exact copy, NaN when not compared) and ``duplicate_candidate_of`` (the id, from
     `ids`, of the closest unconfirmed candidate; "" for none). `thumbnails` ((N, 256) uint8) with `has_thumbnail`
     ((N,) bool) are the pixel evidence; without them every near pair is a candidate. `fixed_similarity` > 0 replaces
-    the calibrated threshold.
+    the calibrated threshold; `pixel_threshold` (None: calibrated, `calibrate_pixel_similarity`) the layout bound.
     """
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
@@ -255,8 +274,11 @@ def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: n
         both = ok[rows] & ok[cols]
         px = np.full(len(rows), np.nan, np.float32)
         same = np.zeros(len(rows), bool)
+        used, pixel_calib = None, None
         if both.any():
-            px[both], same[both] = judge_pairs(thumbnails[rows[both]], thumbnails[cols[both]], pixel_threshold)
+            px[both], same[both], used = judge_pairs(thumbnails[rows[both]], thumbnails[cols[both]], pixel_threshold, z=z)
+            if pixel_threshold is None:
+                pixel_calib = calibrate_pixel_similarity(px[both], z)[1]
         cand = ~both & close
         r_n, c_n = rows[same], cols[same]
         for end in (rows, cols):                                           # best pixel evidence per sample
@@ -268,7 +290,7 @@ def find_duplicates(graph: KnnGraph | None, hashes: np.ndarray | None, labels: n
             unset = candidate_of[a[first]] < 0
             candidate_of[a[first][unset]] = b[first][unset]
         summary.update({"near_duplicate_similarity": threshold, "calibration": calib,
-                        "pixel_similarity": pixel_threshold if thumbnails is not None else None,
+                        "pixel_similarity": used, "pixel_calibration": pixel_calib,
                         "detail_similarity": DETAIL_SIMILARITY if thumbnails is not None else None,
                         "near_pairs": int(close.sum()), "pixel_checked_pairs": int(both.sum()),
                         "near_confirmed_pairs": int(same.sum()),

@@ -104,7 +104,7 @@ def confirm_near_leaks(pairs: pd.DataFrame, props: pd.DataFrame | None, similari
     b, ok_b = thumbnails_array(thumb.reindex(pairs["other_id"].astype(str)).to_numpy(object))
     both = ok_a & ok_b
     keep = ~both & close
-    keep[both] = judge_pairs(a[both], b[both], threshold)[1]
+    keep[both] = judge_pairs(a[both], b[both], threshold)[1]   # the training set's calibrated bound (`threshold`)
     LOG.info("leakage: %d of %d near pairs confirmed by the pixels, %d unconfirmed (no decoded image)",
              int((both & keep).sum()), len(pairs), int((~both & close).sum()))
     return pairs.assign(match=np.where(both, "near", "candidate"))[keep].reset_index(drop=True)

@@ -185,7 +185,7 @@ def test_a_shared_layout_with_different_detail_is_not_one_picture():
     # judge_pairs (detail only where the layout passes) decides exactly as the two measures do
     pairs_a = np.concatenate([one, one, one])
     pairs_b = np.concatenate([other, copy, np.random.default_rng(1).integers(0, 256, (1, 256)).astype(np.uint8)])
-    lay, ok = judge_pairs(pairs_a, pairs_b)
+    lay, ok, _ = judge_pairs(pairs_a, pairs_b)
     np.testing.assert_allclose(lay, pixel_similarity(pairs_a, pairs_b)[0], atol=1e-5)
     assert ok.tolist() == confirmed(*pixel_similarity(pairs_a, pairs_b)).tolist() == [False, True, False]
 
