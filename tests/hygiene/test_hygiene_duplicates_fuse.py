@@ -117,6 +117,24 @@ def test_the_pixels_find_copies_the_embeddings_leave_below_the_threshold():
     assert (d2["duplicate_type"] == "").all()
 
 
+def test_the_pixel_bound_rises_where_all_pictures_are_alike():
+    """Simple, alike pictures (like 8 x 8 digits): every thumbnail is one pattern plus its own variation, so neighbours
+    correlate ~0.95 and a fixed 0.9 would make one group of nearly everything; the calibrated bound keeps the planted
+    copy only."""
+    rng = np.random.default_rng(12)
+    pattern = 128 + 40 * rng.normal(size=256)                                       # one shared picture, with detail
+    t = np.clip(pattern + rng.normal(0, 8, (200, 256)), 0, 255).astype(np.uint8)   # each image its own variation
+    t[150] = np.clip(t[40].astype(int) + rng.integers(-1, 2, 256), 0, 255)          # the one copy
+    x = rng.normal(size=(200, 32)).astype(np.float32)
+    x[150] = x[40] + 0.3 * rng.normal(size=32)                                     # neighbours in the embeddings
+    g = _graph(x, 5)
+    fixed, _ = find_duplicates(g, None, np.zeros(200, int), z=4, thumbnails=t, pixel_threshold=PIXEL_SIMILARITY)
+    calibrated, s = find_duplicates(g, None, np.zeros(200, int), z=4, thumbnails=t)
+    assert (fixed["dup_group"] >= 0).sum() > 100
+    assert s["pixel_similarity"] > 0.97 and s["pixel_calibration"]["median_neighbour_layout"] > 0.9
+    assert set(np.flatnonzero(calibrated["dup_group"] >= 0)) == {40, 150}
+
+
 def test_without_pixels_close_pairs_are_unconfirmed_candidates_only():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 64)).astype(np.float32)
