@@ -91,7 +91,9 @@ def hygiene_stage(run: RunDir, ds: Dataset, evidence: Evidence, embeddings: np.n
         run.write_parquet(runfiles.LEAKAGE, res.pairs)
         run.write_json(runfiles.HYGIENE_SUMMARY, res.summary)
 
-    inputs = {"hygiene": cfg.to_dict(), "checks": registry.versions(), "manifest": manifest_fingerprint(ds.manifest), "decoded": decoded,
+    inputs = {"hygiene": cfg.to_dict(), "checks": registry.versions(), "manifest": manifest_fingerprint(ds.manifest),
+              "decoded": decoded,
+              "properties": PROPERTIES_VERSION,       # the checks read what this version measures (thumbnails)
               "test_embeddings": file_fingerprint(cfg.test_embeddings) if cfg.test_embeddings else None}
     run.run_stage("hygiene", work, inputs=inputs, outputs=OUTPUTS,
                   input_files=[runfiles.KNN, runfiles.EMBEDDINGS, *test_files]

@@ -11,8 +11,9 @@ images it flags, side by side with CleanVision on the same files, and what the c
    the signals and the audit (for duplicates with two labels), without heads. The embeddings
    are a training-free stand-in, ``--embedder thumbnails``: every image box-filtered to 16 x 16 RGB (768 numbers);
    self-supervised pre-training on a CPU would dominate the bench and its quality would vary with the budget. The
-   near-duplicate and outlier numbers are therefore those of the calibration on these embeddings; docs/hygiene.md
-   has the check on real SimSiam embeddings (CIFAR-10 train <-> test).
+   outlier numbers are therefore those of the calibration on these embeddings, and the near-duplicate and near-leak
+   candidates come from them (the pixels confirm them, as in every run with decoded images); docs/hygiene.md has the
+   check on real SimSiam embeddings (CIFAR-10 train <-> test) and the same folder audited with the CPU defaults.
 3. CleanVision (``pip install cleanvision``, the ``bench`` extra): `Imagelab` on the same folder with its default
    thresholds; its duplicate sets that span train/ and test/ count as leaks.
 4. Cost: the image pass with and without the property measurement (`curator.data.validate.check_images`, best of

@@ -37,6 +37,15 @@ def duplicate_members(run: ExplorerRun, pos: int) -> np.ndarray:
     return rows[rows != pos]
 
 
+def duplicate_candidate(run: ExplorerRun, pos: int) -> str:
+    """The id of sample `pos`'s unconfirmed near-duplicate candidate (close in the embeddings, no pixels to confirm it:
+    never flagged, never dropped; `curator.hygiene.duplicates`), or "" when it has none."""
+    if "duplicate_candidate_of" not in run.table.columns:
+        return ""
+    v = run.table["duplicate_candidate_of"].iat[pos]
+    return str(v) if isinstance(v, str) else ""
+
+
 def leak_partners(run: ExplorerRun, pos: int) -> pd.DataFrame:
     """The test / val copies of training sample `pos`: other_id, other_split, match, similarity, image_ref (−1 when the
     copy is not in the manifest)."""

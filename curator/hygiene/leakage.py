@@ -9,10 +9,13 @@ was shown. Two matches:
   are standardised with the *training* rows' statistics, exactly as the kNN graph's features
   (`standardise_like`), and searched among the training features through the one kNN engine
   (`curator.evidence.knn.build_index(...).search`). The validation split has no embeddings, so only
-  its exact copies are found.
+  its exact copies are found. As for duplicates, close embeddings are only a candidate
+  (`confirm_near_leaks`): a pair is a leak when both images' thumbnails agree
+  (`curator.hygiene.duplicates.pixel_similarity`), is dropped when they differ, and stays an unconfirmed
+  ``candidate`` (listed, never flagged) when either image was not decoded.
 
-`leak_pairs` returns one row per (training sample, other sample) pair: ``sample_id`` (training),
-``other_id``, ``other_split``, ``match`` ("exact" / "near") and ``similarity`` (1 for exact).
+The pairs: one row per (training sample, other sample) pair: ``sample_id`` (training), ``other_id``,
+``other_split``, ``match`` ("exact" / "near" / "candidate") and ``similarity`` (1 for exact).
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ import logging
 import numpy as np
 import pandas as pd
 
+from curator.data.properties import thumbnails_array
 from curator.evidence.knn import build_index
+from curator.hygiene.duplicates import PIXEL_SIMILARITY, judge_pairs
 
 LOG = logging.getLogger(__name__)
 PAIR_COLUMNS = ["sample_id", "other_id", "other_split", "match", "similarity"]
@@ -83,6 +88,28 @@ def near_leaks(train_features: np.ndarray, train_ids: np.ndarray, test_embedding
                          "similarity": sims[hit_q, hit_k].astype(np.float32)})
 
 
+def confirm_near_leaks(pairs: pd.DataFrame, props: pd.DataFrame | None, similarity: float = -1.0,
+                       threshold: float = PIXEL_SIMILARITY) -> pd.DataFrame:
+    """The near pairs whose thumbnails (`props`: the image-properties frame of all splits) agree, with ``match``
+    "near"; pairs at or above the embedding `similarity` where either image has no thumbnail stay, as ``match``
+    "candidate" (those below it are dropped: nothing speaks for them); pairs whose thumbnails differ are dropped."""
+    if not len(pairs):
+        return pairs
+    close = pairs["similarity"].to_numpy(np.float64) >= similarity
+    if props is None or "thumbnail" not in props.columns:
+        return pairs.assign(match="candidate")[close].reset_index(drop=True)
+    p = props.assign(sample_id=props["sample_id"].astype(str)).drop_duplicates("sample_id", keep="last")
+    thumb = p.set_index("sample_id")["thumbnail"]
+    a, ok_a = thumbnails_array(thumb.reindex(pairs["sample_id"].astype(str)).to_numpy(object))
+    b, ok_b = thumbnails_array(thumb.reindex(pairs["other_id"].astype(str)).to_numpy(object))
+    both = ok_a & ok_b
+    keep = ~both & close
+    keep[both] = judge_pairs(a[both], b[both], threshold)[1]   # the training set's calibrated bound (`threshold`)
+    LOG.info("leakage: %d of %d near pairs confirmed by the pixels, %d unconfirmed (no decoded image)",
+             int((both & keep).sum()), len(pairs), int((~both & close).sum()))
+    return pairs.assign(match=np.where(both, "near", "candidate"))[keep].reset_index(drop=True)
+
+
 def combine(exact: pd.DataFrame, near: pd.DataFrame) -> pd.DataFrame:
     """One row per pair, exact matches first (a near match of an exact pair is dropped), sorted."""
     both = pd.concat([exact, near], ignore_index=True)
@@ -94,7 +121,8 @@ def combine(exact: pd.DataFrame, near: pd.DataFrame) -> pd.DataFrame:
 
 def leak_columns(train_ids: np.ndarray, pairs: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per training sample: ``leak_similarity`` (the best match's similarity, NaN without any) and the
-    ``is_leak_issue`` flag."""
+    ``is_leak_issue`` flag; unconfirmed candidates are neither."""
+    pairs = pairs[pairs["match"] != "candidate"] if len(pairs) else pairs
     best = pairs.groupby("sample_id")["similarity"].max() if len(pairs) else pd.Series(dtype=np.float32)
     sim = pd.Series(np.asarray(train_ids).astype(str)).map(best).to_numpy(np.float32)
     return {"leak_similarity": sim, "is_leak_issue": np.isfinite(sim)}

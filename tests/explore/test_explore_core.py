@@ -276,3 +276,16 @@ def test_kind_counts_duplicates_and_leak_partners(run, run_dir):
     # the conflicting duplicate pair: the copy whose label the group's images do not support is a label issue
     conflict = [run.position(s) for s in planted["conflict"]]
     assert run.table["is_label_issue"].to_numpy()[conflict].sum() >= 1
+
+
+def test_an_unconfirmed_duplicate_candidate_is_shown_as_such(run):
+    from dataclasses import replace
+
+    from curator.explore.hygiene import duplicate_candidate
+
+    assert duplicate_candidate(run, 0) == ""                      # the fixture's images were decoded: no candidates
+    cand = np.full(run.n_samples, "", dtype=object)
+    cand[3] = str(run.table["sample_id"].iat[7])
+    other = replace(run, table=run.table.assign(duplicate_candidate_of=cand))
+    assert duplicate_candidate(other, 3) == run.table["sample_id"].iat[7] and duplicate_candidate(other, 4) == ""
+    assert duplicate_candidate(replace(run, table=run.table.drop(columns=["duplicate_candidate_of"])), 3) == ""

@@ -46,7 +46,15 @@ def test_with_supplied_embeddings_the_image_checks_are_skipped_and_the_rest_runs
     audit = pd.read_parquet(run / runfiles.AUDIT)
     truth = planted.train.set_index("sample_id").loc[audit["sample_id"]].reset_index()
     exact = expected(truth, "exact_duplicate")
-    assert audit.loc[exact, "is_duplicate_issue"].all()                      # identical images: identical embeddings
+    # identical images have identical embeddings, but without pixels that is a candidate, not evidence: listed only
+    hyg = pd.read_parquet(run / runfiles.HYGIENE).set_index("sample_id").loc[audit["sample_id"]]
+    assert (hyg.loc[exact.tolist(), "duplicate_type"] == "candidate").all()
+    assert (hyg.loc[exact.tolist(), "duplicate_candidate_of"] != "").all() and (hyg["dup_group"] == -1).all()
+    assert not audit["is_duplicate_issue"].any() and (audit["duplicate_of"] == "").all()
+    assert summary["duplicates"]["n_candidates"] >= exact.sum() and "unconfirmed" in summary["duplicates"]["near"]
+    from curator.audit.export import build_export                         # and never dropped by an export
+
+    assert len(build_export(run, "reweight", drop=["duplicate"])) == len(build_export(run, "reweight"))
     assert not audit["is_quality_issue"].any() and not audit["is_leak_issue"].any()
     assert s["hygiene"]["duplicate"] == int(audit["is_duplicate_issue"].sum()) and s["hygiene"]["quality"] == 0
 
@@ -54,7 +62,10 @@ def test_with_supplied_embeddings_the_image_checks_are_skipped_and_the_rest_runs
     s2 = run_pipeline(options, tmp / "run", recipe=RECIPE, until="audit",
                       overrides=[f"hygiene.test_embeddings='{tmp / 'test.npy'}'"])
     audit = pd.read_parquet(run / runfiles.AUDIT)
-    assert audit.loc[expected(truth, "leak"), "is_leak_issue"].all() and s2["hygiene"]["leak"] >= expected(truth, "leak").sum()
+    # ... as unconfirmed candidates (no pixels): every planted leak is listed, none flagged
+    pairs = pd.read_parquet(run / runfiles.LEAKAGE)
+    assert set(planted.leaks["sample_id"]) <= set(pairs["sample_id"]) and (pairs["match"] == "candidate").all()
+    assert not audit["is_leak_issue"].any() and s2["hygiene"]["leak"] == 0
 
 
 def test_recipes_take_a_hygiene_section_and_name_unknown_keys():

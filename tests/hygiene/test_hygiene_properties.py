@@ -11,7 +11,9 @@ from curator.data.images import ArrayImages, EncodedImages
 from curator.data.manifest import Dataset, make_manifest
 from curator.data.problems import ProblemReport
 from curator.data.validate import check_images
-from curator.data.properties import COLUMNS, MAX_SIDE, Measurer, measure_array, measure_batch, measure_image
+from curator.data.properties import (COLUMNS, MAX_SIDE, Measurer, measure_array, measure_batch, measure_image,
+                                     prepare_image, thumbnails_array)
+from curator.hygiene.thresholds import flag_properties
 from hygiene_images import natural_images
 
 
@@ -65,7 +67,8 @@ def test_batches_equal_single_images_and_the_measurer_keeps_ids(images):
         row = df.loc[f"s{i}"]
         assert row["content_hash"] == single[0] and (row["width"], row["height"]) == (32, 32)
         np.testing.assert_allclose(row[["darkness", "lightness", "sharpness", "entropy", "colorfulness"]].to_numpy(float),
-                                   np.asarray(single[3:], float), rtol=1e-5)
+                                   np.asarray(single[3:8], float), rtol=1e-5)
+        assert row["thumbnail"] == single[8] and len(single[8]) == 256
 
 
 def test_large_images_are_measured_reduced_but_hashed_whole():
@@ -125,3 +128,43 @@ def test_a_blurred_photograph_is_less_sharp_than_its_original():
     px = natural_images(1, seed=5)[0][0]
     blurred = np.asarray(Image.fromarray(px).filter(ImageFilter.GaussianBlur(1.2)))
     assert _m(blurred)["sharpness"][0] < 0.3 * _m(px)["sharpness"][0]
+
+
+def test_the_thumbnail_is_the_box_filtered_luma():
+    px = natural_images(3, seed=2)[0]
+    luma = px.astype(float) @ np.array([0.299, 0.587, 0.114])
+    want = luma.reshape(3, 16, 2, 16, 2).mean(axis=(2, 4))                   # 32 -> 16: the mean of each 2 x 2 block
+    df = measure_array(px, np.arange(3), ["a", "b", "c"])
+    got, ok = thumbnails_array(df["thumbnail"])
+    assert ok.all() and got.shape == (3, 256)
+    np.testing.assert_allclose(got.reshape(3, 16, 16), want, atol=1.5)       # rounded to grey levels twice (luma, then the mean)
+    got2, ok2 = thumbnails_array([df["thumbnail"][0], None, b"short"])
+    assert ok2.tolist() == [True, False, False] and (got2[1:] == 0).all()
+
+
+def test_a_blurred_large_image_among_small_ones_is_blurry():
+    """Sharpness is measured at the image's own pixel scale: 1,024-pixel images blurred with radius 2 are flagged among
+    32-pixel images and sharp 1,024-pixel images are not. Reduced to 128 px first (the old measure) the blur is a
+    radius of 0.25 and nothing is flagged."""
+    small = natural_images(80, seed=11)[0]
+    large = natural_images(6, size=1024, seed=12)[0]
+    blurred = [np.asarray(Image.fromarray(p).filter(ImageFilter.GaussianBlur(2))) for p in large[3:]]
+    m = Measurer()
+    for i, p in enumerate([*small, *large[:3], *blurred]):
+        m.add(f"s{i:03d}", prepare_image(p))
+    props = m.frame().sort_values("sample_id").reset_index(drop=True)
+    assert (props["width"].to_numpy()[80:] == 1024).all()
+    blurry = flag_properties(props, z=4.0)[0]["blurry"]
+    assert blurry[83:].all() and not blurry[:83].any()                     # the blurred large images, only they
+    old = props.copy()                                                      # the old measure: after the reduction
+    old.loc[80:, "sharpness"] = measure_batch(np.stack([prepare_image(p)[3] for p in [*large[:3], *blurred]]))["sharpness"]
+    assert not flag_properties(old, z=4.0)[0]["blurry"].any()
+
+
+def test_heavy_blur_at_full_resolution_is_not_mistaken_for_rounding_noise():
+    """A 512-pixel image blurred with radius 6 has less real detail than 8-bit rounding adds; its finest octave would
+    be pure rounding noise (a white-noise ratio, 'sharp') unless that noise is taken out."""
+    px = natural_images(1, size=512, seed=4)[0][0]
+    blurred = np.asarray(Image.fromarray(px).filter(ImageFilter.GaussianBlur(6)))
+    sharp, soft = measure_image(px)[5], measure_image(blurred)[5]
+    assert sharp > 0.8 and soft < 0.05

@@ -9,7 +9,7 @@ import streamlit as st
 
 from curator.data.problems import DataError
 from curator.columns import describe
-from curator.explore.hygiene import duplicate_members, kinds_text, leak_partners
+from curator.explore.hygiene import duplicate_candidate, duplicate_members, kinds_text, leak_partners
 from ui.common import (decision_text, filtered_positions, get_run, get_thumbnails, image_change, md, open_sample,
                        save_decision, thumbnail)
 
@@ -73,6 +73,9 @@ with mid:
         st.markdown(f"**Issues:** {md(kinds) if kinds else 'none'}")
         if "duplicate_of" in t.columns and str(t["duplicate_of"].iat[pos] or ""):
             st.caption(f"A de-duplicated export keeps {md(t['duplicate_of'].iat[pos])} instead of this copy.")
+        if duplicate_candidate(run, pos):
+            st.caption(f"Near-duplicate candidate of {md(duplicate_candidate(run, pos))}: close in the embeddings, but "
+                       "no pixels confirm it (images not decoded), so it is not flagged or dropped.")
 with right:
     st.subheader("Review")
     st.markdown(f"Current decision: **{md(decision_text(run, pos))}**")

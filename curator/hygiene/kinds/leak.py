@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from curator.columns import Column
-from curator.hygiene.leakage import combine, empty_pairs, exact_leaks, leak_columns, near_leaks
+from curator.hygiene.duplicates import PIXEL_SIMILARITY
+from curator.hygiene.leakage import (combine, confirm_near_leaks, empty_pairs, exact_leaks, leak_columns,
+                                     near_leaks)
 from curator.hygiene.plugin import CheckInputs, Found, HygieneCheck
 
 
 class LeakCheck(HygieneCheck):
     kind = "leak"
-    version = 1
+    version = 2                          # 2: near leaks confirmed by the pixels; candidates listed
     words = "leak (a copy is in the test / validation split)"
     title = "Leakage between splits"
     summary_key = "leakage"
@@ -34,12 +36,20 @@ class LeakCheck(HygieneCheck):
             info["exact"] = ("skipped: no val/test samples" if not len(others)
                              else f"skipped: {inputs.skipped_properties or 'images were not decoded'}")
         pairs_near = empty_pairs()
-        threshold = inputs.found.get("duplicate", {}).get("near_duplicate_similarity")
+        dup = inputs.found.get("duplicate", {})
+        threshold = dup.get("near_duplicate_similarity")
         if inputs.test is not None and inputs.graph is not None and inputs.train_features is not None \
                 and threshold is not None:
-            pairs_near = near_leaks(inputs.train_features, ids, inputs.test.embeddings, inputs.train_embeddings,
-                                    inputs.test.sample_ids, threshold, inputs.cfg.leak_neighbours, device=inputs.device)
-            info["near"] = f"{len(pairs_near)} pairs (test embeddings, cosine ≥ {threshold:.4f})"
+            # with pixels, every test image's nearest training images are compared, whatever their similarity
+            search = -1.0 if props is not None and "thumbnail" in props.columns else threshold
+            pairs_near = confirm_near_leaks(
+                near_leaks(inputs.train_features, ids, inputs.test.embeddings, inputs.train_embeddings,
+                           inputs.test.sample_ids, search, inputs.cfg.leak_neighbours, device=inputs.device),
+                props, similarity=threshold, threshold=dup.get("pixel_similarity") or PIXEL_SIMILARITY)
+            n_cand = int((pairs_near["match"] == "candidate").sum()) if len(pairs_near) else 0
+            info["near"] = (f"{len(pairs_near) - n_cand} pairs confirmed by the pixels (test embeddings: the "
+                            f"{inputs.cfg.leak_neighbours} nearest training images, or cosine ≥ {threshold:.4f} without "
+                            f"pixels), {n_cand} unconfirmed candidates (no decoded pixels: listed, not flagged)")
         else:
             if not (len(others) and (others["split"] == "test").any()):
                 why = "no test split"
@@ -53,10 +63,12 @@ class LeakCheck(HygieneCheck):
             info["near"] = f"skipped: {why}"
         pairs = combine(pairs_exact, pairs_near)
         cols = leak_columns(ids, pairs)
-        info.update({"n_pairs": int(len(pairs)), "n_train_leaked": int(cols[self.flag_column].sum()),
-                     "n_other_leaked": int(pairs["other_id"].nunique()) if len(pairs) else 0,
-                     "by_split": {str(k): int(v) for k, v in pairs.groupby("other_split")["other_id"].nunique().items()}
-                     if len(pairs) else {}})
+        leaks = pairs[pairs["match"] != "candidate"] if len(pairs) else pairs
+        info.update({"n_pairs": int(len(leaks)), "n_candidate_pairs": int(len(pairs) - len(leaks)),
+                     "n_train_leaked": int(cols[self.flag_column].sum()),
+                     "n_other_leaked": int(leaks["other_id"].nunique()) if len(leaks) else 0,
+                     "by_split": {str(k): int(v) for k, v in leaks.groupby("other_split")["other_id"].nunique().items()}
+                     if len(leaks) else {}})
         return Found(cols, info, pairs=pairs)
 
     def empty(self, n: int) -> dict[str, np.ndarray]:
