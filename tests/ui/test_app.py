@@ -220,3 +220,38 @@ def test_export_can_drop_duplicates(app, run_dir):
     table = pd.read_parquet(run_dir / "exports" / "dedup.parquet")
     kept = set(table["sample_id"]) & set(planted["duplicate"])
     assert len(kept) == 2                                           # one of each pair
+
+
+# --- review that cannot mislabel by accident ---------------------------------------------------------------------
+
+def _relabel_box(at):
+    boxes = [s for s in at.selectbox if s.label == "Relabel as"]
+    assert len(boxes) == 1, [s.label for s in at.selectbox]
+    return boxes[0]
+
+
+def _button(at, text):
+    found = [b for b in at.button if text in b.label]
+    assert found, (text, [b.label for b in at.button])
+    return found[0]
+
+
+def test_relabel_choice_does_not_carry_over_to_the_next_sample(app, run_dir):
+    """The bug: relabel sample A to a class, press Next, and B's "Relabel as" box still held A's class, so one more
+    click relabelled B wrongly. Each sample's chooser starts empty and relabelling needs a class chosen there."""
+    run = load_run(run_dir)
+    order = filter_samples(run.table, SampleFilter())
+    a, b = (str(run.table["sample_id"].iat[int(p)]) for p in order[:2])
+    sug_b = int(run.table["suggested_label"].iat[int(order[1])])
+    chosen = (sug_b + 1) % run.n_classes                                     # a class that is not B's suggestion
+    app.switch_page("views/sample.py").run()
+    app.text_input(key="sample_input").set_value(a).run()
+    _relabel_box(app).set_value(chosen).run()
+    _button(app, "Relabel").click().run()
+    assert load_decisions(run_dir).set_index("sample_id").loc[a, "new_label"] == chosen
+    _button(app, "Next").click().run()
+    assert not app.exception
+    assert app.session_state["sample_id"] == b
+    assert _relabel_box(app).value is None, "B's class chooser still holds A's choice"
+    _button(app, "Relabel").click().run()                                    # pressing relabel without a choice
+    assert b not in set(load_decisions(run_dir)["sample_id"]), "B was relabelled without a class chosen for it"
