@@ -96,7 +96,7 @@ def test_decisions_are_persisted_and_shown(app, run_dir):
     # sample page: relabel to an explicit class
     app.switch_page("views/sample.py").run()
     app.text_input(key="sample_input").set_value(first).run()
-    app.selectbox(key="s_new_label").set_value(3).run()
+    app.selectbox(key=f"s_new_label_{first}").set_value(3).run()
     app.button(key="s_relabel").click().run()
     assert not app.exception
     d = load_decisions(run_dir).set_index("sample_id")
@@ -247,11 +247,52 @@ def test_relabel_choice_does_not_carry_over_to_the_next_sample(app, run_dir):
     app.switch_page("views/sample.py").run()
     app.text_input(key="sample_input").set_value(a).run()
     _relabel_box(app).set_value(chosen).run()
-    _button(app, "Relabel").click().run()
+    _button(app, "Relabel to the chosen class").click().run()
     assert load_decisions(run_dir).set_index("sample_id").loc[a, "new_label"] == chosen
     _button(app, "Next").click().run()
     assert not app.exception
     assert app.session_state["sample_id"] == b
     assert _relabel_box(app).value is None, "B's class chooser still holds A's choice"
-    _button(app, "Relabel").click().run()                                    # pressing relabel without a choice
-    assert b not in set(load_decisions(run_dir)["sample_id"]), "B was relabelled without a class chosen for it"
+    assert _button(app, "Relabel to the chosen class").disabled, "relabel needs a class chosen on B's own page"
+    assert b not in set(load_decisions(run_dir)["sample_id"])
+    _relabel_box(app).set_value(sug_b).run()                                 # choosing B's class enables it
+    _button(app, "Relabel to the chosen class").click().run()
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert d.loc[b, "new_label"] == sug_b and d.loc[a, "new_label"] == chosen
+
+
+def _fresh_app(run_dir, monkeypatch, reviewer):
+    monkeypatch.setenv("CURATOR_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("CURATOR_MAP_METHOD", "pca")
+    monkeypatch.setenv("CURATOR_REVIEWER", reviewer)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def test_keyboard_labelled_review_undo_and_resume(run_dir, monkeypatch):
+    from curator.review import load_decision_log
+
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    run = load_run(run_dir)
+    order = [str(run.table["sample_id"].iat[int(p)]) for p in filter_samples(run.table, SampleFilter())]
+    at = _fresh_app(run_dir, monkeypatch, "ann")
+    at.switch_page("views/sample.py").run()
+    assert at.session_state["sample_id"] == order[0]
+    keep = at.button(key="s_keep")
+    assert keep.label == "Keep label" and keep.proto.shortcut.lower() == "k"     # a word on the button, and a key
+    keep.click().run()
+    at.button(key="s_next").click().run()
+    at.button(key="s_drop").click().run()
+    log = load_decision_log(run_dir)
+    assert log[["sample_id", "action", "reviewer"]].values.tolist() == [[order[0], "keep", "ann"],
+                                                                          [order[1], "drop", "ann"]]
+    at.button(key="s_undo").click().run()                                       # takes back the drop only
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert order[1] not in d.index and d.loc[order[0], "action"] == "keep"
+    assert len(load_decision_log(run_dir)) == 3                                 # the undo is logged, nothing erased
+    # a new session of the same reviewer resumes at the first sample without a decision
+    at = _fresh_app(run_dir, monkeypatch, "ann")
+    at.switch_page("views/sample.py").run()
+    assert at.session_state["sample_id"] == order[1]
+    assert any("Your last decision" in c.value and "clear" in c.value and "an undo" in c.value for c in at.caption)

@@ -10,8 +10,8 @@ import streamlit as st
 from curator.data.problems import DataError
 from curator.columns import describe
 from curator.explore.hygiene import duplicate_members, kinds_text, leak_partners
-from ui.common import (decision_text, filtered_positions, get_run, get_thumbnails, image_change, md, open_sample,
-                       save_decision, thumbnail)
+from ui.common import (decision_text, filtered_positions, get_run, get_thumbnails, image_change, last_decision_text,
+                       md, open_sample, resume_sample, save_decision, thumbnail, undo_decision)
 
 run = get_run()
 t = run.table
@@ -19,7 +19,7 @@ st.title("Sample")
 
 positions = filtered_positions(run)
 if "sample_id" not in st.session_state:
-    st.session_state["sample_id"] = str(t["sample_id"].iat[int(positions[0]) if len(positions) else 0])
+    st.session_state["sample_id"] = resume_sample(run, positions)
 if st.session_state.get("_sample_shown") != st.session_state["sample_id"] or "sample_input" not in st.session_state:
     st.session_state["sample_input"] = st.session_state["sample_id"]
 typed = st.text_input("Sample id", key="sample_input",
@@ -34,14 +34,15 @@ except DataError as exc:
     st.stop()
 sid = str(t["sample_id"].iat[pos])
 
-# previous / next within the filtered, sorted list
+# previous / next within the filtered, sorted list (keyboard: the arrow keys)
 where = np.flatnonzero(positions == pos)
 nav = st.columns([1, 1, 4])
 if len(where):
     i = int(where[0])
-    if nav[0].button("← Previous", disabled=i == 0):
+    if nav[0].button("Previous", key="s_prev", icon=":material/arrow_back:", shortcut="Left", disabled=i == 0):
         open_sample(str(t["sample_id"].iat[int(positions[i - 1])]))
-    if nav[1].button("Next →", disabled=i + 1 >= len(positions)):
+    if nav[1].button("Next", key="s_next", icon=":material/arrow_forward:", shortcut="Right",
+                     disabled=i + 1 >= len(positions)):
         open_sample(str(t["sample_id"].iat[int(positions[i + 1])]))
     nav[2].caption(f"{i + 1} of {len(positions):,} in the filtered list")
 else:
@@ -77,22 +78,40 @@ with right:
     st.subheader("Review")
     st.markdown(f"Current decision: **{md(decision_text(run, pos))}**")
     b = st.columns(4)
-    if b[0].button("Keep label", key="s_keep"):
+    if b[0].button("Keep label", key="s_keep", shortcut="K", help="The given label is right (key: k)"):
         save_decision(run, [sid], "keep")
         st.rerun()
-    if b[1].button("Drop sample", key="s_drop"):
+    if b[1].button("Drop sample", key="s_drop", shortcut="D", help="Remove this sample from the dataset (key: d)"):
         save_decision(run, [sid], "drop")
         st.rerun()
-    if b[2].button("Clear", key="s_clear", help="Forget the decision on this sample (back to the audit's choice)"):
+    if b[2].button("Undo", key="s_undo", shortcut="U",
+                   help="Take back your newest decision, on this or any sample (key: u)"):
+        undone = undo_decision(run)
+        if len(undone) == 1 and undone[0] != sid:
+            open_sample(undone[0])
+        st.rerun()
+    if b[3].button("Clear", key="s_clear", help="Forget the decision on this sample (back to the audit's choice)"):
         save_decision(run, [sid], "clear")
         st.rerun()
-    names = list(range(run.n_classes))
-    default = int(t["suggested_label"].iat[pos]) if "suggested_label" in t.columns else given
-    new = st.selectbox("Relabel as", names, index=min(max(default, 0), run.n_classes - 1),
-                       format_func=lambda c: f"{c}: {run.class_name(c)}", key="s_new_label")
-    if st.button("Relabel", key="s_relabel", type="primary"):
+    # The class chooser belongs to this sample (its key holds the sample id) and starts empty: a class chosen
+    # on another sample can never carry over, and a relabel needs a class chosen here.
+    sug = int(t["suggested_label"].iat[pos]) if "suggested_label" in t.columns else -1
+    if 0 <= sug < run.n_classes and sug != given:
+        if st.button(f"Relabel to the suggested label: {run.class_name(sug)}", key="s_accept", shortcut="S",
+                     help="Accept the audit's suggestion for this sample (key: s)"):
+            save_decision(run, [sid], "relabel", sug)
+            st.rerun()
+    new = st.selectbox("Relabel as", list(range(run.n_classes)), index=None, key=f"s_new_label_{sid}",
+                       placeholder="choose a class for this sample",
+                       format_func=lambda c: f"{c}: {run.class_name(c)}" + (" (suggested)" if c == sug else ""),
+                       help="Streamlit reserves the r key, so the chooser has no shortcut: Tab to it or click it.")
+    if st.button("Relabel to the chosen class", key="s_relabel", type="primary", disabled=new is None):
         save_decision(run, [sid], "relabel", int(new))
         st.rerun()
+    st.caption("Keys: k keep · d drop · s accept the suggestion · u undo · ← → previous / next.")
+    last = last_decision_text(run)
+    if last:
+        st.caption(md(last))
 
 members = duplicate_members(run, pos)
 partners = leak_partners(run, pos)
