@@ -238,6 +238,17 @@ def last_decision_text(run: ExplorerRun) -> str | None:
     return f"Your last decision: {what}{undo} on {row['sample_id']} at {row['updated']}."
 
 
+def agreement_mark(label: int, given: int) -> str:
+    """A neighbour's or copy's label against the sample's, in words (no emoji: they need a font to render)."""
+    return ":green[same label]" if label == given else ":red[**OTHER label**]"
+
+
+def show_similar(sample_id: str) -> None:
+    """Open the grid on `sample_id` and its kNN neighbours (the grid page shows them instead of the filters)."""
+    st.session_state["similar_to"] = sample_id
+    st.switch_page(st.session_state["pages"]["flagged"])
+
+
 def decision_text(run: ExplorerRun, pos: int) -> str:
     status, new_label, _ = get_status(run)
     return describe_decision(status[pos], new_label[pos], run.class_name)

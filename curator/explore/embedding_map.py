@@ -81,6 +81,27 @@ def embedding_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS,
     return run.read_parquet(runfiles.UMAP)
 
 
+# One colour per class, all at least 3:1 contrast on white (WCAG's floor for graphics; tableau10's grey and
+# yellow fall below it, which left class 9 nearly invisible); the first ten are ten distinct hues.
+CLASS_PALETTE = ("#1f77b4", "#d62728", "#2e7d32", "#7b1fa2", "#e65100", "#00838f", "#c2185b", "#5d4037", "#3949ab",
+                 "#827717", "#000000", "#ad1457", "#00695c", "#6a1b9a", "#bf360c", "#455a64", "#283593", "#558b2f",
+                 "#4e342e", "#0277bd")
+
+
+def class_colours(n_classes: int) -> list[str]:
+    """A colour for each of `n_classes` classes (the palette repeats beyond its 20 colours)."""
+    return [CLASS_PALETTE[c % len(CLASS_PALETTE)] for c in range(n_classes)]
+
+
+def contrast_on_white(colour: str) -> float:
+    """WCAG 2 contrast ratio of a ``#rrggbb`` colour against white."""
+    def channel(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(int(colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
+
+
 def samples_in_region(points: pd.DataFrame, x_range: tuple[float, float], y_range: tuple[float, float]) -> pd.DataFrame:
     """Rows of `points` (with x, y columns) inside the rectangle x_range × y_range."""
     x, y = points["x"].to_numpy(), points["y"].to_numpy()

@@ -276,3 +276,14 @@ def test_kind_counts_duplicates_and_leak_partners(run, run_dir):
     # the conflicting duplicate pair: the copy whose label the group's images do not support is a label issue
     conflict = [run.position(s) for s in planted["conflict"]]
     assert run.table["is_label_issue"].to_numpy()[conflict].sum() >= 1
+
+
+def test_class_colours_are_distinct_and_visible_on_white():
+    from curator.explore.embedding_map import CLASS_PALETTE, class_colours, contrast_on_white
+
+    assert abs(contrast_on_white("#ffffff") - 1.0) < 1e-9 and abs(contrast_on_white("#000000") - 21.0) < 1e-9
+    assert abs(contrast_on_white("#767676") - 4.54) < 0.01              # WCAG's reference grey
+    assert contrast_on_white("#bab0ac") < 3                              # tableau10's class-9 grey fails the floor
+    assert len(set(CLASS_PALETTE)) == len(CLASS_PALETTE)
+    assert all(contrast_on_white(c) >= 3.0 for c in CLASS_PALETTE)
+    assert len(set(class_colours(10))) == 10 and len(class_colours(25)) == 25

@@ -296,3 +296,44 @@ def test_keyboard_labelled_review_undo_and_resume(run_dir, monkeypatch):
     at.switch_page("views/sample.py").run()
     assert at.session_state["sample_id"] == order[1]
     assert any("Your last decision" in c.value and "clear" in c.value and "an undo" in c.value for c in at.caption)
+
+
+def test_grid_selection_gets_one_bulk_decision_and_one_undo(run_dir, monkeypatch):
+    from curator.review import load_decision_log
+
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    run = load_run(run_dir)
+    order = [str(run.table["sample_id"].iat[int(p)]) for p in filter_samples(run.table, SampleFilter())]
+    at = _fresh_app(run_dir, monkeypatch, "bob")
+    at.switch_page("views/flagged.py").run()
+    assert at.button(key="bulk_drop").disabled                                 # nothing selected yet
+    for s in order[1:4]:
+        at.checkbox(key=f"sel_{s}").check().run()
+    assert any("**3** of" in m.value for m in at.markdown)
+    at.button(key="bulk_drop").click().run()
+    assert not at.exception
+    log = load_decision_log(run_dir)
+    assert sorted(log["sample_id"]) == sorted(order[1:4]) and log["batch"].nunique() == 1  # one decision, one batch
+    assert (log["action"] == "drop").all() and (log["reviewer"] == "bob").all()
+    assert not any(at.checkbox(key=f"sel_{s}").value for s in order[1:4])     # the ticks are cleared
+    at.button(key="sel_all").click().run()
+    assert all(at.checkbox(key=f"sel_{s}").value for s in order[:24])
+    # one undo (from the sample page) takes the whole bulk decision back
+    at.switch_page("views/sample.py").run()
+    at.button(key="s_undo").click().run()
+    assert len(load_decisions(run_dir)) == 0
+
+
+def test_grid_shows_true_label_sizes_and_similar(app, run_dir):
+    run = load_run(run_dir)
+    order = [str(run.table["sample_id"].iat[int(p)]) for p in filter_samples(run.table, SampleFilter())]
+    app.switch_page("views/flagged.py").run()
+    assert any(c.value.startswith("true label") for c in app.caption)
+    app.selectbox(key="grid_thumb").set_value("large (200 px)").run()
+    assert not app.exception
+    app.button(key=f"similar_{order[0]}").click().run()
+    assert not app.exception
+    k = np.load(run_dir / "knn.npz")["indices"].shape[1]
+    assert _matching_count(app) == 1 + k and len(app.image) == min(24, 1 + k)
+    app.button(key="similar_back").click().run()
+    assert _matching_count(app) == int(run.table["is_label_issue"].sum())

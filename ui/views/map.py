@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from curator.data.problems import DataError
-from curator.explore.embedding_map import DEFAULT_MAX_POINTS, embedding_map, samples_in_region
+from curator.explore.embedding_map import DEFAULT_MAX_POINTS, class_colours, embedding_map, samples_in_region
 from curator.explore.filters import filter_mask, sortable_columns
 from curator.explore.review import REVIEW_STATUSES
 from ui.common import get_run, get_status, map_method_from_argv, md, open_sample, thumbnail
@@ -57,10 +57,13 @@ kind = "Q" if colour not in ("given label", "flag", "review status") else "N"
 st.caption(f"{len(data):,} points (2-D map of the embeddings, cached in umap.parquet; above {DEFAULT_MAX_POINTS:,} samples "
            "the map holds every flagged sample plus a random sample of the rest). Drag a rectangle to list its samples.")
 region = alt.selection_interval(name="region", encodings=["x", "y"])
+scale = alt.Undefined
+if colour == "given label":  # every class visible on white (the default palette's grey and yellow were not)
+    scale = alt.Scale(domain=[run.class_name(c) for c in range(run.n_classes)], range=class_colours(run.n_classes))
 chart = alt.Chart(data).mark_circle(size=18, opacity=0.7).encode(
     # zero=False: UMAP coordinates sit far from 0; a zero-based domain squashed the map into a corner
     x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)), y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
-    color=alt.Color(f"{colour}:{kind}", title=colour),
+    color=alt.Color(f"{colour}:{kind}", title=colour, scale=scale),
     tooltip=["sample_id", "given label", "flag", "review status"]).add_params(region).properties(height=560)
 event = st.altair_chart(chart, width="stretch", on_select="rerun", key="map_chart")
 

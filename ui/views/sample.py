@@ -11,7 +11,8 @@ from curator.data.problems import DataError
 from curator.columns import describe
 from curator.explore.hygiene import duplicate_members, kinds_text, leak_partners
 from ui.common import (decision_text, filtered_positions, get_run, get_thumbnails, image_change, last_decision_text,
-                       md, open_sample, resume_sample, save_decision, thumbnail, undo_decision)
+                       agreement_mark, md, open_sample, resume_sample, save_decision, show_similar, thumbnail,
+                       undo_decision)
 
 run = get_run()
 t = run.table
@@ -117,8 +118,9 @@ members = duplicate_members(run, pos)
 partners = leak_partners(run, pos)
 if len(members) or len(partners):
     st.subheader("Copies of this image")
-    st.caption("Identical or near-identical images: other training samples in its duplicate group (✅ same label, "
-               "❌ another), and copies in the test / validation split (leakage).")
+    st.caption("Identical or near-identical images: other training samples in its duplicate group (marked 'same "
+               "label' or 'OTHER label' against this sample's given label), and copies in the test / validation split "
+               "(leakage).")
     thumbs = get_thumbnails(str(run.path))
     cols = st.columns(min(8, max(1, len(members) + len(partners))))
     for i, j in enumerate(members[:8]):
@@ -126,7 +128,7 @@ if len(members) or len(partners):
         lab = int(t["label"].iat[j])
         with cols[i % len(cols)]:
             st.image(thumbnail(run, j), width=80)
-            st.caption(f"{'✅' if lab == given else '❌'} {md(run.class_name(lab))} · train")
+            st.caption(f"{agreement_mark(lab, given)} {md(run.class_name(lab))} · train")
             if st.button("Open", key=f"dup_{j}"):
                 open_sample(str(t["sample_id"].iat[j]))
     for i, r in enumerate(partners.head(8).itertuples(), start=len(members[:8])):
@@ -187,13 +189,18 @@ if graph is None:
     st.info("No kNN graph in this run (knn.npz).")
 else:
     idx, sim = graph.indices, graph.similarities
-    st.caption("The most similar training samples in embedding space, with their given labels and cosine similarity.")
+    st.caption("The most similar training samples in embedding space, with their given labels ('same label' or "
+               "'OTHER label' against this sample's) and cosine similarity. *Find similar* shows them all as a grid "
+               "you can review in bulk.")
+    if st.button("Find similar", key="s_similar", icon=":material/grid_view:",
+                 help="Show this sample's nearest neighbours on the grid page, where several can be selected"):
+        show_similar(sid)
     cols = st.columns(min(10, idx.shape[1]))
     for col, j, s in zip(cols, idx[pos][: len(cols)], sim[pos][: len(cols)]):
         j = int(j)
         lab = int(t["label"].iat[j])
         with col:
             st.image(thumbnail(run, j), width=80)
-            st.caption(f"{'✅' if lab == given else '❌'} {md(run.class_name(lab))} · {s:.2f}")
+            st.caption(f"{agreement_mark(lab, given)} {md(run.class_name(lab))} · {s:.2f}")
             if st.button("Open", key=f"nb_{j}"):
                 open_sample(str(t["sample_id"].iat[j]))
