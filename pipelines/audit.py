@@ -71,6 +71,15 @@ def audit_stage(run: RunDir, ds: Dataset, evidence: Evidence, cfg: AuditConfig) 
         run.write_json(runfiles.METRICS, m)
 
 
+def _spot_check(run: RunDir) -> dict | None:
+    """A person's spot check of the flags (made in the explorer after an audit), as the report shows it."""
+    from curator.audit.spot_check import read_spot_check, summarise
+    from curator.review import load_decisions
+
+    draw = read_spot_check(run.path)
+    return None if draw is None else {**summarise(draw, load_decisions(run.path)), "mode": draw.get("mode", "full")}
+
+
 def report_stage(run: RunDir, ds: Dataset) -> None:
     audit = run.read_parquet(runfiles.AUDIT)
     classes = run.read_parquet(runfiles.CLASSES)
@@ -81,7 +90,8 @@ def report_stage(run: RunDir, ds: Dataset) -> None:
     html = render_report(audit, classes, class_names=ds.class_names, metrics=metrics,
                          true_label=t if (t != UNKNOWN).all() else None, title=f"curator audit: {ds.name}",
                          warnings=diagnostics.get("warnings", []), hygiene=run.read_json(runfiles.HYGIENE_SUMMARY),
-                         leakage=run.read_parquet(runfiles.LEAKAGE) if run.exists(runfiles.LEAKAGE) else None)
+                         leakage=run.read_parquet(runfiles.LEAKAGE) if run.exists(runfiles.LEAKAGE) else None,
+                         spot_check=_spot_check(run))
     with atomic_path(run / runfiles.REPORT) as tmp:
         tmp.write_text(html, encoding="utf-8")
 
@@ -142,7 +152,8 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     if stop >= STAGES.index("report"):
         run.run_stage("report", lambda: report_stage(run, ds), inputs={"report": 1}, outputs=[runfiles.REPORT],
                       input_files=[runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES]
-                      + ([runfiles.METRICS] if run.exists(runfiles.METRICS) else []))
+                      + ([runfiles.METRICS] if run.exists(runfiles.METRICS) else [])
+                      + [f for f in (runfiles.SPOT_CHECK, runfiles.DECISIONS) if run.exists(f)])
         summary["report"] = str(run / runfiles.REPORT)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary

@@ -238,6 +238,17 @@ def last_decision_text(run: ExplorerRun) -> str | None:
     return f"Your last decision: {what}{undo} on {row['sample_id']} at {row['updated']}."
 
 
+def spot_check_summary(run: ExplorerRun) -> dict | None:
+    """The spot check's estimate from the current decisions (None without a spot check or an answer)."""
+    from curator.audit.spot_check import read_spot_check, summarise
+
+    draw = read_spot_check(run.path)
+    if draw is None:
+        return None
+    est = summarise(draw, load_decisions(run.path))
+    return None if est["overall"] is None else {**est, "mode": draw.get("mode", "full")}
+
+
 def agreement_mark(label: int, given: int) -> str:
     """A neighbour's or copy's label against the sample's, in words (no emoji: they need a font to render)."""
     return ":green[same label]" if label == given else ":red[**OTHER label**]"

@@ -131,10 +131,27 @@ def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.Data
     return parts
 
 
+def spot_check_section(spot: dict | None) -> list[str]:
+    """The measured precision of the flags from a person's spot check (curator.audit.spot_check.summarise)."""
+    if not spot or not spot.get("overall"):
+        return []
+    o = spot["overall"]
+    rows = pd.DataFrame([{"score band": f"{b['score_from']:.3f} – {min(b['score_to'], 1.0):.3f}",
+                          "flagged in band": b["n_flagged"], "answered": b["n_answered"], "label wrong": b["n_wrong"],
+                          "precision": b["precision"], "95% low": b["low"], "95% high": b["high"]}
+                         for b in spot["bands"]])
+    covers = f" The estimate covers the {100 * o['covers']:.0f}% of flags in bands with answers." if o["covers"] < 1 else ""
+    return [f"<h2>Measured precision of the flags (spot check)</h2><p>A person answered {o['n_answered']} of "
+            f"{spot['n_drawn']} randomly drawn flagged samples ({html.escape(str(spot.get('mode', 'full')))} spot check, "
+            f"stratified by score band): <strong>{100 * o['precision']:.1f}%</strong> of the flags are real label errors "
+            f"(95% interval {100 * o['low']:.1f}–{100 * o['high']:.1f}%; Wilson per band, stratified Wilson overall, "
+            f"docs/spot_check.md).{covers}</p>", _table(rows)]
+
+
 def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: list[str], metrics: dict | None = None,
                   true_label: np.ndarray | None = None, title: str = "curator audit", top: int = 30,
                   warnings: list[str] | None = None, hygiene: dict | None = None, leakage: pd.DataFrame | None = None,
-                  max_pairs: int = 50) -> str:
+                  max_pairs: int = 50, spot_check: dict | None = None) -> str:
     """The HTML text (see module docstring)."""
     names = np.asarray(class_names)
     shown = [c for c in ("sample_id", "label", "suggested_label", "label_issue_score", "suggested_label_confidence",
@@ -147,6 +164,7 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
              f"<p>{len(audit)} training samples, {int(audit['is_label_issue'].sum())} flagged as likely label issues "
              f"({100 * audit['is_label_issue'].mean():.1f}%).</p>"]
     parts += [f'<p class="warning"><strong>Warning:</strong> {html.escape(w)}</p>' for w in warnings or []]
+    parts += spot_check_section(spot_check)
     if metrics:
         keys = ["auroc", "precision", "recall", "f1", "suggested_label_accuracy", "suggested_label_balanced_accuracy",
                 "tail_rescue", "class_size_error"]

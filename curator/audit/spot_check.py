@@ -95,7 +95,8 @@ def draw_spot_check(sample_ids, scores, n: int, *, n_bands: int = N_BANDS, seed:
     band = assign_bands(scores, edges)
     sizes = np.bincount(band, minlength=len(edges) - 1)
     n = min(int(n), len(ids))
-    alloc = np.minimum(sizes, np.maximum(MIN_PER_BAND, np.floor(n * sizes / sizes.sum()).astype(int)))
+    floor = min(MIN_PER_BAND, n // len(sizes))
+    alloc = np.minimum(sizes, np.maximum(floor, np.floor(n * sizes / sizes.sum()).astype(int)))
     rng = np.random.default_rng(seed)
     while alloc.sum() < n:  # hand out the rounding remainder to bands with room, largest first
         room = np.flatnonzero(alloc < sizes)
@@ -143,8 +144,8 @@ def estimate_precision(band_sizes, answered, wrong, z: float = Z95) -> dict:
 def answers_from_decisions(draw: dict, decisions: pd.DataFrame) -> pd.DataFrame:
     """The drawn samples with their answer: "wrong" (drop / relabel), "right" (keep) or "" (not answered)."""
     sample = pd.DataFrame(draw["sample"], columns=["sample_id", "band", "score"])
-    act = decisions.set_index("sample_id")["action"] if len(decisions) else pd.Series(dtype=object)
-    a = sample["sample_id"].map(act).fillna("")
+    act = dict(zip(decisions["sample_id"].astype(str), decisions["action"].astype(str))) if len(decisions) else {}
+    a = pd.Series([act.get(s, "") for s in sample["sample_id"]], dtype=object)
     sample["answer"] = np.where(a.isin(WRONG_ACTIONS), "wrong", np.where(a == "keep", "right", ""))
     return sample
 

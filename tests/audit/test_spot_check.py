@@ -100,3 +100,14 @@ def test_spot_check_file_round_trip_and_damage(tmp_path):
     with pytest.raises(DataError, match="damaged"):
         read_spot_check(tmp_path)
     assert len(band_edges(np.full(10, 0.7))) == 2                             # identical scores: one band
+
+
+def test_report_shows_the_spot_check():
+    from curator.audit.report import spot_check_section
+
+    rng = np.random.default_rng(0)
+    draw = draw_spot_check([f"s{i}" for i in range(100)], rng.uniform(0.5, 1, 100), 12, seed=0)
+    dec = pd.DataFrame({"sample_id": [s["sample_id"] for s in draw["sample"][:6]], "action": ["drop"] * 4 + ["keep"] * 2})
+    html = "".join(spot_check_section({**summarise(draw, dec), "mode": "quick"}))
+    assert "Measured precision of the flags (spot check)" in html and "answered 6 of 12" in html and "quick" in html
+    assert spot_check_section(None) == [] and spot_check_section(summarise(draw, dec.iloc[:0])) == []

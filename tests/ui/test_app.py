@@ -337,3 +337,38 @@ def test_grid_shows_true_label_sizes_and_similar(app, run_dir):
     assert _matching_count(app) == 1 + k and len(app.image) == min(24, 1 + k)
     app.button(key="similar_back").click().run()
     assert _matching_count(app) == int(run.table["is_label_issue"].sum())
+
+
+def test_spot_check_answers_become_decisions_and_an_estimate(run_dir, monkeypatch):
+    from curator.audit.spot_check import read_spot_check
+
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    (run_dir / "spot_check.json").unlink(missing_ok=True)
+    run = load_run(run_dir)
+    t = run.table.set_index("sample_id")
+    at = _fresh_app(run_dir, monkeypatch, "cy")
+    at.switch_page("views/spot_check.py").run()
+    at.radio(key="sc_mode").set_value(at.radio(key="sc_mode").options[1]).run()   # quick
+    at.button(key="sc_draw").click().run()
+    assert not at.exception
+    draw = read_spot_check(run_dir)
+    assert draw["mode"] == "quick" and len(draw["sample"]) == min(30, int(t["is_label_issue"].sum()))
+    assert all(bool(t.loc[s["sample_id"], "is_label_issue"]) for s in draw["sample"])
+    answered = []
+    for _ in range(len(draw["sample"])):                                          # a reviewer who knows the truth
+        sid = next(c.value for c in at.caption if c.value.startswith("sample ")).split(" ", 1)[1].replace("\\", "")
+        wrong = t.loc[sid, "true_label"] != t.loc[sid, "label"]
+        at.button(key="sc_drop" if wrong else "sc_keep").click().run()
+        answered.append((sid, wrong))
+    assert not at.exception
+    assert any("Every sample of this spot check is answered" in s.value for s in at.success)
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert all(d.loc[s, "action"] == ("drop" if w else "keep") for s, w in answered)   # answers are decisions
+    est = read_spot_check(run_dir)["estimate"]
+    true_prec = float(np.mean([w for _, w in answered]))
+    assert est["n_answered"] == len(answered)
+    assert est["overall"]["low"] <= true_prec <= est["overall"]["high"]
+    assert any(m.label == "Estimated precision" for m in at.metric)
+    # the overview shows it
+    at.switch_page("views/overview.py").run()
+    assert any(m.label == "Flag precision (spot check)" for m in at.metric)
