@@ -52,22 +52,21 @@ shown_ids = [str(t["sample_id"].iat[int(p)]) for p in shown]
 
 # one bulk decision for the ticked samples
 selected = [s for s in shown_ids if st.session_state.get(f"sel_{s}")]
-bulk = st.container(border=True)
+bulk = st.container(border=True, horizontal=True, vertical_alignment="center")
 with bulk:
-    bc = st.columns([2, 1, 1, 1, 1])
-    bc[0].markdown(f"**{len(selected)}** of {len(shown_ids)} on this page selected")
-    if bc[1].button("Select all on page", key="sel_all"):
+    st.markdown(f"**{len(selected)}** of {len(shown_ids)} on this page selected")
+    if st.button("Select all on page", key="sel_all"):
         for s in shown_ids:
             st.session_state[f"sel_{s}"] = True
         st.rerun()
     decided = False
-    if bc[2].button("Keep selected", key="bulk_keep", disabled=not selected):
+    if st.button("Keep selected", key="bulk_keep", disabled=not selected):
         save_decision(run, selected, "keep")
         decided = True
-    if bc[3].button("Drop selected", key="bulk_drop", disabled=not selected):
+    if st.button("Drop selected", key="bulk_drop", disabled=not selected):
         save_decision(run, selected, "drop")
         decided = True
-    if has_sug and bc[4].button("Relabel selected to their suggestions", key="bulk_fix", disabled=not selected):
+    if has_sug and st.button("Relabel selected to their suggestions", key="bulk_fix", disabled=not selected):
         sug = t["suggested_label"].to_numpy()[run.id_index.get_indexer(selected)]
         for c in np.unique(sug):
             if 0 <= c < run.n_classes:
@@ -104,22 +103,22 @@ for start in range(0, len(shown), n_cols):
                     st.caption(f"issues: {md(kinds)}")
             else:
                 st.caption(md(decision_text(run, pos)))
-            b = st.columns(3)
-            if b[0].button("Keep", key=f"keep_{sid}", help="Keep: the given label is right"):
-                save_decision(run, [sid], "keep")
-                st.rerun()
-            if has_sug and b[1].button("Fix", key=f"fix_{sid}", help="Fix: relabel to the suggested label",
-                                       disabled=int(t["suggested_label"].iat[pos]) == given):
-                save_decision(run, [sid], "relabel", int(t["suggested_label"].iat[pos]))
-                st.rerun()
-            if b[2].button("Drop", key=f"drop_{sid}", help="Drop: remove this sample from the dataset"):
-                save_decision(run, [sid], "drop")
-                st.rerun()
-            d = st.columns(2)
-            if d[0].button("Details", key=f"open_{sid}", width="stretch"):
-                open_sample(sid)
-            if graph is None and run.knn() is not None and d[1].button("Similar", key=f"similar_{sid}", width="stretch",
-                                                                       help="This sample's nearest neighbours as a grid"):
-                show_similar(sid)
+            # a flow row: labelled buttons keep their full text and wrap to a second line when the tile is narrow
+            with st.container(horizontal=True, gap="small"):
+                if st.button("Keep", key=f"keep_{sid}", help="Keep: the given label is right"):
+                    save_decision(run, [sid], "keep")
+                    st.rerun()
+                if has_sug and st.button("Fix", key=f"fix_{sid}", help="Fix: relabel to the suggested label",
+                                         disabled=int(t["suggested_label"].iat[pos]) == given):
+                    save_decision(run, [sid], "relabel", int(t["suggested_label"].iat[pos]))
+                    st.rerun()
+                if st.button("Drop", key=f"drop_{sid}", help="Drop: remove this sample from the dataset"):
+                    save_decision(run, [sid], "drop")
+                    st.rerun()
+                if st.button("Details", key=f"open_{sid}"):
+                    open_sample(sid)
+                if graph is None and run.knn() is not None and st.button(
+                        "Similar", key=f"similar_{sid}", help="This sample's nearest neighbours as a grid"):
+                    show_similar(sid)
 if n == 0:
     st.info("No sample matches the filters. Widen them in the sidebar.")

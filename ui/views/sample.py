@@ -78,22 +78,22 @@ with mid:
 with right:
     st.subheader("Review")
     st.markdown(f"Current decision: **{md(decision_text(run, pos))}**")
-    b = st.columns(4)
-    if b[0].button("Keep label", key="s_keep", shortcut="K", help="The given label is right (key: k)"):
-        save_decision(run, [sid], "keep")
-        st.rerun()
-    if b[1].button("Drop sample", key="s_drop", shortcut="D", help="Remove this sample from the dataset (key: d)"):
-        save_decision(run, [sid], "drop")
-        st.rerun()
-    if b[2].button("Undo", key="s_undo", shortcut="U",
-                   help="Take back your newest decision, on this or any sample (key: u)"):
-        undone = undo_decision(run)
-        if len(undone) == 1 and undone[0] != sid:
-            open_sample(undone[0])
-        st.rerun()
-    if b[3].button("Clear", key="s_clear", help="Forget the decision on this sample (back to the audit's choice)"):
-        save_decision(run, [sid], "clear")
-        st.rerun()
+    with st.container(horizontal=True, gap="small"):  # labelled buttons keep their full text (they wrap, not cut)
+        if st.button("Keep label", key="s_keep", shortcut="K", help="The given label is right (key: k)"):
+            save_decision(run, [sid], "keep")
+            st.rerun()
+        if st.button("Drop sample", key="s_drop", shortcut="D", help="Remove this sample from the dataset (key: d)"):
+            save_decision(run, [sid], "drop")
+            st.rerun()
+        if st.button("Undo", key="s_undo", shortcut="U",
+                     help="Take back your newest decision, on this or any sample (key: u)"):
+            undone = undo_decision(run)
+            if len(undone) == 1 and undone[0] != sid:
+                open_sample(undone[0])
+            st.rerun()
+        if st.button("Clear", key="s_clear", help="Forget the decision on this sample (back to the audit's choice)"):
+            save_decision(run, [sid], "clear")
+            st.rerun()
     # The class chooser belongs to this sample (its key holds the sample id) and starts empty: a class chosen
     # on another sample can never carry over, and a relabel needs a class chosen here.
     sug = int(t["suggested_label"].iat[pos]) if "suggested_label" in t.columns else -1

@@ -64,17 +64,17 @@ if len(todo):
     with right:
         st.markdown(f"**Given label:** {md(run.class_name(given))}")
         st.markdown("Is the given label right for this image?")
-        b = st.columns(3)
-        if b[0].button("Right: keep the label", key="sc_keep", shortcut="K", help="The given label is right (key: k)"):
+        row = st.container(horizontal=True, gap="small")  # labelled buttons keep their full text
+        if row.button("Right: keep the label", key="sc_keep", shortcut="K", help="The given label is right (key: k)"):
             save_decision(run, [sid], "keep")
             write_spot_check(run.path, draw, load_decisions(run.path))
             st.rerun()
-        if b[1].button("Wrong: drop the sample", key="sc_drop", shortcut="D",
+        if row.button("Wrong: drop the sample", key="sc_drop", shortcut="D",
                        help="The given label is wrong and the sample should go (key: d)"):
             save_decision(run, [sid], "drop")
             write_spot_check(run.path, draw, load_decisions(run.path))
             st.rerun()
-        if b[2].button("Undo", key="sc_undo", shortcut="U", help="Take back your newest decision (key: u)"):
+        if row.button("Undo", key="sc_undo", shortcut="U", help="Take back your newest decision (key: u)"):
             undo_decision(run)
             write_spot_check(run.path, draw, load_decisions(run.path))
             st.rerun()
