@@ -80,6 +80,27 @@ def _spot_check(run: RunDir) -> dict | None:
     return None if draw is None else {**summarise(draw, load_decisions(run.path)), "mode": draw.get("mode", "full")}
 
 
+def _report_thumbnails(run: RunDir, audit: pd.DataFrame, top: int = 30, max_pairs: int = 50, size: int = 48
+                       ) -> dict[str, str]:
+    """Small inline images for the report's top issues and leaked pairs, read like the explorer's thumbnails (the
+    run's image cache when it has one, else the pinned files); none, with one warning, when images cannot be read."""
+    from curator.audit.report import thumbnail_uris
+    from curator.explore.thumbnails import Thumbnails, open_run_images
+
+    ids = audit.sort_values("rank").head(top)["sample_id"].astype(str).tolist()
+    if run.exists(runfiles.LEAKAGE):
+        pairs = run.read_parquet(runfiles.LEAKAGE).sort_values("similarity", ascending=False).head(max_pairs)
+        ids += pairs["sample_id"].astype(str).tolist() + pairs["other_id"].astype(str).tolist()
+    try:
+        thumbs = Thumbnails(open_run_images(run.path))
+        manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "image_ref"])
+        refs = dict(zip(manifest["sample_id"].astype(str), manifest["image_ref"].astype(np.int64)))
+        return thumbnail_uris({s: thumbs.get(int(refs[s]), size) for s in dict.fromkeys(ids) if s in refs})
+    except Exception as exc:  # images on a disk that is not mounted here: the report is written without them
+        LOG.warning("report: no thumbnails (%s)", exc)
+        return {}
+
+
 def report_stage(run: RunDir, ds: Dataset) -> None:
     audit = run.read_parquet(runfiles.AUDIT)
     classes = run.read_parquet(runfiles.CLASSES)
@@ -91,7 +112,7 @@ def report_stage(run: RunDir, ds: Dataset) -> None:
                          true_label=t if (t != UNKNOWN).all() else None, title=f"curator audit: {ds.name}",
                          warnings=diagnostics.get("warnings", []), hygiene=run.read_json(runfiles.HYGIENE_SUMMARY),
                          leakage=run.read_parquet(runfiles.LEAKAGE) if run.exists(runfiles.LEAKAGE) else None,
-                         spot_check=_spot_check(run))
+                         spot_check=_spot_check(run), thumbnails=_report_thumbnails(run, audit))
     with atomic_path(run / runfiles.REPORT) as tmp:
         tmp.write_text(html, encoding="utf-8")
 
