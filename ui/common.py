@@ -249,6 +249,21 @@ def spot_check_summary(run: ExplorerRun) -> dict | None:
     return None if est["overall"] is None else {**est, "mode": draw.get("mode", "full")}
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _gdw_summary(path: str, stamp: tuple, _run: ExplorerRun) -> dict | None:
+    from curator.explore.gdw import fig45_summary
+
+    change = _run.head_array("gdw", "omega_change")
+    if change is None or change.shape[0] != _run.n_samples:
+        return None
+    return fig45_summary(change, _run.table["label"].to_numpy(), _run.table["true_label"].to_numpy())
+
+
+def gdw_summary(run: ExplorerRun) -> dict | None:
+    """Paper 003 fig. 4-5 measured on the run's known mislabelled samples (curator.explore.gdw), or None."""
+    return _gdw_summary(str(run.path), (_mtime(run.path / "heads" / "gdw.npz"),), run)
+
+
 def agreement_mark(label: int, given: int) -> str:
     """A neighbour's or copy's label against the sample's, in words (no emoji: they need a font to render)."""
     return ":green[same label]" if label == given else ":red[**OTHER label**]"

@@ -287,3 +287,15 @@ def test_class_colours_are_distinct_and_visible_on_white():
     assert len(set(CLASS_PALETTE)) == len(CLASS_PALETTE)
     assert all(contrast_on_white(c) >= 3.0 for c in CLASS_PALETTE)
     assert len(set(class_colours(10))) == 10 and len(class_colours(25)) == 25
+
+
+def test_gdw_fig45_summary_against_hand_counts():
+    from curator.explore.gdw import fig45_summary
+
+    d = np.array([[-0.3, 0.1, -0.1, 0.2],    # label 1, truly 0: true fell, fell most; others (2, 3): one rose
+                  [0.2, -0.2, -0.1, 0.3],    # label 1, truly 0: true rose; class 2 fell most; others (2, 3): one rose
+                  [0.1, 0.0, 0.2, -0.1]])    # label 1, clean: non-target (0, 2, 3): two rose
+    s = fig45_summary(d, np.array([1, 1, 1]), np.array([0, 0, 1]))
+    assert s == {"n_mislabelled": 2, "true_fell": 0.5, "true_fell_most": 0.5, "others_rose_noisy": 0.5,
+                 "others_rose_clean": 2 / 3}
+    assert fig45_summary(d, np.array([1, 1, 1]), np.array([1, 1, 1])) is None

@@ -131,7 +131,8 @@ def test_sample_page_shows_signals_gdw_history_and_neighbours(app, run_dir):
     assert signals["meaning"].str.len().min() > 10
     k = np.load(run_dir / "knn.npz")["indices"].shape[1]
     assert len(app.image) == 1 + min(10, k)  # the sample and its neighbours
-    assert not any("No GDW class weights" in i.value for i in app.info)
+    assert not any("No GDW weight changes" in i.value for i in app.info)
+    assert any("Measured on this run" in c.value and "known mislabelled samples" in c.value for c in app.caption)
     assert not any("No per-epoch history" in i.value for i in app.info)
     # a neighbour opens its own page
     nb = int(np.load(run_dir / "knn.npz")["indices"][7, 0])

@@ -11,7 +11,7 @@ from curator.data.problems import DataError
 from curator.columns import describe
 from curator.explore.hygiene import duplicate_members, kinds_text, leak_partners
 from ui.common import (decision_text, filtered_positions, get_run, get_thumbnails, image_change, last_decision_text,
-                       agreement_mark, md, open_sample, resume_sample, save_decision, show_similar, thumbnail,
+                       agreement_mark, gdw_summary, md, open_sample, resume_sample, save_decision, show_similar, thumbnail,
                        undo_decision)
 
 run = get_run()
@@ -157,19 +157,42 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
 
 g, _ = st.columns([3, 2])  # the class-weight bars; the history below gets the full width
 with g:
-    st.subheader("GDW class weights")
-    omega = run.head_array("gdw", "omega")
-    if omega is None or omega.shape[0] != run.n_samples:
-        st.info("No GDW class weights in this run (heads/gdw.npz with `omega`).")
+    st.subheader("GDW class weights: how each changed")
+    change = run.head_array("gdw", "omega_change")
+    if change is None or change.shape[0] != run.n_samples:
+        st.info("No GDW weight changes in this run (heads/gdw.npz with `omega_change`).")
     else:
-        w = pd.DataFrame({"class": [run.class_name(c) for c in range(omega.shape[1])], "omega": omega[pos].astype(float),
-                          "role": ["given label" if c == given else "other" for c in range(omega.shape[1])]})
-        st.caption("GDW's weight for each class on this sample (paper 003, fig. 4-5): on a mislabelled sample the "
-                   "given class's weight drops and the true class's rises.")
+        true = int(t["true_label"].iat[pos])
+        fell_most = int(np.argmin(np.where(np.arange(change.shape[1]) == given, np.inf, change[pos])))
+
+        def role(c: int) -> str:
+            if c == given:
+                return "given label"
+            if c == true:
+                return "true label (known)"
+            return "fell most (GDW's suggestion)" if c == fell_most else "other"
+
+        w = pd.DataFrame({"class": [run.class_name(c) for c in range(change.shape[1])],
+                          "change of ω": change[pos].astype(float), "role": [role(c) for c in range(change.shape[1])]})
+        st.caption("The change of GDW's class-level weight ω_j in its updates (ω′ − ω, mean over the last epochs; "
+                   "RUN/heads/gdw.npz `omega_change`). Paper 003 fig. 4–5: on a mislabelled sample the weight of "
+                   "its true class falls (the 'not <true class>' gradient is harmful) while most other classes' "
+                   "weights rise; GDW's suggestion is the non-label class whose weight fell most. The weight "
+                   "itself is clamped at 0 after the update, so its level says little; its change carries the "
+                   "signal.")
+        summary = gdw_summary(run)
+        if summary:
+            st.caption(f"Measured on this run's {summary['n_mislabelled']:,} known mislabelled samples: the true "
+                       f"class's weight fell on {summary['true_fell']:.0%} (paper: over 80 %) and fell most on "
+                       f"{summary['true_fell_most']:.0%}; the other classes' weights rose on "
+                       f"{summary['others_rose_noisy']:.0%} of them"
+                       + (f" ({summary['others_rose_clean']:.0%} on clean samples; paper: about 65 %)."
+                          if summary["others_rose_clean"] is not None else "."))
+        roles = ["given label", "true label (known)", "fell most (GDW's suggestion)", "other"]
         st.altair_chart(alt.Chart(w).mark_bar().encode(
-            x=alt.X("class:N", sort=None), y="omega:Q",
-            color=alt.Color("role:N", scale=alt.Scale(domain=["given label", "other"], range=["#d62728", "#1f77b4"])),
-            tooltip=["class", "omega"]), width="stretch")
+            x=alt.X("class:N", sort=None), y=alt.Y("change of ω:Q"),
+            color=alt.Color("role:N", scale=alt.Scale(domain=roles, range=["#d62728", "#2e7d32", "#e65100", "#1f77b4"])),
+            tooltip=["class", "change of ω", "role"]), width="stretch")
 st.subheader("Training history")
 hist = run.sample_history(pos)
 if len(hist) == 0:
