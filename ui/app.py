@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from curator.data.problems import DataError
-from ui.common import filter_sidebar, get_run, image_notice, md, run_dir_from_argv
+from ui.common import filter_sidebar, get_run, image_notice, map_job, md, run_dir_from_argv
 
 st.set_page_config(page_title="curator explorer", page_icon=":material/image_search:", layout="wide")
 
@@ -37,6 +37,8 @@ st.session_state["pages"] = pages
 nav = st.navigation(list(pages.values()))
 st.sidebar.caption(f"Run: {md(run.path)}")
 st.session_state["filter"] = filter_sidebar(run)
+if (run.path / "embeddings.npy").exists():
+    map_job(run)  # start the embedding map in the background now, before anyone opens the map page
 image_notice(run)
 try:
     nav.run()

@@ -65,6 +65,19 @@ def map_method_from_argv(argv: list[str] | None = None) -> str:
     return known.map_method or os.environ.get("CURATOR_MAP_METHOD", "umap")
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _map_job(path: str, method: str, stamp: int):
+    from curator.explore.embedding_map import MapJob
+
+    return MapJob(path, method)
+
+
+def map_job(run: ExplorerRun):
+    """The embedding map computed in the background, started the first time any page opens (a warm-up: the
+    person does not wait for UMAP's compilation on the map page)."""
+    return _map_job(str(run.path), map_method_from_argv(), _mtime(run.path / runfiles.EMBEDDINGS))
+
+
 def _mtime(path: Path) -> int:
     return path.stat().st_mtime_ns if path.exists() else 0
 

@@ -6,6 +6,12 @@ UMAP (umap-learn, cosine metric) of RUN/embeddings.npy. Above `max_points` rows 
 about are always on the map. The stage is recorded with `RunDir.run_stage`: it re-runs only when
 the embeddings file or the settings change. ``method="pca"`` gives a fast linear projection
 (tests, or when UMAP is not wanted).
+
+UMAP's first call in a process is mostly not the fit: importing umap-learn compiles its numba code, and
+the first fit compiles more (on this project's 2-core machine, under load, `import umap` took 56 s and the
+first fit of 737 points 18 s against 1.8 s for the second; a one-off measurement, not a benchmark). The
+explorer therefore starts the UMAP map in a background thread as soon as it opens (`MapJob`) and shows a
+PCA map of the same rows (`compute_map(method="pca")`, no compilation) until the UMAP map is ready.
 """
 from __future__ import annotations
 
@@ -53,28 +59,37 @@ def project_2d(x: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray
     return PCA(2, random_state=seed).fit_transform(x).astype(np.float32)
 
 
+def compute_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, method: str = "umap",
+                seed: int = 0) -> pd.DataFrame:
+    """The map computed now, not cached: columns sample_id, x, y (one row per mapped training sample)."""
+    run = RunDir(run_path, create=False)
+    if not run.exists(runfiles.EMBEDDINGS):
+        raise DataError(f"run {str(run.path)!r} has no embeddings.npy; the map needs the embedding stage")
+    emb = run.read_npy(runfiles.EMBEDDINGS, mmap=True)                   # (N, d) float16
+    manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "split"])
+    ids = manifest.loc[manifest["split"] == "train", "sample_id"].astype(str).to_numpy()
+    if len(ids) != len(emb):
+        raise DataError(f"embeddings.npy has {len(emb)} rows but the manifest has {len(ids)} training samples")
+    flagged = None
+    if run.exists(runfiles.AUDIT):
+        audit = run.read_parquet(runfiles.AUDIT, columns=["sample_id", "is_label_issue"])
+        pos = pd.Index(audit["sample_id"].astype(str)).get_indexer(ids)
+        flagged = np.where(pos >= 0, audit["is_label_issue"].to_numpy(bool)[np.clip(pos, 0, None)], False)
+    rows = choose_map_rows(len(ids), flagged, max_points, seed)
+    LOG.info("explorer map: %s of %d of %d samples", method, len(rows), len(ids))
+    xy = project_2d(np.asarray(emb[rows]), method, seed)              # (M, 2)
+    return pd.DataFrame({"sample_id": ids[rows], "x": xy[:, 0], "y": xy[:, 1]})
+
+
 def embedding_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, method: str = "umap",
                   seed: int = 0) -> pd.DataFrame:
-    """The cached map: columns sample_id, x, y (one row per mapped training sample)."""
-    run = RunDir(run_path)
+    """The cached map (RUN/umap.parquet, recomputed only when the embeddings or the settings change)."""
+    run = RunDir(run_path, create=False)
     if not run.exists(runfiles.EMBEDDINGS):
         raise DataError(f"run {str(run.path)!r} has no embeddings.npy; the map needs the embedding stage")
 
     def compute() -> None:
-        emb = run.read_npy(runfiles.EMBEDDINGS, mmap=True)                   # (N, d) float16
-        manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "split"])
-        ids = manifest.loc[manifest["split"] == "train", "sample_id"].astype(str).to_numpy()
-        if len(ids) != len(emb):
-            raise DataError(f"embeddings.npy has {len(emb)} rows but the manifest has {len(ids)} training samples")
-        flagged = None
-        if run.exists(runfiles.AUDIT):
-            audit = run.read_parquet(runfiles.AUDIT, columns=["sample_id", "is_label_issue"])
-            pos = pd.Index(audit["sample_id"].astype(str)).get_indexer(ids)
-            flagged = np.where(pos >= 0, audit["is_label_issue"].to_numpy(bool)[np.clip(pos, 0, None)], False)
-        rows = choose_map_rows(len(ids), flagged, max_points, seed)
-        LOG.info("explorer map: %s of %d of %d samples", method, len(rows), len(ids))
-        xy = project_2d(np.asarray(emb[rows]), method, seed)              # (M, 2)
-        run.write_parquet(runfiles.UMAP, pd.DataFrame({"sample_id": ids[rows], "x": xy[:, 0], "y": xy[:, 1]}))
+        run.write_parquet(runfiles.UMAP, compute_map(run.path, max_points=max_points, method=method, seed=seed))
 
     run.run_stage("umap", compute, inputs={"max_points": max_points, "method": method, "seed": seed},
                   outputs=[runfiles.UMAP], input_files=[runfiles.EMBEDDINGS])
@@ -100,6 +115,37 @@ def contrast_on_white(colour: str) -> float:
 
     r, g, b = (channel(int(colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
     return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
+
+
+class MapJob:
+    """`embedding_map` running in a background thread (started once per explorer process and run)."""
+
+    def __init__(self, run_path: str | Path, method: str = "umap", max_points: int = DEFAULT_MAX_POINTS):
+        import threading
+
+        self.result: pd.DataFrame | None = None
+        self.error: str | None = None
+        self.method = method
+        self._thread = threading.Thread(target=self._run, args=(run_path, method, max_points), daemon=True,
+                                        name="curator-map")
+        self._thread.start()
+
+    def _run(self, run_path, method, max_points) -> None:
+        try:
+            self.result = embedding_map(run_path, max_points=max_points, method=method)
+        except DataError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # shown on the map page; the PCA map stays
+            LOG.exception("explorer map: %s failed", method)
+            self.error = f"{method} map failed: {type(exc).__name__}: {exc}"
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
 
 
 def samples_in_region(points: pd.DataFrame, x_range: tuple[float, float], y_range: tuple[float, float]) -> pd.DataFrame:

@@ -299,3 +299,16 @@ def test_gdw_fig45_summary_against_hand_counts():
     assert s == {"n_mislabelled": 2, "true_fell": 0.5, "true_fell_most": 0.5, "others_rose_noisy": 0.5,
                  "others_rose_clean": 2 / 3}
     assert fig45_summary(d, np.array([1, 1, 1]), np.array([1, 1, 1])) is None
+
+
+def test_map_job_runs_in_the_background_and_matches_the_direct_map(run_dir):
+    from curator.explore.embedding_map import MapJob, compute_map
+
+    job = MapJob(run_dir, "pca")
+    assert job.wait(120) and job.error is None
+    direct = compute_map(run_dir, method="pca")
+    assert job.result["sample_id"].tolist() == direct["sample_id"].tolist()
+    assert np.allclose(job.result[["x", "y"]].to_numpy(), direct[["x", "y"]].to_numpy(), atol=1e-5)
+    bad = MapJob(run_dir / "missing", "pca")
+    assert bad.wait(60) and bad.result is None and "embeddings.npy" in bad.error
+    assert not (run_dir / "missing").exists()

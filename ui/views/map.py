@@ -8,18 +8,18 @@ import pandas as pd
 import streamlit as st
 
 from curator.data.problems import DataError
-from curator.explore.embedding_map import DEFAULT_MAX_POINTS, class_colours, embedding_map, samples_in_region
+from curator.explore.embedding_map import DEFAULT_MAX_POINTS, class_colours, compute_map, samples_in_region
 from curator.explore.filters import filter_mask, sortable_columns
 from curator.explore.review import REVIEW_STATUSES
-from ui.common import get_run, get_status, map_method_from_argv, md, open_sample, thumbnail
+from ui.common import get_run, get_status, map_job, md, open_sample, thumbnail
 
 MAX_DRAWN = 20_000  # points sent to the browser; the rest of the cached map is thinned out for drawing
 
 
-@st.cache_resource(show_spinner="Computing the embedding map (UMAP, once per run)…", max_entries=2)
-def _map(path: str, method: str) -> pd.DataFrame | str:
+@st.cache_resource(show_spinner="Projecting the embeddings (PCA)…", max_entries=2)
+def _pca_map(path: str) -> pd.DataFrame | str:
     try:
-        return embedding_map(path, max_points=DEFAULT_MAX_POINTS, method=method)
+        return compute_map(path, max_points=DEFAULT_MAX_POINTS, method="pca")
     except DataError as exc:
         return str(exc)
 
@@ -27,10 +27,22 @@ def _map(path: str, method: str) -> pd.DataFrame | str:
 run = get_run()
 t = run.table
 st.title("Embedding map")
-points = _map(str(run.path), map_method_from_argv())
-if isinstance(points, str):
-    st.info(md(points))
-    st.stop()
+job = map_job(run)
+if job.done and job.result is not None:
+    points = job.result
+else:
+    if job.done and job.error:
+        st.info(md(job.error))
+        st.stop()
+    points = _pca_map(str(run.path))
+    if isinstance(points, str):
+        st.info(md(points))
+        st.stop()
+    st.info(f"Showing a PCA map while the {job.method.upper()} map is computed in the background (the first time in a "
+            "process also compiles UMAP's code). Press Refresh to switch to it when ready.",
+            icon=":material/hourglass_top:")
+    if st.button("Refresh", key="map_refresh"):
+        st.rerun()
 pos = run.id_index.get_indexer(points["sample_id"])
 points = points[pos >= 0].assign(pos=pos[pos >= 0])
 status, _, _ = get_status(run)
