@@ -246,7 +246,7 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
             [{"signal": k, "auroc": v.get("auroc")} for k, v in metrics["per_signal"].items()])))
     style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px} img{max-width:100%}"
              " div.scroll{overflow-x:auto;max-width:100%} table.t{border-collapse:collapse;font-size:12px}"
-             " table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd;max-width:260px;overflow-wrap:anywhere}"
+             " table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd} table.t td{max-width:260px;overflow-wrap:anywhere}"
              " img.thumb{width:48px;height:48px;image-rendering:pixelated} details.glossary{font-size:12px;margin:6px 0}"
              " details.glossary dd{margin:0 0 4px 16px} span.dir{color:#666} p.tail{border-left:4px solid #c0392b;padding-left:8px}"
              " p.warning{background:#fff4e5;border-left:4px solid #e8a33d;padding:8px 12px}</style>")
