@@ -220,3 +220,36 @@ def test_keyboard_review_without_carry_over(browser, server, tmp_path):
     log = load_decision_log(run_dir)
     assert log["action"].tolist() == ["keep", "clear"] and log["sample_id"].tolist() == [first, first]
     assert second != first
+
+
+def test_spot_check_answered_with_the_keyboard(browser, server, tmp_path):
+    """Draw a quick spot check, answer three samples with k / d from the true labels, see the estimate."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from curator.audit.spot_check import read_spot_check
+    from curator.review import load_decisions
+    from curator.explore.run import load_run
+
+    run_dir = RUN_DIR[0]
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    (run_dir / "spot_check.json").unlink(missing_ok=True)
+    table = load_run(run_dir).table.set_index("sample_id")
+    browser.get(f"{server}/spot_check")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    _wait_for(browser, lambda: "Draw the sample" in body(), what="the draw button")
+    [l for l in browser.find_elements("css selector", "label") if l.text.startswith("quick")][0].click()
+    time.sleep(1)
+    [b for b in browser.find_elements("tag name", "button") if b.text == "Draw the sample"][0].click()
+    _wait_for(browser, lambda: read_spot_check(run_dir) is not None and "0 of" in body(), what="the drawn sample")
+    assert read_spot_check(run_dir)["mode"] == "quick"
+    for i in range(3):
+        line = _wait_for(browser, lambda: [x for x in body().splitlines() if x.startswith("sample ")], what="a sample")
+        sid = line[0].split(" ", 1)[1]
+        wrong = table.loc[sid, "true_label"] != table.loc[sid, "label"]
+        ActionChains(browser).send_keys("d" if wrong else "k").perform()
+        _wait_for(browser, lambda: len(load_decisions(run_dir)) == i + 1, what=f"answer {i + 1} saved")
+        assert load_decisions(run_dir).set_index("sample_id").loc[sid, "action"] == ("drop" if wrong else "keep")
+    _wait_for(browser, lambda: "3 of" in body() and "Estimated precision" in body(), what="the estimate")
+    shot = tmp_path / "spot_check.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")

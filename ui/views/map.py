@@ -11,7 +11,7 @@ from curator.data.problems import DataError
 from curator.explore.embedding_map import DEFAULT_MAX_POINTS, class_colours, compute_map, samples_in_region
 from curator.explore.filters import filter_mask, sortable_columns
 from curator.explore.review import REVIEW_STATUSES
-from ui.common import get_run, get_status, map_job, md, open_sample, thumbnail
+from ui.common import get_run, get_status, map_job, md, open_sample, save_decision, thumbnail
 
 MAX_DRAWN = 20_000  # points sent to the browser; the rest of the cached map is thinned out for drawing
 
@@ -92,6 +92,13 @@ if sel and "x" in sel and "y" in sel:
             st.caption(md(run.class_name(int(t["label"].iat[int(q)]))))
             if st.button("Open", key=f"map_open_{sid}"):
                 open_sample(str(sid))
+    region_ids = inside["sample_id"].astype(str).tolist()
+    with st.container(horizontal=True, vertical_alignment="center"):  # one decision for the whole selection
+        st.markdown(f"Decide for all **{len(region_ids):,}** samples in the region:")
+        if st.button("Keep all", key="map_keep", disabled=not region_ids):
+            save_decision(run, region_ids, "keep")
+        if st.button("Drop all", key="map_drop", disabled=not region_ids):
+            save_decision(run, region_ids, "drop")
     listing = t.iloc[inside["pos"].to_numpy()[:500]]
     show = [c for c in ("sample_id", "label", "suggested_label", "label_issue_score", "shot_group") if c in listing.columns]
     st.dataframe(listing[show], hide_index=True, width="stretch", height=240)
