@@ -73,7 +73,7 @@ def _map_job(path: str, method: str, stamp: int):
 
 
 def map_job(run: ExplorerRun):
-    """The embedding map computed in the background, started the first time any page opens (a warm-up: the
+    """The embedding map computed in another process, started the first time any page opens (a warm-up: the
     person does not wait for UMAP's compilation on the map page)."""
     return _map_job(str(run.path), map_method_from_argv(), _mtime(run.path / runfiles.EMBEDDINGS))
 

@@ -10,7 +10,7 @@ the embeddings file or the settings change. ``method="pca"`` gives a fast linear
 UMAP's first call in a process is mostly not the fit: importing umap-learn compiles its numba code, and
 the first fit compiles more (on this project's 2-core machine, under load, `import umap` took 56 s and the
 first fit of 737 points 18 s against 1.8 s for the second; a one-off measurement, not a benchmark). The
-explorer therefore starts the UMAP map in a background thread as soon as it opens (`MapJob`) and shows a
+explorer therefore starts the UMAP map in a separate process as soon as it opens (`MapJob`) and shows a
 PCA map of the same rows (`compute_map(method="pca")`, no compilation) until the UMAP map is ready.
 """
 from __future__ import annotations
@@ -117,34 +117,67 @@ def contrast_on_white(colour: str) -> float:
     return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
 
 
+def _map_worker(run_path: str, method: str, max_points: int, conn) -> None:
+    """MapJob's process: compute and cache the map, send None or the reason it failed."""
+    try:
+        embedding_map(run_path, max_points=max_points, method=method)
+        conn.send(None)
+    except DataError as exc:
+        conn.send(str(exc))
+    except Exception as exc:  # shown on the map page; the PCA map stays
+        conn.send(f"{method} map failed: {type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+
+
 class MapJob:
-    """`embedding_map` running in a background thread (started once per explorer process and run)."""
+    """`embedding_map` computed in a separate process (started once per explorer process and run), so UMAP's
+    import and numba compilation neither hold this process's GIL nor its import locks while the explorer
+    draws pages (a thread did: the PCA map waited for them)."""
 
     def __init__(self, run_path: str | Path, method: str = "umap", max_points: int = DEFAULT_MAX_POINTS):
+        import multiprocessing as mp
         import threading
 
-        self.result: pd.DataFrame | None = None
+        self._lock = threading.Lock()
+        self.run_path, self.method, self.max_points = str(run_path), method, max_points
         self.error: str | None = None
-        self.method = method
-        self._thread = threading.Thread(target=self._run, args=(run_path, method, max_points), daemon=True,
-                                        name="curator-map")
-        self._thread.start()
-
-    def _run(self, run_path, method, max_points) -> None:
-        try:
-            self.result = embedding_map(run_path, max_points=max_points, method=method)
-        except DataError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # shown on the map page; the PCA map stays
-            LOG.exception("explorer map: %s failed", method)
-            self.error = f"{method} map failed: {type(exc).__name__}: {exc}"
+        self._result: pd.DataFrame | None = None
+        self._answered = False
+        ctx = mp.get_context("spawn")  # a fresh interpreter: no copy of the server's threads or state
+        self._conn, child = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_map_worker, args=(self.run_path, method, max_points, child), daemon=True,
+                                 name="curator-map")
+        self._proc.start()
+        child.close()
 
     @property
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        if self._proc.is_alive():
+            return False
+        with self._lock:  # several browser sessions share one job
+            self._read_answer()
+        return True
+
+    def _read_answer(self) -> None:
+        if not self._answered:
+            self._answered = True
+            try:
+                answer = self._conn.recv() if self._conn.poll() else False
+            except EOFError:
+                answer = False
+            self.error = answer if answer is not False else (
+                f"the {self.method} map process ended without an answer (exit code {self._proc.exitcode})")
+
+    @property
+    def result(self) -> pd.DataFrame | None:
+        """The map (read from RUN/umap.parquet, which the process wrote) once it is done without error."""
+        if self._result is None and self.done and self.error is None:
+            self._result = embedding_map(self.run_path, max_points=self.max_points, method=self.method)
+        return self._result
 
     def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
+        self._proc.join(timeout)
         return self.done
 
 

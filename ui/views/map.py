@@ -28,9 +28,8 @@ run = get_run()
 t = run.table
 st.title("Embedding map")
 job = map_job(run)
-if job.done and job.result is not None:
-    points = job.result
-else:
+points = job.result if job.done else None
+if points is None:
     if job.done and job.error:
         st.info(md(job.error))
         st.stop()
@@ -38,9 +37,8 @@ else:
     if isinstance(points, str):
         st.info(md(points))
         st.stop()
-    st.info(f"Showing a PCA map while the {job.method.upper()} map is computed in the background (the first time in a "
-            "process also compiles UMAP's code). Press Refresh to switch to it when ready.",
-            icon=":material/hourglass_top:")
+    st.info(f"Showing a PCA map while the {job.method.upper()} map is computed in the background (the first time "
+            "also compiles UMAP's code). Press Refresh to switch to it when ready.", icon=":material/hourglass_top:")
     if st.button("Refresh", key="map_refresh"):
         st.rerun()
 pos = run.id_index.get_indexer(points["sample_id"])
