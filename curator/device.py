@@ -6,6 +6,12 @@ from contextlib import contextmanager
 
 import torch
 
+from curator.config import ConfigError
+
+
+class DeviceError(ConfigError, RuntimeError):
+    """A requested device that this machine does not have (or no device at all): one line for the user."""
+
 
 def select_device(prefer: str | None = None) -> torch.device:
     """Return the device to compute on.
@@ -14,9 +20,16 @@ def select_device(prefer: str | None = None) -> torch.device:
     otherwise CUDA is used when available.
     """
     choice = prefer or os.environ.get("CURATOR_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(choice)
+    try:
+        device = torch.device(choice)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {choice!r} is not one curator runs on; use cpu, cuda or cuda:i")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {choice!r} requested but CUDA is not available")
+        raise DeviceError(f"device {choice!r} requested but CUDA is not available on this machine (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {choice!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 

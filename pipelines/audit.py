@@ -29,6 +29,7 @@ from curator.audit.evaluate import class_size_error, evaluate
 from curator.audit.report import render_report
 from curator.data.manifest import UNKNOWN, Dataset
 from curator.data.options import DatasetOptions
+from curator.device import select_device
 from curator.evidence import Evidence
 from curator.hygiene.fuse import fuse_audit
 from curator.rundir import RunDir, atomic_path
@@ -133,6 +134,9 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     t0 = time.perf_counter()
     stop = STAGES.index(until)
     options, rec = resolve_recipe(options, recipe=recipe, overrides=overrides)
+    # the run's one device switch (--device, ssl.device): checked before any work, then handed to every stage
+    # that computes on a device (pre-training and embedding, heads, evidence: kNN graph and probe, hygiene)
+    device = str(select_device(rec.ssl.device))
     run, ds = prepare_run(out, options, rec.record(), needs_labels=stop >= STAGES.index("heads"))
     seed = options.seed
     truth = ds.has_truth("train")
@@ -150,9 +154,9 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
             summary["embeddings"] = {"path": str(run / runfiles.EMBEDDINGS), "n": int(embeddings.shape[0]),
                                      "dim": int(embeddings.shape[1])}
     if stop >= STAGES.index("heads"):
-        heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed)
+        heads = train_heads_stage(run, ds, embeddings, rec.heads, seed=seed, device=device)
     if stop >= STAGES.index("evidence"):
-        evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed)
+        evidence = evidence_stage(run, ds, embeddings, rec.evidence, seed=seed, device=device)
     if stop >= STAGES.index("hygiene"):
         hygiene = hygiene_stage(run, ds, evidence, embeddings, rec.hygiene, supplied_embeddings=bool(options.embeddings))
         summary["hygiene"] = (run.read_json(runfiles.HYGIENE_SUMMARY) or {}).get("counts", {})

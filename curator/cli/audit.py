@@ -45,7 +45,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", default=None, metavar="FILE",
                    help="start from these weights (a local torchvision/timm state dict, or an earlier run's "
                         "checkpoints/backbone.pt); nothing is downloaded")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:i (default: CUDA when present)")
+    g.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:i for every stage that computes (pre-training, embedding, heads, evidence, "
+                        "hygiene; default: CUDA when present)")
     g.add_argument("--compile", choices=["auto", "on", "off"], default=None)
 
 
