@@ -117,26 +117,16 @@ def contrast_on_white(colour: str) -> float:
     return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
 
 
-def _map_worker(run_path: str, method: str, max_points: int, conn) -> None:
-    """MapJob's process: compute and cache the map, send None or the reason it failed."""
-    try:
-        embedding_map(run_path, max_points=max_points, method=method)
-        conn.send(None)
-    except DataError as exc:
-        conn.send(str(exc))
-    except Exception as exc:  # shown on the map page; the PCA map stays
-        conn.send(f"{method} map failed: {type(exc).__name__}: {exc}")
-    finally:
-        conn.close()
-
-
 class MapJob:
-    """`embedding_map` computed in a separate process (started once per explorer process and run), so UMAP's
-    import and numba compilation neither hold this process's GIL nor its import locks while the explorer
-    draws pages (a thread did: the PCA map waited for them)."""
+    """`embedding_map` computed in a separate process (``python -m curator.explore.embedding_map RUN METHOD N``;
+    started once per explorer process and run), so UMAP's import and numba compilation neither hold this
+    process's GIL nor its import locks while the explorer draws pages (a thread did: the PCA map waited for
+    them). A plain subprocess, not multiprocessing: a spawned child would re-run the Streamlit script."""
 
     def __init__(self, run_path: str | Path, method: str = "umap", max_points: int = DEFAULT_MAX_POINTS):
-        import multiprocessing as mp
+        import subprocess
+        import sys
+        import tempfile
         import threading
 
         self._lock = threading.Lock()
@@ -144,30 +134,24 @@ class MapJob:
         self.error: str | None = None
         self._result: pd.DataFrame | None = None
         self._answered = False
-        ctx = mp.get_context("spawn")  # a fresh interpreter: no copy of the server's threads or state
-        self._conn, child = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_map_worker, args=(self.run_path, method, max_points, child), daemon=True,
-                                 name="curator-map")
-        self._proc.start()
-        child.close()
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen([sys.executable, "-m", "curator.explore.embedding_map", self.run_path, method,
+                                       str(max_points)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=self._stderr)
 
     @property
     def done(self) -> bool:
-        if self._proc.is_alive():
+        if self._proc.poll() is None:
             return False
         with self._lock:  # several browser sessions share one job
-            self._read_answer()
+            if not self._answered:
+                self._answered = True
+                if self._proc.returncode != 0:
+                    self._stderr.seek(0)
+                    lines = [x for x in self._stderr.read().decode("utf-8", "replace").splitlines() if x.strip()]
+                    self.error = lines[-1] if lines else f"the {self.method} map failed (exit code {self._proc.returncode})"
+                self._stderr.close()
         return True
-
-    def _read_answer(self) -> None:
-        if not self._answered:
-            self._answered = True
-            try:
-                answer = self._conn.recv() if self._conn.poll() else False
-            except EOFError:
-                answer = False
-            self.error = answer if answer is not False else (
-                f"the {self.method} map process ended without an answer (exit code {self._proc.exitcode})")
 
     @property
     def result(self) -> pd.DataFrame | None:
@@ -177,8 +161,29 @@ class MapJob:
         return self._result
 
     def wait(self, timeout: float | None = None) -> bool:
-        self._proc.join(timeout)
+        import subprocess
+
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
         return self.done
+
+
+def _main(argv: list[str]) -> int:
+    """MapJob's process: compute and cache the map; on failure one line on stderr (the reason) and exit 1."""
+    import sys
+
+    run_path, method, max_points = argv[0], argv[1], int(argv[2])
+    try:
+        embedding_map(run_path, max_points=max_points, method=method)
+    except DataError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except Exception as exc:  # shown on the map page; the PCA map stays
+        print(f"{method} map failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def samples_in_region(points: pd.DataFrame, x_range: tuple[float, float], y_range: tuple[float, float]) -> pd.DataFrame:
@@ -186,3 +191,9 @@ def samples_in_region(points: pd.DataFrame, x_range: tuple[float, float], y_rang
     x, y = points["x"].to_numpy(), points["y"].to_numpy()
     inside = (x >= min(x_range)) & (x <= max(x_range)) & (y >= min(y_range)) & (y <= max(y_range))
     return points[inside]
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))
