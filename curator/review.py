@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from curator import runfiles
-from curator.rundir import write_parquet_atomic
+from curator.data.problems import DataError
+from curator.rundir import RunDir, check_regular, storage_error, write_parquet_atomic
 
 ACTIONS = ("keep", "relabel", "drop")
 LOG_SCHEMA = {"seq": "int64", "batch": "int64", "sample_id": "str", "action": "str", "new_label": "int64",
@@ -64,7 +65,11 @@ def _empty_log() -> pd.DataFrame:
 @contextlib.contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
     lock_path = Path(run_dir) / "decisions.lock"
-    with open(lock_path, "a+") as fh:
+    try:
+        fh = open(lock_path, "a+")
+    except OSError as exc:   # a read-only run directory: one line, not a traceback in the explorer
+        raise storage_error(exc, lock_path) or DataError(f"cannot open {str(lock_path)!r}: {exc.strerror}") from None
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -72,12 +77,20 @@ def _locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def load_decision_log(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every decision ever saved, oldest first, with the columns of `LOG_SCHEMA` (empty frame if none)."""
+def load_decision_log(run_dir: str | os.PathLike, *, n_classes: int | None = None) -> pd.DataFrame:
+    """Every decision ever saved, oldest first, with the columns of `LOG_SCHEMA` (empty frame if none), checked
+    by `check_decisions` against `n_classes` (default: the class names RUN/config.json records)."""
     path = Path(run_dir) / runfiles.DECISIONS
-    if not path.exists():
+    if not check_regular(path, missing_ok=True):
         return _empty_log()
-    log = pd.read_parquet(path)
+    try:
+        log = pd.read_parquet(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataError(f"{str(path)!r} is not a table of review decisions ({str(exc)[:200]}); "
+                        "move it away to start the review afresh") from None
+    if n_classes is None:
+        n_classes = recorded_n_classes(run_dir)
+    log = check_decisions(log, path, n_classes)
     if "seq" not in log.columns:  # the file before the log: the newest decision per sample only
         log = log.reset_index(drop=True)
         log["seq"] = np.arange(len(log), dtype=np.int64)
@@ -97,14 +110,14 @@ def current_decisions(log: pd.DataFrame) -> pd.DataFrame:
     return last[COLUMNS].reset_index(drop=True)
 
 
-def load_decisions(run_dir: str | os.PathLike) -> pd.DataFrame:
+def load_decisions(run_dir: str | os.PathLike, *, n_classes: int | None = None) -> pd.DataFrame:
     """The current decisions, one row per sample (newest wins; empty frame if none were made)."""
-    return current_decisions(load_decision_log(run_dir))
+    return current_decisions(load_decision_log(run_dir, n_classes=n_classes))
 
 
-def _append(run_dir: Path, rows: pd.DataFrame) -> pd.DataFrame:
+def _append(run_dir: Path, rows: pd.DataFrame, n_classes: int | None = None) -> pd.DataFrame:
     """Append `rows` (without seq / batch) under the lock held by the caller; return the whole log."""
-    log = load_decision_log(run_dir)
+    log = load_decision_log(run_dir, n_classes=n_classes)
     start = int(log["seq"].max()) + 1 if len(log) else 0
     rows = rows.reset_index(drop=True).copy()
     rows["seq"] = np.arange(start, start + len(rows), dtype=np.int64)
@@ -114,6 +127,58 @@ def _append(run_dir: Path, rows: pd.DataFrame) -> pd.DataFrame:
     log = log.astype({c: t for c, t in LOG_SCHEMA.items() if t != "str"})
     write_parquet_atomic(run_dir / runfiles.DECISIONS, log)
     return log
+
+
+def recorded_n_classes(run_dir: str | os.PathLike) -> int | None:
+    """The number of classes RUN/config.json names, or None when it does not say."""
+    try:
+        names = RunDir(run_dir, create=False).read_json(runfiles.CONFIG, {}).get("class_names")
+    except DataError:
+        return None
+    return len(names) if isinstance(names, list) and names else None
+
+
+def check_decisions(df: pd.DataFrame, path: str | os.PathLike, n_classes: int | None) -> pd.DataFrame:
+    """`df` if every row is a decision a person can make — a sample id (text), a known action, ``new_label`` a
+    whole number: a class in 0..n_classes-1 for ``relabel``, -1 otherwise; in the log (`LOG_SCHEMA`) also
+    ``clear``, and whole-number ``seq`` / ``batch`` / ``undoes``; `DataError` naming the file, the column and the
+    first bad row otherwise. Columns other than these are kept as they are."""
+    where = str(path)
+    missing = [c for c in ("sample_id", "action", "new_label") if c not in df.columns]
+    if missing:
+        raise DataError(f"{where!r} lacks column(s) {missing}; it is not a table of review decisions")
+
+    def refuse(column: str, rows: np.ndarray, what: str) -> None:
+        i = int(np.flatnonzero(rows)[0])
+        raise DataError(f"{where!r}: column {column!r} of row {i} (sample {str(df['sample_id'].iloc[i])!r}) "
+                        f"is {df[column].iloc[i]!r}, {what}; fix or remove the file")
+
+    if not pd.api.types.is_integer_dtype(df["new_label"]) or pd.api.types.is_bool_dtype(df["new_label"]):
+        bad = ~df["new_label"].map(lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)).to_numpy()
+        refuse("new_label", bad if bad.any() else np.ones(len(df), bool), "not a whole number (a class index)")
+    ids = df["sample_id"]
+    bad = ~ids.map(lambda v: isinstance(v, str) and v != "").to_numpy(bool)
+    if bad.any():
+        refuse("sample_id", bad, "not a sample id")
+    action = df["action"]
+    allowed = LOG_ACTIONS if "seq" in df.columns else ACTIONS  # "clear" rows exist only in the log
+    bad = ~action.isin(allowed).to_numpy(bool)
+    if bad.any():
+        refuse("action", bad, f"not one of {', '.join(allowed)}")
+    label = df["new_label"].to_numpy(np.int64)
+    relabel = (action == "relabel").to_numpy(bool)
+    high = n_classes if n_classes is not None else np.iinfo(np.int64).max
+    bad = relabel & ~((label >= 0) & (label < high))
+    if bad.any():
+        refuse("new_label", bad, f"not a class of this run (0..{high - 1})" if n_classes else "not a class index")
+    bad = ~relabel & (label != -1)
+    if bad.any():
+        refuse("new_label", bad, "a label on a decision that is not relabel (-1 expected)")
+    for column in ("seq", "batch", "undoes"):
+        if column in df.columns and (not pd.api.types.is_integer_dtype(df[column])
+                                     or pd.api.types.is_bool_dtype(df[column])):
+            refuse(column, np.ones(len(df), bool), "not a whole number")
+    return df
 
 
 def record_decisions(run_dir: str | os.PathLike, sample_ids: Iterable[str], action: str,
@@ -134,12 +199,12 @@ def record_decisions(run_dir: str | os.PathLike, sample_ids: Iterable[str], acti
     run_dir = Path(run_dir)
     with _locked(run_dir):
         if not ids:
-            return load_decisions(run_dir)
+            return load_decisions(run_dir, n_classes=n_classes)
         rows = pd.DataFrame({"sample_id": ids, "action": action,
                              "new_label": np.int64(new_label if action == "relabel" else -1),
                              "reviewer": reviewer if reviewer is not None else default_reviewer(),
                              "undoes": np.int64(-1)})
-        return current_decisions(_append(run_dir, rows))
+        return current_decisions(_append(run_dir, rows, n_classes))
 
 
 def undo_last(run_dir: str | os.PathLike, reviewer: str | None = None) -> pd.DataFrame:

@@ -1,176 +1,64 @@
-"""The run directory: the contract between stages (SPEC §2, §10).
+"""The run directory: the contract between stages (ARCHITECTURE.md / README "The run directory").
 
-Layout (names are a contract; see README):
+The names of its files are in `curator.runfiles` (one constant per artefact, with what it holds); the
+module that owns an artefact's format owns its one reader. This module keeps the stage records:
 
-    RUN/
-      config.json          what was asked for (dataset options, recipe, overrides)
-      provenance.json      versions, seed, data fingerprint, per-stage timings
-      manifest.parquet     the dataset's manifest (all splits)
-      problems.parquet     bad inputs found while reading the data
-      stages/<name>.json   fingerprint of each finished stage's inputs, and size + checksum of each output
-      run.lock             held (fcntl) by the one process writing the run; names it (pid, host, start)
-      checkpoints/         SSL checkpoints
-      embeddings.npy       N_train x d float16, rows in manifest order of the train split
-      heads/<head>/...     per-head records
-      signals.parquet, audit.parquet, classes.parquet, metrics.json, report.html
-      decisions.parquet    review decisions saved by the explorer
-
-Every write goes to a temporary file in the same directory and is renamed into place, so a
-reader never sees a half-written file and a killed run leaves the previous version intact; files
-get the permissions the umask allows (like any file the user creates), not `mkstemp`'s 0600.
+    RUN/stages/<stage>.json   fingerprint of a finished stage's inputs, and size + checksum of each output
 
 A stage is skipped only when the fingerprint of its inputs matches the recorded one **and** every
 output still has the size and checksum recorded when the stage finished: a missing, truncated or
-altered output makes the stage run again. Readers outside the pipeline (explorer, export) check a
-file the same way with `RunDir.verify_output`.
+altered output makes the stage run again, and so does a stage record that is not a valid record.
+Readers outside the pipeline (explorer, export, `curator verify`) check a file the same way with
+`RunDir.verify_output`.
 
-One process writes a run directory at a time: `RunDir.lock_for_writing` takes an exclusive
-`fcntl.flock` on ``RUN/run.lock`` for the rest of the process's life (the kernel releases it when
-the process ends, also after ``kill -9``) and writes who holds it; a second writer gets a
-`RunLockedError` (exit code 2) naming the other process.
+The other jobs live next door: atomic writes and checksums in `curator.atomic`, the one-writer lock
+(``RUN/run.lock``) in `curator.runlock`, versions, timings and memory peaks (``RUN/provenance.json``)
+in `curator.provenance`. `RunDir` is the one object stages and readers hold; it re-exports what
+callers used to import from here.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
 import logging
 import os
-import platform
-import socket
-import sys
-import tempfile
-import threading
 import time
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from curator import runfiles
+from curator.atomic import (StorageError, atomic_path, check_regular, current_umask, file_fingerprint,  # noqa: F401
+                            file_record, fingerprint, storage_error, write_json_atomic, write_npy_atomic,
+                            write_parquet_atomic)
 from curator.data.problems import DataError
-from curator.log import to_jsonable
+from curator.provenance import (check_provenance, environment, package_versions, peak_memory_mb,  # noqa: F401
+                                reset_peak_memory, with_timing)
+from curator.runlock import (RunLockedError, acquire_writer_lock, current_writer, describe_holder,  # noqa: F401
+                             release_writer_lock)
 
 LOG = logging.getLogger(__name__)
-
-_UMASK_LOCK = threading.Lock()
-
-
-def current_umask() -> int:
-    """The process's umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:  # elsewhere: set and restore (not thread-safe against other umask users)
-        old = os.umask(0o022)
-        os.umask(old)
-    return old
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; rename it onto `target` if the block succeeds.
-
-    The file ends with mode ``0o666 & ~umask`` (what ``open(target, "w")`` would give), not the
-    0600 of `tempfile.mkstemp`, so a shared run directory stays readable to whom the umask allows.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~current_umask())
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(obj), indent=2))
-
-
-def write_parquet_atomic(path: str | os.PathLike, df: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-
-
-def write_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-
-
-def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """sha256 of a file's bytes (first 16 hex digits)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def file_record(path: str | os.PathLike) -> dict[str, Any]:
-    """What a stage records about one output: its size in bytes and `file_fingerprint`."""
-    return {"size": os.stat(path).st_size, "sha256": file_fingerprint(path)}
-
-
-def fingerprint(obj: Any) -> str:
-    """Stable hash of a JSON-able description of a stage's inputs."""
-    return hashlib.sha256(json.dumps(to_jsonable(obj), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def package_versions() -> dict[str, str]:
-    names = ["curator", "torch", "torchvision", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy",
-             "faiss-cpu", "faiss-gpu-cu12", "umap-learn", "streamlit", "cleanlab"]
-    out = {}
-    for n in names:
-        try:
-            out[n] = metadata.version(n)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def reset_peak_memory() -> None:
-    """Reset this process's resident-memory high-water mark (Linux: /proc/self/clear_refs), so the next
-    `peak_memory_mb` is the peak of what runs in between; a no-op where the kernel does not offer it."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_memory_mb() -> float | None:
-    """Peak resident memory (MiB) of this process since start or the last `reset_peak_memory` (VmHWM), or None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+MAX_JSON_BYTES = 256 << 20   # the largest JSON record a run holds is the SSL history: kilobytes
 
 
 class RunDir:
     """A run directory with atomic I/O helpers and stage bookkeeping."""
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True):
-        """`create=False` for readers (explorer, export): the directory is not made if it is missing."""
+        """`create=False` for readers (explorer, export): the directory is not made if it is missing.
+
+        A run "directory" that is a file, or one that cannot be created (read-only, no space), is a
+        one-line `DataError`."""
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise DataError(f"run directory {str(self.path)!r} is a file, not a directory; choose another --out")
         if create:
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, self.path / ".") or DataError(
+                    f"cannot create run directory {str(self.path)!r}: {exc.strerror}") from None
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -178,34 +66,85 @@ class RunDir:
     def exists(self, name: str) -> bool:
         return (self.path / name).exists()
 
+    def file(self, name: str) -> Path:
+        """RUN/`name`, refused (`DataError`) when a symlink on the way leads out of the run directory:
+        nothing curator reads or writes through a run's names lives elsewhere."""
+        p = self.path / name
+        try:
+            inside = p.resolve().is_relative_to(self.path.resolve())
+        except (OSError, RuntimeError):   # a symlink loop
+            inside = False
+        if not inside:
+            raise DataError(f"{str(p)!r} leads out of the run directory (a symlink); remove it")
+        return p
+
     # --- I/O -------------------------------------------------------------------------------
     def write_json(self, name: str, obj: Any) -> Path:
-        write_json_atomic(self.path / name, obj)
+        write_json_atomic(self.file(name), obj)
         return self.path / name
 
-    def read_json(self, name: str, default: Any = None) -> Any:
-        p = self.path / name
-        if not p.exists():
+    def read_json(self, name: str, default: Any = None, *, recompute: bool = False) -> Any:
+        """RUN/`name` as a JSON object (every JSON file of a run holds one), `default` when it is missing.
+
+        A file that is not a regular file, not valid JSON, larger than `MAX_JSON_BYTES` or not an object is
+        refused with a `DataError` naming it; with ``recompute=True`` (a stage output or bookkeeping that can be
+        made again) it is logged and `default` is returned instead, so the caller recomputes it."""
+        p = self.file(name)
+        if not check_regular(p, missing_ok=True):
             return default
-        return json.loads(p.read_text())
+        try:
+            size = p.stat().st_size
+            if size > MAX_JSON_BYTES:
+                raise ValueError(f"{size} bytes, more than the {MAX_JSON_BYTES} a record can be")
+            obj = json.loads(p.read_bytes().decode("utf-8"))
+            if not isinstance(obj, dict):
+                raise ValueError(f"holds {type(obj).__name__} {str(obj)[:40]!r}, not a record")
+        except (OSError, ValueError, RecursionError) as exc:
+            why = f"{str(p)!r} is not a valid record ({str(exc)[:200]})"
+            if recompute:
+                LOG.warning("%s; computing it again", why)
+                return default
+            raise DataError(why) from None
+        return obj
 
     def write_parquet(self, name: str, df: pd.DataFrame) -> Path:
-        write_parquet_atomic(self.path / name, df)
+        write_parquet_atomic(self.file(name), df)
         return self.path / name
 
     def read_parquet(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        return pd.read_parquet(self.path / name, columns=columns)
+        p = self.file(name)
+        check_regular(p)
+        try:
+            return pd.read_parquet(p, columns=columns)
+        except (OSError, ValueError, KeyError, TypeError) as exc:   # pyarrow's errors are OSError / ValueError
+            raise DataError(f"{str(p)!r} is not a readable table ({str(exc)[:200]}); re-run the stage that "
+                            "writes it") from None
 
     def write_npy(self, name: str, array: np.ndarray) -> Path:
-        write_npy_atomic(self.path / name, array)
+        write_npy_atomic(self.file(name), array)
         return self.path / name
 
     def read_npy(self, name: str, mmap: bool = False) -> np.ndarray:
-        return np.load(self.path / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+        p = self.file(name)
+        check_regular(p)
+        try:
+            return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{str(p)!r} is not a readable array ({str(exc)[:200]})") from None
 
     # --- stages ---------------------------------------------------------------------------
     def stage_record(self, stage: str) -> dict | None:
-        return self.read_json(f"stages/{stage}.json")
+        """RUN/stages/`stage`.json, or None when it is missing or not a valid stage record (the stage then runs
+        again): inputs a fingerprint string (None for `record_files`), files name -> {size >= 0, sha256}."""
+        name = f"stages/{stage}.json"
+        rec = self.read_json(name, recompute=True)
+        if rec is None:
+            return None
+        why = stage_record_problem(rec)
+        if why:
+            LOG.warning("%s is not a valid stage record (%s); the stage runs again", self / name, why)
+            return None
+        return rec
 
     def output_mismatch(self, name: str, recorded: dict | None) -> str | None:
         """Why output `name` no longer matches `recorded` (size + checksum), or None if it does."""
@@ -240,16 +179,20 @@ class RunDir:
         return True
 
     def run_stage(self, stage: str, fn: Callable[[], Any], *, inputs: Any, outputs: list[str],
-                  input_files: list[str] = ()) -> bool:
+                  input_files: list[str] = (), ids: str | None = None) -> bool:
         """Run `fn()` unless the stage is up to date; return True if it ran.
 
         `inputs` is a JSON-able description (config values); `input_files` are run-dir-relative
         files whose content is part of the fingerprint (e.g. the embeddings a head reads). When
         the stage finishes, the size and checksum of every output are recorded; a later call
-        re-runs the stage if any output is missing or no longer matches.
+        re-runs the stage if any output is missing or no longer matches. `ids` (the digest of the sample ids whose
+        rows the outputs hold, `curator.data.cache.ids_digest`) joins the fingerprint and the record, where readers
+        of arrays without room for it (``.npy``) find it with `recorded_ids`.
         """
-        files = {f: file_fingerprint(self.path / f) for f in input_files}
-        fp = fingerprint({"inputs": inputs, "files": files})
+        for o in outputs:   # a symlinked folder (RUN/heads -> elsewhere) must not take a stage's writes out of the run
+            self.file(o)
+        files = {f: file_fingerprint(self.file(f)) for f in input_files}
+        fp = fingerprint({"inputs": inputs, "files": files} | ({"ids": ids} if ids is not None else {}))
         if self.is_fresh(stage, fp, outputs):
             LOG.info("stage %s: up to date, skipped", stage)
             return False
@@ -265,11 +208,17 @@ class RunDir:
         self.write_json(f"stages/{stage}.json", {"inputs": fp, "outputs": outputs,
                                                   "files": {o: file_record(self.path / o) for o in outputs},
                                                   "seconds": round(seconds, 3), "peak_memory_mb": peak,
-                                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                        | ({"ids": ids} if ids is not None else {}))
         self.record_timing(stage, seconds, peak)
         LOG.info("stage %s: done in %.1f s%s (wrote %s)", stage, seconds,
                  f", peak memory {peak / 1024:.2f} GiB" if peak else "", ", ".join(outputs))
         return True
+
+    def recorded_ids(self, stage: str) -> str | None:
+        """The ids digest `stage` recorded for the rows of its outputs, or None (no record, or written before)."""
+        ids = (self.stage_record(stage) or {}).get("ids")
+        return ids if isinstance(ids, str) else None
 
     def record_files(self, stage: str, names: list[str]) -> None:
         """Record size + checksum of files written outside `run_stage` (e.g. ``prepare``'s manifest), so
@@ -288,13 +237,12 @@ class RunDir:
         refused with a message that says how to recompute it, instead of a parser's traceback.
         A file no stage record mentions (e.g. written by an older curator) is only checked to exist.
         """
-        p = self.path / name
-        if not p.is_file():
+        p = self.file(name)
+        if not check_regular(p, missing_ok=True):
             raise DataError(f"{str(p)!r} not found: run `curator audit --out {self.path}` first")
         for rec_path in sorted((self.path / "stages").glob("*.json")) if (self.path / "stages").is_dir() else []:
-            try:
-                rec = json.loads(rec_path.read_text())
-            except (OSError, ValueError):
+            rec = self.stage_record(rec_path.stem)
+            if rec is None:
                 continue
             recorded = (rec.get("files") or {}).get(name)
             if recorded:
@@ -319,111 +267,29 @@ class RunDir:
 
     # --- provenance ------------------------------------------------------------------------
     def record_timing(self, stage: str, seconds: float, peak_memory_mb: float | None = None) -> None:
-        prov = self.read_json(runfiles.PROVENANCE, {}) or {}
-        prov.setdefault("timings_s", {})[stage] = round(seconds, 3)
-        if peak_memory_mb is not None:
-            prov.setdefault("peak_memory_mb", {})[stage] = peak_memory_mb
-        self.write_json(runfiles.PROVENANCE, prov)
+        self.write_json(runfiles.PROVENANCE, with_timing(self.provenance(), stage, seconds, peak_memory_mb))
 
     def write_provenance(self, *, seed: int | None, data_fingerprint: str, extra: dict | None = None) -> None:
-        prov = self.read_json(runfiles.PROVENANCE, {}) or {}
-        prov.update({
-            "versions": package_versions(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "seed": seed,
-            "data_fingerprint": data_fingerprint,
-            "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        })
-        if extra:
-            prov.update(extra)
-        self.write_json(runfiles.PROVENANCE, prov)
+        self.write_json(runfiles.PROVENANCE, self.provenance() | environment(seed, data_fingerprint) | (extra or {}))
+
+    def provenance(self) -> dict[str, Any]:
+        """RUN/provenance.json as a record (bookkeeping: one that is not a valid record is started afresh)."""
+        return check_provenance(self.read_json(runfiles.PROVENANCE, {}, recompute=True), self / runfiles.PROVENANCE)
 
 
-# --- the writer lock (one process writes a run directory at a time) ----------------------------
-class RunLockedError(DataError):
-    """Another process is writing the run directory."""
-
-
-_HELD_LOCKS: dict[str, int] = {}  # resolved run directory -> fd holding its flock (this process)
-_HELD_GUARD = threading.Lock()
-
-
-def _holder_info() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv and sys.argv[0] else "python"}
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        data = os.read(fd, 1 << 16)
-        info = json.loads(data.decode("utf-8")) if data.strip() else {}
-        return info if isinstance(info, dict) else {}
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-
-
-def describe_holder(info: dict[str, Any]) -> str:
-    if not info:
-        return "another process (it has not written its details yet)"
-    cmd = f", running `{info['command']}`" if info.get("command") else ""
-    return f"pid {info.get('pid', '?')} on host {info.get('host', '?')}, started {info.get('started', '?')}{cmd}"
-
-
-def acquire_writer_lock(path: str | os.PathLike) -> None:
-    """Take the exclusive lock on ``path/run.lock`` for this process's life (see `RunDir.lock_for_writing`)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    key = str(path.resolve())
-    with _HELD_GUARD:
-        if key in _HELD_LOCKS:
-            return
-        fd = os.open(path / runfiles.LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = _read_holder(fd)
-            os.close(fd)
-            raise RunLockedError(f"run directory {str(path)!r} is being written by {describe_holder(other)}; "
-                                 "wait for it to finish (or stop it), or choose another --out") from None
-        except OSError as exc:  # a file system without flock support
-            os.close(fd)
-            LOG.warning("cannot lock %s (%s); make sure no other curator process writes this run", path / runfiles.LOCK, exc)
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(_holder_info()).encode("utf-8"))
-        os.fsync(fd)
-        _HELD_LOCKS[key] = fd
-
-
-def release_writer_lock(path: str | os.PathLike) -> None:
-    """Give up the writer lock this process holds on `path` (library users; the CLI keeps it to the end)."""
-    key = str(Path(path).resolve())
-    with _HELD_GUARD:
-        fd = _HELD_LOCKS.pop(key, None)
-    if fd is not None:
-        os.close(fd)  # closing the descriptor releases the flock
-
-
-def current_writer(path: str | os.PathLike) -> dict[str, Any] | None:
-    """Who holds the writer lock on `path` if it is another process; None if nobody (or this process)."""
-    path = Path(path)
-    lock = path / runfiles.LOCK
-    if str(path.resolve()) in _HELD_LOCKS or not lock.exists():
+def stage_record_problem(rec: Any) -> str | None:
+    """What is wrong with a stage record (RUN/stages/<stage>.json), or None when it is valid."""
+    if not isinstance(rec, dict):
+        return f"holds {type(rec).__name__}, not a record"
+    if not (rec.get("inputs") is None or isinstance(rec.get("inputs"), str)):
+        return "field 'inputs' is not a fingerprint"
+    files = rec.get("files")
+    if files is None:
         return None
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_holder(fd) or {"pid": None}
-        except OSError:
-            return None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    if not isinstance(files, dict):
+        return "field 'files' is not a table"
+    for name, f in files.items():
+        if not (isinstance(f, dict) and isinstance(f.get("size"), int) and not isinstance(f.get("size"), bool)
+                and f["size"] >= 0 and isinstance(f.get("sha256"), str)):
+            return f"field 'files.{name}' is not {{size, sha256}}"
+    return None

@@ -143,12 +143,13 @@ def run_pipeline(options: DatasetOptions | dict | None, out: str | Path, *, reci
     summary: dict[str, Any] = {"run_dir": str(run.path), "n_samples": int(len(train_rows(ds))), "n_classes": ds.n_classes}
     if stop >= STAGES.index("pretrain"):
         embeddings = _embeddings(run, ds, rec, options, stop)
-        history = run.read_json(f"{runfiles.CHECKPOINTS}/history.json")
+        history = run.read_json(runfiles.SSL_HISTORY, recompute=True)
         if history:
-            budget = history.get("budget") or {}
+            budget = history.get("budget") if isinstance(history.get("budget"), dict) else {}
             summary["pretrain"] = {k: history.get(k) for k in ("best_knn", "final_knn", "seconds", "backbone",
                                                                 "image_size", "epochs_done", "partial", "weights")} | {
-                "method": (history.get("config") or {}).get("method"), "epochs": history.get("epochs"),
+                "method": (history.get("config") if isinstance(history.get("config"), dict) else {}).get("method"),
+                "epochs": history.get("epochs"),
                 "budget_minutes": budget.get("budget_minutes"), "budget_reason": budget.get("reason")}
         if embeddings is not None:
             summary["embeddings"] = {"path": str(run / runfiles.EMBEDDINGS), "n": int(embeddings.shape[0]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from curator import runfiles
+from curator.data.cache import ids_digest
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.evidence import Evidence, compute_evidence, load_evidence, write_evidence
 from curator.evidence.config import EvidenceConfig
@@ -16,6 +17,7 @@ from curator.rundir import RunDir
 from pipelines.prepare import train_rows
 
 OUTPUTS = [runfiles.KNN, runfiles.OOF_PROBS, runfiles.FOLDS]
+FORMAT = 2   # 2: knn.npz carries the ids digest of its samples (runs written before recompute the stage once)
 
 
 def evidence_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: EvidenceConfig, *, seed: int,
@@ -23,15 +25,16 @@ def evidence_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: Eviden
     """Compute (or reload) the run's evidence for the training rows of `ds`."""
     train = ds.manifest.iloc[train_rows(ds)]
     labels = train["label"].to_numpy(np.int64)
+    ids = ids_digest(train["sample_id"].astype(str).tolist())
 
     def work() -> None:
         ev = compute_evidence(embeddings, labels, ds.n_classes, cfg, seed=seed, device=device)
-        write_evidence(run, ev)
-        prov = run.read_json(runfiles.PROVENANCE, {}) or {}
+        write_evidence(run, ev, ids=ids)
+        prov = run.provenance()
         prov["knn"] = ev.graph.info
         run.write_json(runfiles.PROVENANCE, prov)
 
     run.run_stage("evidence", work, outputs=OUTPUTS, input_files=[runfiles.EMBEDDINGS],
                   inputs={"evidence": cfg.to_dict(), "seed": seed, "n_classes": ds.n_classes,
-                          "manifest": manifest_fingerprint(train)})
-    return load_evidence(run, embeddings, labels, ds.n_classes, cfg, seed=seed, device=device)
+                          "manifest": manifest_fingerprint(train), "format": FORMAT})
+    return load_evidence(run, embeddings, labels, ds.n_classes, cfg, seed=seed, device=device, ids=ids)

@@ -20,6 +20,7 @@ import hashlib
 
 import numpy as np
 
+from curator.data.cache import ids_digest
 from curator.data.manifest import Dataset
 from curator.heads.base import HeadResult
 from curator.heads.config import HeadsConfig
@@ -52,8 +53,9 @@ def train_heads_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: Hea
     if n_emb != len(y):
         raise ValueError(f"embeddings have {n_emb} rows but the dataset has {len(y)} training samples")
     n_classes = len(ds.class_names)
+    ids = ids_digest(train["sample_id"].astype(str).tolist())
     base_inputs = {"embeddings": _array_fingerprint(embeddings), "labels": _array_fingerprint(y), "seed": seed,
-                   "n_classes": n_classes}
+                   "n_classes": n_classes, "ids": ids}   # ids: heads/*.npz carry them (runs before recompute once)
     # a head that learns from another (semi) trains after it
     order = sorted(cfg.heads, key=lambda h: teacher_of(h, cfg) is not None)
     results: dict[str, HeadResult] = {}
@@ -69,10 +71,10 @@ def train_heads_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray, cfg: Hea
         def fn(h=h) -> None:
             result = train_head(h, embeddings, y, n_classes, cfg, seed=seed, meta_mask=meta_mask, device=device,
                                 results=results)
-            write_head(run.path, result)
+            write_head(run.path, result, ids=ids)
             results[h] = result
 
         ran = run.run_stage(f"heads_{h}", fn, inputs=inputs, outputs=[runfiles.head_file(h), runfiles.history_file(h)])
         if not ran:
-            results[h] = read_head(run.path, h)
+            results[h] = read_head(run.path, h, ids=ids)
     return results

@@ -24,7 +24,7 @@ from curator.data.images import ArrayImages, FileImages
 from curator.data.manifest import Dataset, manifest_fingerprint
 from curator.data.options import DatasetOptions
 from curator.data.pins import ChangedSample, describe_changes
-from curator.data.problems import Problem, ProblemReport
+from curator.data.problems import DataError, Problem, ProblemReport
 from curator.data.readiness import check_ready
 from curator.data.registry import load_dataset
 from curator.data.validate import check_images
@@ -47,6 +47,7 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
     when the data cannot be worked on (`curator.data.readiness.check_ready`; `needs_labels=False`
     for pre-training / embedding only) or when the ``--embeddings`` file is unusable.
     """
+    check_out_outside_root(out, options.root)
     fresh = not Path(out).exists()
     run = RunDir(out)
     if _is_main_process():
@@ -99,6 +100,17 @@ def _prepare(run: RunDir, options: DatasetOptions, recipe: dict[str, Any] | None
     LOG.info("dataset %s: %d training samples, %d classes, %d problems reported (%d notes)", ds.name, n_train,
              ds.n_classes, len(ds.problems.bad), len(ds.problems.notes))
     return run, ds
+
+
+def check_out_outside_root(out: str | Path, root: str | None) -> None:
+    """Refuse (`DataError`) a run directory inside the dataset's root folder: the next read of the root would take
+    the run's own folders (heads/, stages/, ...) for classes or images."""
+    if not root or not Path(root).expanduser().is_dir():
+        return
+    r, o = Path(root).expanduser().resolve(), Path(out).expanduser().resolve()
+    if o == r or o.is_relative_to(r):
+        raise DataError(f"--out {str(out)!r} lies inside the dataset root {str(root)!r}: its folders would be read as "
+                        "data; choose a run directory outside the root")
 
 
 def train_rows(ds: Dataset) -> np.ndarray:

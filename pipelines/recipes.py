@@ -90,13 +90,24 @@ def load_recipe(dataset: str = "digits", path: str | Path | None = None, overrid
     if given & {("ssl", "budget_minutes"), ("ssl", "weights")} and ("ssl", "epochs") not in given:
         raw["ssl"].pop("epochs", None)   # a budget or weights given for this run decide what a recipe's epochs fixed
     from_dict(DatasetOptions, raw.get("dataset"), where="[dataset]")       # validate the keys now
-    return Recipe(dataset=raw.get("dataset", {}), ssl=SSLConfig.from_dict(raw.get("ssl"), where="[ssl]"),
+    return check_names(Recipe(dataset=raw.get("dataset", {}), ssl=SSLConfig.from_dict(raw.get("ssl"), where="[ssl]"),
                   heads=from_dict(HeadsConfig, raw.get("heads"), where="[heads]"),
                   evidence=from_dict(EvidenceConfig, raw.get("evidence"), where="[evidence]"),
                   hygiene=from_dict(HygieneConfig, raw.get("hygiene"), where="[hygiene]"),
                   signals=from_dict(SignalsConfig, raw.get("signals"), where="[signals]"),
                   audit=from_dict(AuditConfig, raw.get("audit"), where="[audit]"),
-                  path=str(p) if p else None, overrides=list(overrides or []))
+                  path=str(p) if p else None, overrides=list(overrides or [])))
+
+
+def check_names(rec: Recipe) -> Recipe:
+    """Refuse (`ConfigError`) a head name the registry does not know before any stage starts; SSL methods and
+    backbones are checked by `SSLConfig.validate`, every value's type by `curator.config.from_dict`."""
+    from curator.heads.registry import HEADS
+
+    for name in [*rec.heads.heads, rec.heads.semi_teacher]:
+        if name not in HEADS:
+            raise ConfigError(f"heads: unknown head {name!r}; known: {', '.join(HEADS)}")
+    return rec
 
 
 def resolve_options(options: DatasetOptions | dict | None, recipe: Recipe) -> DatasetOptions:

@@ -171,8 +171,12 @@ def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed:
                "n_train": len(ds.train), "n_monitor": _n_monitor(ds, cfg), "method": cfg.method,
                "batch_size": cfg.batch_size, "head_dim": cfg.head_dim, "fuse_views": cfg.fuse_views,
                "weights": cfg.weights, "device": device.type, "manifest": manifest_fingerprint(ds.manifest)}
-    rec = run.read_json(runfiles.BUDGET)
-    previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
+    rec = run.read_json(runfiles.BUDGET, recompute=True)
+    try:
+        previous = BudgetPlan.from_dict(rec["plan"]) if rec and "plan" in rec else None
+    except ValueError as exc:   # not a plan: made again
+        LOG.warning("%s: %s; planning the budget again", run / runfiles.BUDGET, exc)
+        rec, previous = None, None
     if rec and rec.get("request") == request:
         plan = previous
         LOG.info("pre-training budget: reusing the plan recorded in %s (%d epochs of %s at %d px)", run / runfiles.BUDGET,
@@ -192,7 +196,9 @@ def plan_config(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None, *, seed:
 
 def _record_cache(run: RunDir, cache: image_cache.ImageCache, split: str) -> None:
     """Note in RUN/image_cache.json which cache holds the `split` rows of the run's manifest (in order)."""
-    rec = run.read_json(runfiles.IMAGE_CACHE, {}) or {}
+    rec = run.read_json(runfiles.IMAGE_CACHE, {}, recompute=True) or {}
+    if not isinstance(rec.get("caches"), dict):
+        rec["caches"] = {}
     rec.setdefault("caches", {})[f"{split}@{cache.size}"] = {
         "path": str(Path(cache.path).resolve()), "split": split, "size": cache.size, "ids": cache.meta["ids"],
         "n": len(cache)}
@@ -256,12 +262,13 @@ def _inputs(ds: Dataset, cfg: SSLConfig, seed: int) -> dict:
 
 def _embeddings_option(run: RunDir, ds: Dataset) -> str | None:
     conf = run.read_json(runfiles.CONFIG, {}) or {}
-    return (conf.get("dataset") or {}).get("embeddings")
+    dataset = conf.get("dataset")
+    return dataset.get("embeddings") if isinstance(dataset, dict) else None
 
 
 def _continue_if_partial(run: RunDir) -> None:
     """A pre-training stopped by the wall-clock cap is not finished: forget its stage record so it continues."""
-    hist = run.read_json(runfiles.SSL_HISTORY)
+    hist = run.read_json(runfiles.SSL_HISTORY, recompute=True)
     record = run.path / "stages" / "pretrain.json"
     if hist and hist.get("partial") and record.exists():
         LOG.info("pre-training stopped at epoch %s of %s last time (ssl.max_minutes); continuing it",
@@ -368,6 +375,11 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
     return cfg
 
 
+def train_ids(ds: Dataset) -> str:
+    """The ids digest of the training rows, in the order embeddings.npy holds them (recorded with the embed stage)."""
+    return image_cache.ids_digest(ds.train["sample_id"].astype(str).tolist())
+
+
 def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *, seed: int) -> np.ndarray:
     """Write (or reuse) RUN/embeddings.npy (N_train x d float16) and return it. `cfg`: the config
     `pretrain_stage` returned (pre-training runs first if `cfg` is not resolved yet)."""
@@ -380,7 +392,8 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
             run.write_npy(runfiles.EMBEDDINGS, load_embeddings_file(supplied, n_train, np.float16))
 
         run.run_stage("embed", load, inputs={"file": supplied, "content": file_fingerprint(supplied),
-                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=[runfiles.EMBEDDINGS])
+                                             "manifest": manifest_fingerprint(ds.manifest)}, outputs=[runfiles.EMBEDDINGS],
+                      ids=train_ids(ds))
         return run.read_npy(runfiles.EMBEDDINGS)
 
     if not (isinstance(cfg, SSLConfig) and cfg.is_resolved):
@@ -408,5 +421,6 @@ def embed_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None, *
         if info.is_main:
             _record_problems(run, problems)
 
-    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[runfiles.ENCODER])
+    run.run_stage("embed", work, inputs=_inputs(ds, cfg, seed), outputs=outputs, input_files=[runfiles.ENCODER],
+                  ids=train_ids(ds))
     return run.read_npy(runfiles.EMBEDDINGS)

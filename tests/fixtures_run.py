@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curator.data.cache import ids_digest
 from curator.data.stats import shot_group
 from curator.evidence import KnnGraph
 from curator.heads.base import HeadResult
@@ -91,14 +92,16 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
     # embeddings: PCA of pixels, L2-normalised                           (N, 16)
     x = PCA(16, random_state=seed).fit_transform(digits.data[refs])
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-    run.write_npy("embeddings.npy", x.astype(np.float16))
+    run.run_stage("embed", lambda: run.write_npy("embeddings.npy", x.astype(np.float16)), inputs={"fixture": seed},
+                  outputs=["embeddings.npy"], ids=ids_digest(ids))   # the rows' samples, as the embed stage records
 
     # kNN graph (cosine), self excluded                                   (N, k)
     k = 10
     nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(x)
     dist, idx = nn.kneighbors(x)
     idx, sim = idx[:, 1:].astype(np.int64), (1.0 - dist[:, 1:]).astype(np.float32)
-    np.savez(run / "knn.npz", indices=idx, similarities=sim)
+    digest = ids_digest(ids)   # knn.npz and heads/*.npz name the samples their rows hold
+    np.savez(run / "knn.npz", indices=idx, similarities=sim, ids=np.array(digest))
     w = np.clip(sim, 0, None)
     votes = np.zeros((n, N_CLASSES))
     np.add.at(votes, (np.repeat(np.arange(n), k), label[idx].ravel()), w.ravel())
@@ -116,10 +119,11 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
     loss = (np.log(N_CLASSES) * (1 - t) - np.log(probs[np.arange(n), label] + 1e-6) * t).astype(np.float32)
     sigma = np.exp(-(loss - np.log(N_CLASSES)) / 2).astype(np.float32)
     margin = (np.log(probs[np.arange(n), label]) - np.log(np.partition(probs, -2, 1)[:, -2] + 1e-6)) * t
-    write_head(run.path, HeadResult("lasl", probs, history={"loss": loss, "sigma": sigma, "margin": margin.astype(np.float32)}))
+    write_head(run.path, HeadResult("lasl", probs, history={"loss": loss, "sigma": sigma, "margin": margin.astype(np.float32)}),
+               ids=digest)
     write_head(run.path, HeadResult("gdw", probs, history={"omega_t": (1 - t * (1 - agreement)).astype(np.float32)},
-                               extras={"omega": omega, "omega_change": _omega_change(seed, label, knn_pred)}))
-    write_head(run.path, HeadResult("fsr", probs, history={"meta_margin": (margin * 0.5).astype(np.float32)}))
+                               extras={"omega": omega, "omega_change": _omega_change(seed, label, knn_pred)}), ids=digest)
+    write_head(run.path, HeadResult("fsr", probs, history={"meta_margin": (margin * 0.5).astype(np.float32)}), ids=digest)
 
     prob_label = probs[np.arange(n), label]
     signals = pd.DataFrame({

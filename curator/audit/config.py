@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from curator.config import ConfigError
+from curator.config import ConfigError, check_range
 
 
 @dataclass
@@ -24,8 +24,9 @@ class AuditConfig:
     tail_min_clean: int = 20        # a class with fewer estimated clean samples is "at risk"
 
     def __post_init__(self) -> None:
-        if self.rounds < 0:
-            raise ConfigError(f"audit.rounds must be ≥ 0, got {self.rounds}")
+        check_range("audit.rounds", self.rounds, 0, 20)          # each round re-fits the probe
+        check_range("audit.em_iters", self.em_iters, 1, 100_000)
+        check_range("audit.tail_min_clean", self.tail_min_clean, 0, 1_000_000_000)
         if not 0.0 <= self.knn_weight <= 1.0:
             raise ConfigError(f"audit.knn_weight must be in [0, 1], got {self.knn_weight}")
         if not 0.0 < self.threshold < 1.0:

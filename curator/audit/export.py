@@ -264,6 +264,20 @@ def _build(run_dir: str | os.PathLike, policy: str, *, min_confidence: float = 0
     return out, dropped_for
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with every text cell that a spreadsheet would run as a formula (one starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return: OWASP's CSV injection rule) prefixed with a single quote, so it
+    shows as text. For CSV exports only; Parquet keeps the values as they are. Numbers are not touched."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+    return out
+
+
 def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, *, fmt: str | None = None,
                base: str | os.PathLike | None = None, allow_changed: bool = False, **kwargs) -> dict:
     """Write the export table and ``<stem>.weights.npy`` beside it (``clean.parquet`` → ``clean.weights.npy``, so
@@ -293,7 +307,7 @@ def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, 
     if changed:
         LOG.warning("exporting although %s", describe_changes(changed))
     with atomic_path(target) as tmp:
-        table.to_csv(tmp, index=False) if fmt == "csv" else table.to_parquet(tmp, index=False)
+        escape_formulas(table).to_csv(tmp, index=False) if fmt == "csv" else table.to_parquet(tmp, index=False)
     write_npy_atomic(weights_path, table["weight"].to_numpy(np.float64))
     n_total = len(pd.read_parquet(Path(run_dir) / runfiles.AUDIT, columns=["sample_id"]))  # verified by build_export
     summary = {"policy": policy, "out": str(target), "weights": str(weights_path), "format": fmt, "n_rows": len(table),

@@ -6,7 +6,8 @@ Exit codes: 0 success; 2 a user error — a bad option (argparse), unusable data
 (`curator.data.problems.DataError`, e.g. a missing root, a crafted pickle, a run directory locked
 by another process), a bad recipe or ``--set`` (`curator.config.ConfigError`), an image that cannot
 be decoded where one is required (`curator.data.images.ImageError`) — printed as one line on
-stderr, never a traceback; 130 interrupted; anything else is a bug and keeps its traceback.
+stderr, never a traceback — and so is a write the machine refuses (disk full, read-only:
+`curator.atomic.StorageError`); 1 `curator verify` found stale or refused files; 130 interrupted; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from curator import __version__
 from curator.log import setup_logging
 
 # Order is the order shown in `curator --help`.
-COMMANDS = ["datasets", "inspect", "pretrain", "embed", "train", "signals", "audit", "export", "explore", "bench"]
+COMMANDS = ["datasets", "inspect", "pretrain", "embed", "train", "signals", "audit", "export", "explore", "verify",
+            "bench"]
 
 LOG = logging.getLogger("curator")
 

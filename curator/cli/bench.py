@@ -19,7 +19,7 @@ from curator.rundir import package_versions, write_json_atomic
 LOG = logging.getLogger(__name__)
 
 BENCHMARKS = ["ssl_throughput", "knn_scale", "robust_accuracy", "detect_cifar10n", "end_to_end", "explorer", "hygiene",
-              "scale", "decode", "gpu"]
+              "scale", "decode", "gpu", "audit_cost"]
 
 
 def _modules():

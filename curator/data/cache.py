@@ -12,7 +12,7 @@ Building: a process pool on the CPU (each worker decodes a chunk with PIL throug
 `curator.data.images.decode_image_bytes` and writes its rows into the memory map), or, with
 ``decoder="torchvision"``, `torchvision.io.decode_jpeg` on batches of JPEG files on the given device
 (CUDA where present: nvJPEG) with anything it cannot decode — and every non-JPEG or truncated file (no
-end-of-image marker) — passed to the PIL path, so bad images are reported with the same kinds and
+end-of-image marker), and every JPEG with EXIF data (its orientation is applied there) — passed to the PIL path, so bad images are reported with the same kinds and
 reasons as everywhere else. A file is written under a temporary name and renamed when complete, so an
 interrupted build leaves no half cache.
 
@@ -27,11 +27,13 @@ with its cache). Loading never unpickles (``allow_pickle=False``, memory-mapped)
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,12 +44,13 @@ import numpy as np
 import pandas as pd
 
 from curator import runfiles
+from curator.data.files import StorageError, check_regular, storage_error
 from curator.data.images import EncodedImages, FileImages, ImageError, ImageSource, decode_image_bytes, resize_uint8
-from curator.data.problems import ProblemReport
+from curator.data.problems import DataError, ProblemReport
 
 LOG = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: EXIF orientation applied (caches of version 1 are rebuilt)
 DECODERS = ("pil", "torchvision")
 CHUNK = 256               # rows per task of the process pool
 PROCESS_POOL_MIN = 2048   # fewer rows than this are decoded by threads in this process
@@ -157,6 +160,11 @@ class ImageCache:
     @classmethod
     def open(cls, npy: str | os.PathLike) -> "ImageCache":
         npy = Path(npy)
+        try:
+            check_regular(npy)
+            check_regular(npy.with_suffix(".json"))
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
         meta = json.loads(npy.with_suffix(".json").read_text())
         if not isinstance(meta, dict):
             raise ValueError(f"{npy.with_suffix('.json')} does not describe an image cache")
@@ -171,10 +179,12 @@ def open_run_caches(run_path: str | os.PathLike,
     recorded cache is not used. Of several sizes recorded for a split, the largest usable one is returned."""
     run_path = Path(run_path)
     try:
+        if not check_regular(run_path / runfiles.IMAGE_CACHE, missing_ok=True):
+            return {}, {}
         record = json.loads((run_path / runfiles.IMAGE_CACHE).read_text())
     except FileNotFoundError:
         return {}, {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DataError) as exc:
         return {}, {"all": f"{runfiles.IMAGE_CACHE} cannot be read ({exc})"}
     entries = record.get("caches") if isinstance(record, dict) else None
     if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
@@ -336,7 +346,7 @@ def _decode_torchvision(npy: Path, items: list[tuple[str, Any]], size: int, devi
             except ImageError as exc:
                 bad.append((i, exc.kind, exc.reason))
                 continue
-            if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] == b"\xff\xd9":
+            if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] == b"\xff\xd9" and b"Exif" not in raw[:65536]:
                 rows.append(i)
                 datas.append(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
             else:
@@ -392,7 +402,9 @@ def build(images: ImageSource, refs: Sequence[int], size: int, folder: str | os.
             cache = ImageCache.open(npy)
         except (OSError, ValueError) as exc:
             LOG.warning("image cache %s cannot be read (%s); building it again", npy, exc)
-        if cache is not None and (cache.meta.get("ids") != digest or cache.pixels.shape != (len(refs), size, size, 3)):
+        if cache is not None and (cache.meta.get("ids") != digest or cache.meta.get("key") != key
+                                  or cache.meta.get("version") != CACHE_VERSION or cache.pixels.dtype != np.uint8
+                                  or cache.pixels.shape != (len(refs), size, size, 3)):
             LOG.warning("image cache %s does not match these samples; building it again", npy)
             cache = None
         if cache is not None:
@@ -404,14 +416,33 @@ def build(images: ImageSource, refs: Sequence[int], size: int, folder: str | os.
     return cache, usable
 
 
+def _reserve(tmp: Path, shape: tuple[int, ...]) -> None:
+    """Create the zero-filled (N, S, S, 3) uint8 memory map `tmp` with its disk blocks allocated up front, so that
+    a full disk is a `StorageError` now (free space checked first) and never a SIGBUS ("Bus error") when a worker
+    writes a page of a sparse file later; workers open it themselves."""
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    need = int(np.prod(shape)) + 4096
+    free = shutil.disk_usage(tmp.parent).free
+    if free < need:
+        raise StorageError(f"cannot build the image cache in {str(tmp.parent)!r}: it needs {need / 2**20:.1f} MiB, "
+                           f"{free / 2**20:.1f} MiB are free there (set ssl.cache_dir elsewhere, or ssl.cache=off)")
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    del arr
+    with open(tmp, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):   # a file system without fallocate: sparse, as before
+                raise
+
+
 def _build(images, refs, size, npy, sample_ids, sources, digest, key, workers, decoder, device, pool) -> ImageCache:
-    npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.npy")
+    meta_tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.json")
     workers = workers or available_cores()
     t0 = time.perf_counter()
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(refs), size, size, 3))
-    del arr   # zero-filled; workers open it themselves
     try:
+        _reserve(tmp, (len(refs), size, size, 3))
         items = _items(images, refs)
         LOG.info("image cache: decoding %d images to %d px (%s, %s)", len(refs), size,
                  decoder if decoder == "pil" else f"torchvision on {device}",
@@ -425,13 +456,21 @@ def _build(images, refs, size, npy, sample_ids, sources, digest, key, workers, d
         meta = {"version": CACHE_VERSION, "key": key, "size": size, "n": len(refs), "decoder": decoder,
                 "ids": digest, "bad": bad, "seconds": round(seconds, 2), "workers": workers,
                 "images_per_s": round(len(refs) / max(seconds, 1e-9), 1), "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        meta_tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.json")
         meta_tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, npy)
         os.replace(meta_tmp, npy.with_suffix(".json"))
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise DataError(f"the image cache folder {str(npy.parent)!r} (or the cache being built in it) was removed "
+                            "while the cache was built; run the command again") from None
+        err = storage_error(exc, npy)
+        if err is None:
+            raise
+        raise err from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for t in (tmp, meta_tmp):
+            if t.exists():
+                t.unlink()
     LOG.info("image cache: %d images in %.1f s (%.0f images/s) -> %s (%.1f MB)", len(refs), seconds,
              len(refs) / max(seconds, 1e-9), npy, npy.stat().st_size / 2**20)
     return ImageCache.open(npy)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 class ImageError(Exception):
@@ -25,6 +25,9 @@ class ImageError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+
+
+ORIENTATION_TAG = 0x0112   # EXIF Orientation: 1 = as stored; 2..8 = mirrored and/or rotated
 
 
 def to_rgb_uint8(img: Image.Image) -> tuple[np.ndarray, str | None]:
@@ -60,7 +63,8 @@ def to_rgb_uint8(img: Image.Image) -> tuple[np.ndarray, str | None]:
 def decode_image_bytes(data: bytes | memoryview | np.ndarray, *, strict: bool = True) -> tuple[np.ndarray, str | None]:
     """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8, fully (truncation is detected).
 
-    Anything a crafted or broken file can make the decoder raise becomes an `ImageError` with a
+    An EXIF orientation (a phone photo stored sideways) is applied, as an image viewer shows the image, and
+    noted ("EXIF orientation N applied"). Anything a crafted or broken file can make the decoder raise becomes an `ImageError` with a
     kind: ``empty_file``, ``unreadable_image``, ``truncated_image`` or ``decompression_bomb`` (a
     header declaring more pixels than PIL's ``Image.MAX_IMAGE_PIXELS``; refused before decoding).
     """
@@ -71,7 +75,14 @@ def decode_image_bytes(data: bytes | memoryview | np.ndarray, *, strict: bool = 
         with Image.open(io.BytesIO(raw)) as img:
             check_pixel_count(img.size)
             img.load()  # forces a full decode: truncated files raise here
-            return to_rgb_uint8(img)
+            orientation = img.getexif().get(ORIENTATION_TAG, 1)
+            if orientation not in (None, 1):   # shown as an image viewer shows it (EXIF orientation applied)
+                img = ImageOps.exif_transpose(img)
+            pixels, note = to_rgb_uint8(img)
+            if orientation not in (None, 1):
+                rotated = f"EXIF orientation {orientation} applied"
+                note = f"{note}; {rotated}" if note else rotated
+            return pixels, note
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -117,6 +117,8 @@ def file_problem(root: Path, rel: str) -> tuple[str, str] | None:
     Missing files, dangling symbolic links, links leading outside `root`, entries that are not
     regular files (a FIFO would block a reader) and zero-byte files.
     """
+    if "\x00" in rel:   # no file system allows it; os.lstat would raise ValueError
+        return "unreadable_image", f"path {rel!r} contains a NUL character"
     path = root / rel
     try:
         st = os.lstat(path)
@@ -182,7 +184,8 @@ def check_paths(df: pd.DataFrame, root: Path, relpaths: Sequence[str], report: P
 
 
 _CONVERSION_KINDS = (("CMYK", "cmyk_image"), ("16-bit", "16bit_image"), ("alpha", "alpha_image"),
-                     ("grayscale", "grayscale_image"), ("float", "float_image"))
+                     ("grayscale", "grayscale_image"), ("float", "float_image"),
+                     ("EXIF orientation", "exif_rotated"))
 
 
 def conversion_kind(note: str) -> str:

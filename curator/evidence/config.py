@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from curator.config import ConfigError
+from curator.config import ConfigError, check_range
 
 
 @dataclass
@@ -23,10 +23,9 @@ class EvidenceConfig:
     probe_weight_decay: float = 1e-3
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ConfigError(f"evidence.k must be ≥ 1, got {self.k}")
-        if self.folds < 2:
-            raise ConfigError(f"evidence.folds must be ≥ 2, got {self.folds}")
+        check_range("evidence.k", self.k, 1, 1000)
+        check_range("evidence.folds", self.folds, 2, 100)
+        check_range("evidence.probe_steps", self.probe_steps, 1, 1_000_000)
         if not 0.0 < self.knn_target_recall <= 1.0:
             raise ConfigError(f"evidence.knn_target_recall must be in (0, 1], got {self.knn_target_recall}")
         if self.probe_steps < 1:

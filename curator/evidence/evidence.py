@@ -79,19 +79,21 @@ def compute_evidence(embeddings: np.ndarray, labels: np.ndarray, n_classes: int,
     return Evidence(X, y, n_classes, graph, folds, probs, settings, seed, device)
 
 
-def write_evidence(run, ev: Evidence) -> None:
-    """RUN/knn.npz, RUN/oof_probs.npy, RUN/folds.npy."""
-    write_knn_graph(Path(run / runfiles.KNN), ev.graph)
+def write_evidence(run, ev: Evidence, *, ids: str = "") -> None:
+    """RUN/knn.npz (with `ids`, the digest of the training sample ids it was computed for), RUN/oof_probs.npy,
+    RUN/folds.npy."""
+    write_knn_graph(Path(run / runfiles.KNN), ev.graph, ids=ids)
     run.write_npy(runfiles.OOF_PROBS, ev.oof_probs.astype(np.float32))
     run.write_npy(runfiles.FOLDS, ev.folds.astype(np.int16))
 
 
 def load_evidence(run, embeddings: np.ndarray, labels: np.ndarray, n_classes: int, cfg: EvidenceConfig, *,
-                  seed: int = 0, device: str | None = None) -> Evidence:
-    """The run's evidence: the stored graph, folds and probabilities plus the standardised `embeddings`."""
+                  seed: int = 0, device: str | None = None, ids: str | None = None) -> Evidence:
+    """The run's evidence: the stored graph (checked against `ids`), folds and probabilities plus the standardised
+    `embeddings`."""
     X = standardise(embeddings)
     y = _check_labels(labels, n_classes, len(X))
-    graph = read_knn_graph(run / runfiles.KNN)
+    graph = read_knn_graph(run / runfiles.KNN, ids=ids)
     folds = run.read_npy(runfiles.FOLDS)
     probs = run.read_npy(runfiles.OOF_PROBS)
     if graph.indices.shape[0] != len(y) or len(folds) != len(y) or probs.shape != (len(y), n_classes):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,17 +99,43 @@ def _in_place_ok(x: np.ndarray) -> bool:
     return isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable
 
 
-def write_knn_graph(path: str | os.PathLike, graph: KnnGraph) -> None:
-    """Write RUN/knn.npz atomically: ``indices``, ``similarities`` and ``info`` (a JSON string)."""
+def write_knn_graph(path: str | os.PathLike, graph: KnnGraph, *, ids: str = "") -> None:
+    """Write RUN/knn.npz atomically: ``indices``, ``similarities``, ``info`` (a JSON string) and ``ids``, the digest of
+    the training sample ids (in order) the graph was computed for (`curator.data.cache.ids_digest`): row i and
+    neighbour j are positions in that order."""
     from curator.rundir import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, indices=graph.indices, similarities=graph.similarities, info=np.array(json.dumps(graph.info)))
+            np.savez(f, indices=graph.indices, similarities=graph.similarities, info=np.array(json.dumps(graph.info)),
+                     ids=np.array(ids))
 
 
-def read_knn_graph(path: str | os.PathLike) -> KnnGraph:
-    """The one reader of RUN/knn.npz (no pickles)."""
-    with np.load(Path(path), allow_pickle=False) as z:
-        info = json.loads(str(z["info"])) if "info" in z.files else {}
-        return KnnGraph(np.asarray(z["indices"]), np.asarray(z["similarities"]), info)
+def read_knn_graph(path: str | os.PathLike, *, ids: str | None = None) -> KnnGraph:
+    """The one reader of RUN/knn.npz (no pickles). `DataError` naming the file when it is not a graph (keys, 2-D
+    integer indices and float similarities of one shape, neighbours among its rows) or, with `ids`, when it was
+    computed for other samples or another order (or before curator recorded them): read by position, it would
+    give every sample another sample's neighbours."""
+    from curator.atomic import check_regular
+    from curator.data.problems import DataError
+
+    path = Path(path)
+    check_regular(path)
+    rerun = "re-run `curator audit` on the run to recompute it"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"])) if "info" in z.files else {}
+            stored = str(z["ids"]) if "ids" in z.files else None
+            idx, sims = np.asarray(z["indices"]), np.asarray(z["similarities"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{str(path)!r} is not a readable kNN graph ({str(exc)[:200]}); {rerun}") from None
+    if (idx.ndim != 2 or sims.shape != idx.shape or not np.issubdtype(idx.dtype, np.integer)
+            or not np.issubdtype(sims.dtype, np.floating) or not isinstance(info, dict)):
+        raise DataError(f"{str(path)!r} is not a kNN graph (indices {idx.dtype} {idx.shape}, similarities "
+                        f"{sims.dtype} {sims.shape}); {rerun}")
+    if idx.size and (idx.min() < -1 or idx.max() >= len(idx)):
+        raise DataError(f"{str(path)!r} names neighbours outside its {len(idx)} rows; {rerun}")
+    if ids is not None and stored != ids:
+        why = "was written before curator recorded which samples" if stored is None else "was computed for other samples"
+        raise DataError(f"{str(path)!r} {why} (or another order of them) than the run's manifest holds; {rerun}")
+    return KnnGraph(idx, sims, info)

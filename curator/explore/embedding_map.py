@@ -23,6 +23,7 @@ import pandas as pd
 
 from curator import runfiles
 from curator.data.problems import DataError
+from curator.data.cache import ids_digest
 from curator.rundir import RunDir
 
 LOG = logging.getLogger(__name__)
@@ -68,8 +69,12 @@ def compute_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, m
     emb = run.read_npy(runfiles.EMBEDDINGS, mmap=True)                   # (N, d) float16
     manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "split"])
     ids = manifest.loc[manifest["split"] == "train", "sample_id"].astype(str).to_numpy()
-    if len(ids) != len(emb):
-        raise DataError(f"embeddings.npy has {len(emb)} rows but the manifest has {len(ids)} training samples")
+    if len(ids) != len(emb) or emb.ndim != 2:
+        raise DataError(f"embeddings.npy has shape {emb.shape} but the manifest has {len(ids)} training samples")
+    if run.recorded_ids("embed") != ids_digest(ids.tolist()):   # read by position: rows must be these samples
+        raise DataError(f"{str(run / runfiles.EMBEDDINGS)!r} was not recorded as computed for the manifest's "
+                        f"training samples in this order (reordered, or written before curator recorded them); "
+                        f"re-run `curator audit --out {run.path}` to recompute it")
     flagged = None
     if run.exists(runfiles.AUDIT):
         audit = run.read_parquet(runfiles.AUDIT, columns=["sample_id", "is_label_issue"])
@@ -91,7 +96,8 @@ def embedding_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS,
     def compute() -> None:
         run.write_parquet(runfiles.UMAP, compute_map(run.path, max_points=max_points, method=method, seed=seed))
 
-    run.run_stage("umap", compute, inputs={"max_points": max_points, "method": method, "seed": seed},
+    run.run_stage("umap", compute, inputs={"max_points": max_points, "method": method, "seed": seed,
+                                           "embedded_for": run.recorded_ids("embed")},
                   outputs=[runfiles.UMAP], input_files=[runfiles.EMBEDDINGS])
     return run.read_parquet(runfiles.UMAP)
 

@@ -26,6 +26,7 @@ import pandas as pd
 from curator import runfiles
 from curator.data.problems import DataError
 from curator.evidence.graph import KnnGraph, read_knn_graph
+from curator.data.cache import ids_digest
 from curator.heads.store import read_head, read_history, stored_heads
 from curator.data.stats import SHOT_GROUPS, shot_group
 
@@ -83,6 +84,13 @@ class ExplorerRun:
     def has_audit(self) -> bool:
         return "label_issue_score" in self.table.columns
 
+    @property
+    def ids_digest(self) -> str:
+        """The digest of the training sample ids in table order: what knn.npz and heads/*.npz must carry."""
+        if "ids_digest" not in self._cache:   # not through `_once`: the loaders that need it hold its lock
+            self._cache["ids_digest"] = ids_digest(self.table["sample_id"].astype(str).tolist())
+        return self._cache["ids_digest"]
+
     def class_name(self, c: int) -> str:
         c = int(c)
         return self.class_names[c] if 0 <= c < len(self.class_names) else f"#{c}"
@@ -105,7 +113,7 @@ class ExplorerRun:
         """The run's kNN graph (RUN/knn.npz, `curator.evidence.graph.read_knn_graph`), or None."""
         def load():
             p = self.path / runfiles.KNN
-            return read_knn_graph(p) if p.exists() else None
+            return read_knn_graph(p, ids=self.ids_digest) if p.exists() else None
         return self._once("knn", load)
 
     def head_array(self, head: str, name: str) -> np.ndarray | None:
@@ -113,7 +121,7 @@ class ExplorerRun:
         def load():
             if head not in stored_heads(self.path):
                 return None
-            return read_head(self.path, head, history=False).extras.get(name)
+            return read_head(self.path, head, history=False, ids=self.ids_digest).extras.get(name)
         return self._once(f"heads/{head}/{name}", load)
 
     def histories(self) -> dict[str, dict[str, np.ndarray]]:
@@ -171,7 +179,11 @@ def _read(path: Path, name: str, reader, **kwargs):
 
 
 def _read_json(p: Path) -> Any:
-    return json.loads(p.read_text())
+    """A JSON record (an object); anything else is refused by `_read` with one line."""
+    obj = json.loads(p.read_text())
+    if not isinstance(obj, dict):
+        raise ValueError(f"holds {type(obj).__name__}, not a record")
+    return obj
 
 
 def load_run(path: str | Path) -> ExplorerRun:
@@ -203,8 +215,15 @@ def load_run(path: str | Path) -> ExplorerRun:
         if name == runfiles.SIGNALS:
             signal_columns = new_cols
         table = pd.concat([table, other[new_cols]], axis=1)
+    if not pd.api.types.is_integer_dtype(table["label"]):
+        raise DataError(f"{str(path / 'manifest.parquet')!r}: column 'label' holds {table['label'].dtype}, not class "
+                        "indices; it is not a curator manifest")
     labels = table["label"].to_numpy()
-    class_names = list(config.get("class_names") or [])
+    class_names = config.get("class_names") or []
+    if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
+        raise DataError(f"{str(path / runfiles.CONFIG)!r}: field 'class_names' is not a list of names; "
+                        f"re-run `curator audit --out {path}`")
+    class_names = list(class_names)
     n_classes = max(len(class_names), int(labels.max()) + 1 if len(labels) else 0)
     class_names += [str(c) for c in range(len(class_names), n_classes)]
     counts = np.bincount(labels[labels >= 0], minlength=n_classes)
@@ -219,5 +238,7 @@ def load_run(path: str | Path) -> ExplorerRun:
     diagnostics = _read(path, runfiles.DIAGNOSTICS, _read_json) if (path / runfiles.DIAGNOSTICS).exists() else {}
     LOG.info("explorer: loaded %s (%d training samples, %d columns)", path, len(table), table.shape[1])
     return ExplorerRun(path=path, class_names=class_names, table=table, config=config, metrics=metrics,
-                       classes=classes, warnings=list(diagnostics.get("warnings", [])), signal_columns=signal_columns,
+                       classes=classes, warnings=[str(w) for w in diagnostics.get("warnings", [])
+                                                  if isinstance(diagnostics.get("warnings"), list)],
+                       signal_columns=signal_columns,
                        id_index=id_index)

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from curator.config import ConfigError, from_dict
+from curator.config import ConfigError, check_range, from_dict
 
 # What the explorer shows by default: SuperLoss σ* (lasl), GDW's class weights ω (gdw) and FSR's meta-margin (fsr),
 # the per-sample signals of SPEC §5. No head enters the label-issue score (measured: docs/audit.md, "What enters
@@ -65,6 +65,7 @@ class GDWConfig:
             raise ConfigError(f"gdw.margin_momentum must be in [0, 1) (got {self.margin_momentum})")
         if self.last_epochs < 1:
             raise ConfigError(f"gdw.last_epochs must be >= 1 (got {self.last_epochs})")
+        check_range("heads.gdw.epochs", self.epochs, 1, 10_000)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class FSRConfig:
             raise ConfigError(f"fsr: warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
         if self.last_epochs < 1:
             raise ConfigError(f"fsr.last_epochs must be >= 1 (got {self.last_epochs})")
+        check_range("heads.fsr.epochs", self.epochs, 1, 10_000)
 
 
 @dataclass
@@ -159,6 +161,7 @@ class HeadsConfig:
             raise ConfigError(f"heads: epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
         if self.last_epochs < 1:
             raise ConfigError(f"heads.last_epochs must be >= 1 (got {self.last_epochs})")
+        check_range("heads.epochs", self.epochs, 1, 10_000)
         if self.sl_lambda <= 0:
             raise ConfigError(f"heads.sl_lambda must be > 0 (got {self.sl_lambda})")
         if not (isinstance(self.tau, (int, float)) or self.tau in ("logC", "mean")):

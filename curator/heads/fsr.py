@@ -39,7 +39,7 @@ from curator.heads.config import FSRConfig, HeadsConfig
 from curator.heads.meta import (
     MomentumDictionary, fetch_balanced_batch, gradient_alignment, reward_gradient, set_cosine_lr, soft_cross_entropy,
 )
-from curator.heads.mlp import ProjectionHead, all_logits
+from curator.heads.mlp import ProjectionHead
 from curator.heads.records import common_signals, label_margin, last_mean
 from curator.heads.train_loop import batch_count, shuffled_batches
 
@@ -104,12 +104,23 @@ def train_fsr(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
             set_cosine_lr(opt, f.lr, step, total)
             b = len(idx)
             xb, tb = xt[idx], target[idx]
+            # f(x_b) at Θ_t, when the real step needs it (the re-label term, or no MixUp): one forward pass serves
+            # the sample weights too (the same parameters and batch; BatchNorm's running statistics take one
+            # update from this batch instead of two)
+            feats = logits = None
+            if f.mixup_alpha <= 0 or f.relabel_weight > 0:
+                feats = model.features(xb)
+                logits = model.classifier(feats)
             if epoch >= f.warmup_epochs:
                 with torch.no_grad():
-                    feats = model.features(xb)
-                    ridx = fetch_balanced_batch(dictionary.pool, y, f.reward_batch_size, rng)
+                    if feats is None:
+                        feats = model.features(xb)
+                        logits_w = model.classifier(feats)
+                    else:
+                        feats, logits_w = feats.detach(), logits.detach()
+                    ridx = fetch_balanced_batch(dictionary.pool, y, f.reward_batch_size, rng, dictionary.groups)
                     feats_r = model.features(xt[ridx])
-                    w = fsr_sample_weights(feats, model.classifier(feats), tb, model.classifier.weight,
+                    w = fsr_sample_weights(feats, logits_w, tb, model.classifier.weight,
                                            model.classifier.bias, feats_r, target[ridx], meta_lr=f.meta_lr,
                                            weight_lr=f.weight_lr, shift=f.shift_weights,
                                            normalize_reward=f.normalize_reward)
@@ -123,9 +134,7 @@ def train_fsr(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
                 logits_mix = model(lam * xb + (1 - lam) * xb[perm])
                 loss = (lam * w * soft_cross_entropy(logits_mix, tb)
                         + (1 - lam) * w[perm] * soft_cross_entropy(logits_mix, tb[perm])).sum()
-                logits = model(xb) if f.relabel_weight > 0 else None
             else:
-                logits = model(xb)
                 loss = (w * soft_cross_entropy(logits, tb)).sum()
             if logits is not None:
                 if epoch >= f.warmup_epochs:
@@ -142,7 +151,7 @@ def train_fsr(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
         LOG.debug("%s epoch %d/%d: mean loss %.4f, zero-weight share %.3f", name, epoch + 1, f.epochs,
                   hist["loss"][epoch].mean(), float((weights == 0).mean()))
 
-    logits = all_logits(model, xt)
+    # the final model's logits: the last epoch's pass above (the model does not change after it)
     probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float32)
     in_dict = np.zeros(n, bool)
     in_dict[dictionary.pool] = True

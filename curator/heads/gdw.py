@@ -36,7 +36,7 @@ from torch.func import functional_call
 from curator.config import ConfigError
 from curator.heads.base import HeadData, HeadResult
 from curator.heads.config import GDWConfig, HeadsConfig
-from curator.heads.meta import MomentumDictionary, fetch_balanced_batch, set_cosine_lr
+from curator.heads.meta import MomentumDictionary, class_groups, fetch_balanced_batch, set_cosine_lr
 from curator.heads.mlp import ProjectionHead, all_logits
 from curator.heads.records import common_signals, label_margin, last_mean
 from curator.heads.train_loop import batch_count, shuffled_batches
@@ -163,6 +163,7 @@ def train_gdw(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
                                         normalize_reward=g.normalize_reward, gate=g.gate_dictionary, rng=rng)
         onehot = F.one_hot(yt, c).float()
     trusted = np.flatnonzero(data.meta_mask) if data.meta_mask is not None else None
+    trusted_groups = class_groups(trusted, y) if trusted is not None else None
     hist = {k: np.zeros((g.epochs, n), np.float32) for k in ("omega_t", "loss", "margin")}
     if use_dictionary:
         hist["meta_margin"] = np.zeros((g.epochs, n), np.float32)
@@ -180,8 +181,8 @@ def train_gdw(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
                 F.cross_entropy(model(xb), yb).backward()
                 opt.step()
             else:
-                pool = dictionary.pool if use_dictionary else trusted
-                midx = fetch_balanced_batch(pool, y, g.meta_batch_size, rng)
+                pool, groups = (dictionary.pool, dictionary.groups) if use_dictionary else (trusted, trusted_groups)
+                midx = fetch_balanced_batch(pool, y, g.meta_batch_size, rng, groups)
                 om1, om2 = gdw_step(model, wnet, opt, wopt, xb, yb, xt[midx], yt[midx],
                                     lr=lr, omega_lr=g.omega_lr, clip=g.clip, normalize=g.normalize_weights)
                 om2_np = om2.cpu().numpy()
@@ -200,7 +201,7 @@ def train_gdw(name: str, data: HeadData, cfg: HeadsConfig) -> HeadResult:
         LOG.debug("%s epoch %d/%d: mean loss %.4f, mean ω_t %.3f", name, epoch + 1, g.epochs,
                   hist["loss"][epoch].mean(), np.nanmean(omega_t) if epoch >= warmup else 1.0)
 
-    logits = all_logits(model, xt)
+    # the final model's logits: the last epoch's pass above (the model does not change after it)
     probs = torch.softmax(logits, 1).cpu().numpy().astype(np.float32)
     change = (change_sum / max(keep, 1)).astype(np.float32)
     others = change.copy()

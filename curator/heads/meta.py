@@ -5,7 +5,7 @@ a trusted subset when the user has one, otherwise FSR's class-balanced **diction
 samples chosen by the momentum meta-margin (paper 004 §4.1, eq. 4–5). This module holds:
 
 - soft cross-entropy and the cosine learning-rate schedule both loops use;
-- the class-balanced dictionary (`initial_dictionary`, `select_dictionary`, `fetch_balanced_batch`) and
+- the class-balanced dictionary (`initial_dictionary`, `select_dictionary`, `class_groups`, `fetch_balanced_batch`) and
   its momentum meta-margin tracking (`MomentumDictionary`);
 - the last-layer ("feature sharing", paper 004 §4.2 eq. 6) closed forms for a linear classifier
   l = F Wᵀ + b with softmax cross-entropy: the reward-batch gradient (`reward_gradient`),
@@ -106,6 +106,7 @@ class MomentumDictionary:
         self.candidates = np.arange(len(labels)) if candidates is None else np.asarray(candidates)
         self.pool = self.candidates[initial_dictionary(labels[self.candidates], n_classes, per_class,
                                                        max_class_fraction=max_class_fraction, rng=rng)]
+        self.groups = class_groups(self.pool, labels)     # the pool's members per class (fetch_balanced_batch)
         self.margin_hat = np.zeros(len(labels), np.float64)
         self.updates = 0
 
@@ -128,18 +129,25 @@ class MomentumDictionary:
         eligible = (logits.argmax(1).cpu().numpy() == self.labels)[cand] if self.gate else None
         self.pool = cand[select_dictionary(corrected[cand], self.labels[cand], self.n_classes, self.per_class,
                                            max_class_fraction=self.max_class_fraction, eligible=eligible)]
+        self.groups = class_groups(self.pool, self.labels)
         return corrected, logits
 
 
-def fetch_balanced_batch(dictionary: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """FetchBalancedBatch(R, q): ≈ size / (#classes in R) samples of every class present in R."""
-    classes = np.unique(labels[dictionary])
-    per = max(1, size // len(classes))
-    out = []
-    for c in classes:
-        members = dictionary[labels[dictionary] == c]
-        out.append(rng.choice(members, size=min(per, len(members)), replace=False))
-    return np.concatenate(out)
+def class_groups(dictionary: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+    """The members of R (indices) of every class present in R: class order, R's order within a class."""
+    lab = labels[dictionary]
+    return [dictionary[lab == c] for c in np.unique(lab)]
+
+
+def fetch_balanced_batch(dictionary: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator,
+                         groups: list[np.ndarray] | None = None) -> np.ndarray:
+    """FetchBalancedBatch(R, q): ≈ size / (#classes in R) samples of every class present in R.
+
+    ``groups`` = `class_groups` (R, labels) when the caller already holds it (R changes once an epoch, batches
+    are drawn hundreds of times in between)."""
+    groups = class_groups(dictionary, labels) if groups is None else groups
+    per = max(1, size // len(groups))
+    return np.concatenate([rng.choice(members, size=min(per, len(members)), replace=False) for members in groups])
 
 
 # ---------------------------------------------------------------------------------------------

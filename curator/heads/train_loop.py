@@ -9,7 +9,8 @@ view 0 (the un-augmented embedding).
 After every epoch the trainer evaluates ALL training samples (eval mode, chunks) and records the
 head's per-sample quantities: ``loss`` (the head's base per-sample loss), ``margin`` (given-label
 logit minus the best other, on the decision logits), ``pred`` (argmax) and whatever the head adds
-(e.g. SuperLoss ``sigma``). These become RUN/history/<head>.npz, name -> (E, N).
+(e.g. SuperLoss ``sigma``). These become RUN/history/<head>.npz, name -> (E, N). The last epoch's pass
+also gives the head's final probabilities (the model does not change after it).
 
 A head is an `Objective`: how to build batches, the batch loss, what to record, and (optionally)
 its own classifier layer, signal columns and extras.
@@ -29,6 +30,7 @@ from curator.heads.records import label_margin
 
 LOG = logging.getLogger(__name__)
 LABEL_FREE_RECORDS = ("pred",)  # records that do not depend on the given label (kept for unlabeled rows)
+PROBS = "_probs"                 # the final probabilities, taken in the last epoch's record pass
 
 
 def shuffled_batches(rng: np.random.Generator, idx: np.ndarray | int, batch_size: int) -> list[np.ndarray]:
@@ -142,7 +144,17 @@ def fit(model: ProjectionHead, X: torch.Tensor, y: np.ndarray, n_classes: int, o
             opt.step()
             total += float(loss.detach())
             steps += 1
-        chunks = eval_chunks(model, X, lambda s, _, logits: objective.record(logits, y_rec[s:s + logits.shape[0]]))
+        last = epoch == epochs - 1
+
+        def rec(s, _, logits):  # the last epoch's pass also gives the final probabilities (no pass of its own)
+            out = objective.record(logits, y_rec[s:s + logits.shape[0]])
+            if last:
+                out[PROBS] = torch.softmax(objective.decision_logits(logits), 1)
+            return out
+
+        chunks = eval_chunks(model, X, rec)
+        if last:
+            probs = torch.cat([c.pop(PROBS) for c in chunks])
         for key in chunks[0]:
             val = torch.cat([c[key] for c in chunks])
             if key not in LABEL_FREE_RECORDS and val.is_floating_point():
@@ -151,6 +163,5 @@ def fit(model: ProjectionHead, X: torch.Tensor, y: np.ndarray, n_classes: int, o
             arr = arr.astype(np.int16 if not np.issubdtype(arr.dtype, np.floating) else np.float32)
             history.setdefault(key, []).append(arr)
         LOG.debug("%s epoch %d/%d: mean batch loss %.4f", name, epoch + 1, epochs, total / max(steps, 1))
-    probs = torch.cat(eval_chunks(model, X, lambda s, _, logits: torch.softmax(objective.decision_logits(logits), 1)))
     LOG.info("%s: %d epochs on %d samples in %.1f s", name, epochs, len(train_idx), time.perf_counter() - t0)
     return probs.float().cpu().numpy(), {k: np.stack(v) for k, v in history.items()}

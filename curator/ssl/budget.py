@@ -20,12 +20,14 @@ import dataclasses
 import logging
 import math
 import time
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from curator.config import check_range, check_type
 from curator.ssl.config import SSLConfig, default_warmup
 
 LOG = logging.getLogger(__name__)
@@ -77,8 +79,22 @@ class BudgetPlan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BudgetPlan":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The plan recorded in RUN/checkpoints/budget.json; `ValueError` naming the field when a value is not
+        what a plan holds (wrong type, negative or absurd epochs), so the caller plans again."""
+        if not isinstance(d, dict):
+            raise ValueError(f"plan holds {type(d).__name__}, not a record")
+        hints = typing.get_type_hints(cls)
+        values = {k: check_type(v, hints[k], f"plan.{k}") for k, v in d.items() if k in hints}
+        for name, high in (("epochs", 100_000), ("image_size", 4096), ("knn_every", 100_000), ("warmup_epochs", 100_000)):
+            if name in values:
+                check_range(f"plan.{name}", values[name], 0 if name != "image_size" else 1, high)
+        for name in ("seconds_per_epoch", "estimated_minutes", "budget_minutes"):
+            if name in values and values[name] < 0:
+                raise ValueError(f"plan.{name} is negative ({values[name]})")
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ValueError(f"plan: {exc}") from None
 
 
 def nice_floor(x: float) -> int:

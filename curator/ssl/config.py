@@ -115,27 +115,10 @@ class SSLConfig:
     def replace(self, **changes: Any) -> "SSLConfig":
         return dataclasses.replace(self, **changes)
 
-    def _check_types(self, where: str) -> None:
-        """Fields whose default is None are not type-checked by `curator.config.from_dict`: check them here."""
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v is None or f.default is not None:
-                continue
-            kind = f.type if isinstance(f.type, str) else str(f.type)
-            if kind.startswith("int") and (isinstance(v, bool) or not isinstance(v, int)):
-                raise ConfigError(f"{where}.{f.name}: expected an integer, got {v!r}")
-            if kind.startswith("float"):
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ConfigError(f"{where}.{f.name}: expected a number, got {v!r}")
-                setattr(self, f.name, float(v))
-            if kind.startswith("str") and not isinstance(v, str):
-                raise ConfigError(f"{where}.{f.name}: expected a string, got {v!r}")
-
     def validate(self, where: str = "ssl") -> None:
         from curator.ssl.backbones import check_backbone_name
         from curator.ssl.methods import METHODS
 
-        self._check_types(where)
         if self.method not in METHODS:
             raise ConfigError(f"{where}.method: unknown method {self.method!r}; known: {sorted(METHODS)}")
         if self.backbone is not None:

@@ -21,6 +21,7 @@ from curator.ssl.augment import AugmentRecipe, plain_view
 from curator.ssl.backbones import build_backbone
 from curator.ssl.data import BatchSource
 from curator.ssl.distributed import DistInfo, contiguous_block, gather_rows
+from curator.ssl.weights import WeightsError, check_tensors
 
 LOG = logging.getLogger(__name__)
 
@@ -103,8 +104,20 @@ def load_backbone(path: Path, device: torch.device) -> tuple[nn.Module, dict]:
                         "the encoder again") from None
     if not isinstance(meta, dict) or "backbone_state" not in meta:
         raise DataError(f"encoder checkpoint {str(path)!r} is not one curator wrote; delete it to train the encoder again")
-    backbone, _ = build_backbone(meta["backbone"], meta["image_size"], meta["width"])
-    backbone.load_state_dict(meta["backbone_state"])
-    rec = meta["recipe"]
-    meta["recipe"] = AugmentRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec.items()})
+    try:
+        check_tensors(dict(meta["backbone_state"]), f"encoder checkpoint {str(path)!r}")
+        rec = meta["recipe"]
+        mean, std = [float(v) for v in rec["mean"]], [float(v) for v in rec["std"]]
+        size, width = meta["image_size"], meta["width"]
+        if len(mean) != 3 or len(std) != 3 or not all(0 < s < 1e3 and abs(m) < 1e3 for m, s in zip(mean, std)):
+            raise ValueError(f"recipe mean {mean} / std {std} are not three finite values with std > 0")
+        if not isinstance(size, int) or not 1 <= size <= 4096 or not (width is None or isinstance(width, int)):
+            raise ValueError(f"image_size {size!r} / width {width!r} are not sizes")
+        backbone, _ = build_backbone(meta["backbone"], size, width)
+        backbone.load_state_dict(meta["backbone_state"])
+        meta["recipe"] = AugmentRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec.items()})
+    except (WeightsError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"encoder checkpoint {str(path)!r} is not a usable encoder ({first}); delete it to train "
+                        "the encoder again") from None
     return backbone.to(device), meta

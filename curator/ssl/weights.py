@@ -64,8 +64,29 @@ def _is_state_dict(obj: Any) -> bool:
         and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def check_tensors(state: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """`state` if every tensor is a dense (strided) tensor with data, of a real dtype, with finite values;
+    `WeightsError` naming the first that is sparse, on the meta device, complex or holds NaN / inf (which would
+    otherwise reach the embeddings and fail later, or be cast silently)."""
+    for name, t in state.items():
+        if t.layout != torch.strided or t.is_meta:
+            raise WeightsError(f"{where}: tensor {name!r} is {'on the meta device' if t.is_meta else str(t.layout)}, "
+                               "not a dense tensor with values")
+        if t.is_complex():
+            raise WeightsError(f"{where}: tensor {name!r} is complex ({t.dtype}); weights are real numbers")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise WeightsError(f"{where}: tensor {name!r} holds NaN or infinite values")
+    return state
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """(state dict, curator metadata or None) from a local file; `WeightsError` if it cannot be used."""
+    """(state dict, curator metadata or None) from a local file; `WeightsError` if it cannot be used (also
+    `check_tensors`)."""
+    state, meta = _read_weights(path)
+    return check_tensors(state, f"weights file {str(checkpoint_path(path))!r}"), meta
+
+
+def _read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     p = checkpoint_path(path)
     if not p.exists():
         raise WeightsError(f"weights file {str(p)!r} does not exist")

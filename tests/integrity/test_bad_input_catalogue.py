@@ -636,6 +636,82 @@ def case_opt_unknown_recipe_key(t):
 
 
 @case
+def case_if_out_inside_the_root(t):
+    folder = image_folder(t / "f")
+    return Case(["audit", "--dataset", "imagefolder", "--root", str(folder), "--out", str(folder / "runs" / "r")], 2,
+                ["lies inside the dataset root"], no_stages=folder / "runs" / "r",
+                after=lambda: _assert_missing(folder / "runs"))
+
+
+@case
+def case_csv_nul_byte_in_a_path(t):
+    rows = _rows([0, 1] * 3)
+    m = csv_table(t / "c", rows)
+    m.write_text(m.read_text().replace("img/5.png", "img/5\x00.png"))
+    return Case(inspect(m, "csv"), 0, ["NUL character"], n_samples=5, problems={"unreadable_image": 1})
+
+
+def _assert_missing(p: Path) -> None:
+    assert not p.exists(), f"{p} was created"
+
+
+def _set(t: Path, *values: str) -> list[str]:
+    return ["audit", "--limit", "60", "--out", str(t / "run"), *[a for v in values for a in ("--set", v)]]
+
+
+@case
+def case_set_string_for_an_integer(t):
+    return Case(_set(t, 'heads.epochs="abc"'), 2, ["heads.epochs", "expected an integer", "'abc'"], no_stages=t / "run")
+
+
+@case
+def case_set_bare_word_for_an_integer(t):
+    return Case(_set(t, "evidence.k=abc"), 2, ["evidence.k", "expected an integer"], no_stages=t / "run")
+
+
+@case
+def case_set_string_for_a_number(t):
+    return Case(_set(t, 'hygiene.near_duplicate_similarity="high"'), 2,
+                ["hygiene.near_duplicate_similarity", "expected a number"], no_stages=t / "run")
+
+
+@case
+def case_set_infinite_number(t):
+    return Case(_set(t, "hygiene.property_z=inf"), 2, ["hygiene.property_z", "finite"], no_stages=t / "run")
+
+
+@case
+def case_set_float_for_rounds(t):
+    return Case(_set(t, "audit.rounds=1e9"), 2, ["audit.rounds", "expected an integer"], no_stages=t / "run")
+
+
+@case
+def case_set_rounds_out_of_bounds(t):
+    return Case(_set(t, "audit.rounds=1000000000"), 2, ["audit.rounds", "0..20"], no_stages=t / "run")
+
+
+@case
+def case_set_unknown_head(t):
+    return Case(_set(t, 'heads.heads=["x"]'), 2, ["unknown head 'x'"], no_stages=t / "run")
+
+
+@case
+def case_set_unknown_teacher(t):
+    return Case(_set(t, 'heads.semi_teacher="nobody"'), 2, ["unknown head 'nobody'"], no_stages=t / "run")
+
+
+@case
+def case_set_wrong_type_in_gdw_table(t):
+    return Case(_set(t, 'heads.gdw={epochs="many"}'), 2, ["heads.gdw.epochs", "expected an integer"],
+                no_stages=t / "run")
+
+
+@case
+def case_set_unknown_ssl_method(t):
+    return Case(_set(t, 'ssl.method="nope"'), 2, ["method", "nope"], no_stages=t / "run")
+
+
+@case
 def case_subset_object_dtype(t):
     marker = t / "pwned"
     arr = np.empty(3, dtype=object)

@@ -105,3 +105,17 @@ def test_a_changed_dataset_is_named_in_the_explorer(tmp_path, monkeypatch):
     at.switch_page("views/sample.py").run()
     assert not at.exception, at.exception
     assert any("it is not shown" in w.value for w in at.warning)
+
+
+def test_bad_review_decisions_are_one_message_on_every_page(tmp_path, monkeypatch):
+    run = write_fixture_run(tmp_path / "run")
+    ids = pd.read_parquet(run / "audit.parquet", columns=["sample_id"])["sample_id"].astype(str)[:2].tolist()
+    pd.DataFrame({"sample_id": ids, "action": ["keep", "relabel"], "new_label": ["-1", "two"],
+                  "updated": "2026-01-01T00:00:00Z"}).to_parquet(run / "decisions.parquet")
+    at = _app(run, monkeypatch)
+    shown = {}
+    for page in ("views/overview.py", "views/flagged.py", "views/sample.py", "views/review.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        shown[page] = any(md("decisions.parquet") in e.value and md("new_label") in e.value for e in at.error)
+    assert shown["views/review.py"], shown   # the page that reads the decisions says why, in one message
