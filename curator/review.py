@@ -97,7 +97,13 @@ def load_decision_log(run_dir: str | os.PathLike, *, n_classes: int | None = Non
         log["batch"] = log["seq"]
         log["reviewer"] = ""
         log["undoes"] = np.int64(-1)
+        if "updated" not in log.columns:
+            log["updated"] = ""
+    missing = [c for c in LOG_SCHEMA if c not in log.columns]
+    if missing:
+        raise DataError(f"{str(path)!r} lacks column(s) {missing} of the review log; it is not a decision log")
     log = log[list(LOG_SCHEMA)]
+    log = log.assign(reviewer=log["reviewer"].astype(str), updated=log["updated"].astype(str))
     return log.sort_values("seq", kind="stable").reset_index(drop=True)
 
 

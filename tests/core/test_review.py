@@ -77,3 +77,18 @@ def test_a_file_from_before_the_log_is_read(tmp_path):
     assert d.loc["b", "new_label"] == 3 and d.loc["a", "action"] == "drop"
     record_decisions(tmp_path, ["a"], "keep", reviewer="ann")
     assert load_decisions(tmp_path).set_index("sample_id").loc["a", "action"] == "keep"
+
+
+def test_a_damaged_log_is_one_line_naming_the_file(tmp_path):
+    import pandas as pd
+
+    from curator.data.problems import DataError
+
+    pd.DataFrame({"seq": [0], "sample_id": ["a"], "action": ["keep"], "new_label": [-1]}).to_parquet(
+        tmp_path / "decisions.parquet")
+    with pytest.raises(DataError, match="lacks column"):
+        load_decisions(tmp_path)
+    pd.DataFrame({"seq": [0], "batch": [0], "sample_id": ["a"], "action": ["erase"], "new_label": [-1],
+                  "reviewer": ["x"], "updated": [""], "undoes": [-1]}).to_parquet(tmp_path / "decisions.parquet")
+    with pytest.raises(DataError, match="action"):
+        load_decisions(tmp_path)
