@@ -81,14 +81,15 @@ def test_root_without_dataset_is_inferred_never_the_demo(tmp_path, capsys):
 
 
 def test_a_failed_audit_leaves_no_run_directory(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["audit", "--dataset", "clothing1m", "--root", str(tmp_path), "--out", str(out)]) == 2
+    out, root = tmp_path / "run", tmp_path / "c1m"
+    root.mkdir()
+    assert main(["audit", "--dataset", "clothing1m", "--root", str(root), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "noisy_label_kv.txt, noisy_train_key_list.txt" in err and "by request" in err
     assert not out.exists(), sorted(p.name for p in out.iterdir())
     kept = tmp_path / "mine"
     kept.mkdir()                                                              # a folder the user made is left alone
-    assert main(["audit", "--dataset", "clothing1m", "--root", str(tmp_path), "--out", str(kept)]) == 2
+    assert main(["audit", "--dataset", "clothing1m", "--root", str(root), "--out", str(kept)]) == 2
     assert kept.is_dir()
 
 
