@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Iterable, Literal
 
 Direction = Literal["higher_is_clean", "higher_is_issue", "higher_is_worse", "lower_is_worse", "categorical", "info"]
-Table = Literal["signals", "audit", "hygiene"]
+Table = Literal["signals", "audit", "hygiene", "classes", "metrics"]
 DIRECTION_WORDS = {"higher_is_clean": "higher = more likely clean", "higher_is_issue": "higher = more likely a label issue",
                    "higher_is_worse": "higher = worse image or data (not about the label)",
                    "lower_is_worse": "lower = worse image or data (not about the label)",
@@ -129,9 +129,60 @@ def head_columns(head: str, who: str, own: tuple[tuple[str, str, str, str], ...]
     return out + [Column(name, _S, direction, rng, text, who) for name, direction, rng, text in own]
 
 
+_CLS, _MET = ("classes",), ("metrics",)
+_CLASSES_SRC = "per-class findings from the audit's posterior (curator.audit.classes)"
+_EVAL = "evaluation against known truth (curator.audit.evaluate)"
+#: classes.parquet (one row per class) and the report's evaluation table (metrics.json), for the report's glossary
+_REPORT = (
+    Column("class", _CLS, "categorical", "class index", "The class number.", _CLASSES_SRC),
+    Column("class_name", _CLS, "info", "text", "The class's name.", _CLASSES_SRC),
+    Column("labelled_count", _CLS, "info", "count", "How many training samples carry this label.", _CLASSES_SRC),
+    Column("estimated_true_size", _CLS, "info", "count",
+           "How many training samples truly belong to the class, as the audit estimates it: the samples whose most "
+           "probable true class it is.", _CLASSES_SRC),
+    Column("estimated_true_size_soft", _CLS, "info", "count",
+           "The same estimate as a soft count (the sum of every sample's probability of the class); it over-counts "
+           "small classes, because every sample leaks a little probability into them.", _CLASSES_SRC),
+    Column("estimated_clean_count", _CLS, "info", "count",
+           "How many of the samples labelled with the class really are of it (sum of their probability of the "
+           "label).", _CLASSES_SRC),
+    Column("estimated_noise_rate", _CLS, "higher_is_issue", "[0, 1]",
+           "Share of the class's labels estimated wrong: 1 − estimated_clean_count / labelled_count.", _CLASSES_SRC),
+    Column("n_flagged", _CLS, "info", "count", "Samples with this label flagged as label issues.", _CLASSES_SRC),
+    Column("shot_group_labelled", _CLS, "categorical", "many / medium / few",
+           "Size group by the label count (many ≥ 100, medium 21–99, few ≤ 20); shot_group uses the estimated true "
+           "size instead.", _CLASSES_SRC),
+    Column("at_risk", _CLS, "higher_is_issue", "bool",
+           "Fewer estimated clean samples than the audit's tail_min_clean (20 by default): too few to learn or to "
+           "check the class reliably.", _CLASSES_SRC),
+    Column("top_confusion_true_class", _CLS, "categorical", "class index",
+           "The other true class that most often hides under this label.", _CLASSES_SRC),
+    Column("top_confusion_share", _CLS, "info", "[0, 1]",
+           "Share of the class's labels estimated to belong to top_confusion_true_class.", _CLASSES_SRC),
+    Column("most_often_mislabeled_as", _CLS, "categorical", "class index",
+           "The label this class's samples most often wrongly carry.", _CLASSES_SRC),
+    Column("true_size", _CLS, "info", "count", "How many training samples truly belong to the class (known truth).",
+           _EVAL),
+    Column("true_noise_rate", _CLS, "info", "[0, 1]", "Share of the class's labels that are wrong (known truth).", _EVAL),
+    Column("auroc", _MET, "info", "[0, 1]",
+           "How well label_issue_score ranks mislabelled samples above correct ones (0.5 = chance, 1 = perfect).", _EVAL),
+    Column("precision", _MET, "info", "[0, 1]", "Share of flagged samples that truly are mislabelled.", _EVAL),
+    Column("recall", _MET, "info", "[0, 1]", "Share of mislabelled samples that are flagged.", _EVAL),
+    Column("f1", _MET, "info", "[0, 1]", "Harmonic mean of precision and recall.", _EVAL),
+    Column("suggested_label_accuracy", _MET, "info", "[0, 1]",
+           "Share of flagged, truly mislabelled samples whose suggested label is the true class.", _EVAL),
+    Column("suggested_label_balanced_accuracy", _MET, "info", "[0, 1]",
+           "The same, averaged over true classes so that every class counts equally.", _EVAL),
+    Column("tail_rescue", _MET, "info", "[0, 1]",
+           "Share of mislabelled samples whose true class has fewer than 100 samples that are flagged and get their "
+           "true class as the suggestion: how well the audit gives tail classes their samples back.", _EVAL),
+    Column("class_size_error", _MET, "info", "[0, inf)",
+           "Mean over classes of |estimated_true_size − true size| / true size.", _EVAL),
+)
+
 #: the contract: the columns declared here, then those of the plug-ins (heads, hygiene checks) as their registries
 #: declare them
-COLUMNS: dict[str, Column] = {c.name: c for c in _BASE}
+COLUMNS: dict[str, Column] = {c.name: c for c in (*_BASE, *_REPORT)}
 _OWN = frozenset(COLUMNS)
 
 

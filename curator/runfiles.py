@@ -33,7 +33,8 @@ POSTERIOR = "posterior.npy"             # (N_train, C) float16 p(true class | im
 DIAGNOSTICS = "diagnostics.json"        # flagged share, label agreement, warnings, the evidence grade (curator.audit.grade)
 METRICS = "metrics.json"                # evaluation against known truth
 REPORT = "report.html"
-DECISIONS = "decisions.parquet"         # review decisions saved by the explorer
+DECISIONS = "decisions.parquet"         # review decisions saved by the explorer: an append-only log (curator.review)
+SPOT_CHECK = "spot_check.json"          # the spot check's draw and estimated flag precision (curator.audit.spot_check)
 UMAP = "umap.parquet"                   # the explorer's 2-D map
 
 

@@ -96,6 +96,36 @@ def audit_stage(run: RunDir, ds: Dataset, evidence: Evidence, cfg: AuditConfig) 
         run.write_json(runfiles.METRICS, m)
 
 
+def _spot_check(run: RunDir) -> dict | None:
+    """A person's spot check of the flags (made in the explorer after an audit), as the report shows it."""
+    from curator.audit.spot_check import read_spot_check, summarise
+    from curator.review import load_decisions
+
+    draw = read_spot_check(run.path)
+    return None if draw is None else {**summarise(draw, load_decisions(run.path)), "mode": draw.get("mode", "full")}
+
+
+def _report_thumbnails(run: RunDir, audit: pd.DataFrame, top: int = 30, max_pairs: int = 50, size: int = 48
+                       ) -> dict[str, str]:
+    """Small inline images for the report's top issues and leaked pairs, read like the explorer's thumbnails (the
+    run's image cache when it has one, else the pinned files); none, with one warning, when images cannot be read."""
+    from curator.audit.report import thumbnail_uris
+    from curator.explore.thumbnails import Thumbnails, open_run_images
+
+    ids = audit.sort_values("rank").head(top)["sample_id"].astype(str).tolist()
+    if run.exists(runfiles.LEAKAGE):
+        pairs = run.read_parquet(runfiles.LEAKAGE).sort_values("similarity", ascending=False).head(max_pairs)
+        ids += pairs["sample_id"].astype(str).tolist() + pairs["other_id"].astype(str).tolist()
+    try:
+        thumbs = Thumbnails(open_run_images(run.path))
+        manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "image_ref"])
+        refs = dict(zip(manifest["sample_id"].astype(str), manifest["image_ref"].astype(np.int64)))
+        return thumbnail_uris({s: thumbs.get(int(refs[s]), size) for s in dict.fromkeys(ids) if s in refs})
+    except Exception as exc:  # images on a disk that is not mounted here: the report is written without them
+        LOG.warning("report: no thumbnails (%s)", exc)
+        return {}
+
+
 def report_stage(run: RunDir, ds: Dataset) -> None:
     audit = run.read_parquet(runfiles.AUDIT)
     classes = run.read_parquet(runfiles.CLASSES)
@@ -105,8 +135,10 @@ def report_stage(run: RunDir, ds: Dataset) -> None:
     t = train["true_label"].to_numpy(np.int64)
     html = render_report(audit, classes, class_names=ds.class_names, metrics=metrics,
                          true_label=t if (t != UNKNOWN).all() else None, title=f"curator audit: {ds.name}",
-                         warnings=diagnostics.get("warnings", []), evidence=diagnostics.get("evidence"), hygiene=run.read_json(runfiles.HYGIENE_SUMMARY),
-                         leakage=run.read_parquet(runfiles.LEAKAGE) if run.exists(runfiles.LEAKAGE) else None)
+                         warnings=diagnostics.get("warnings", []), evidence=diagnostics.get("evidence"),
+                         hygiene=run.read_json(runfiles.HYGIENE_SUMMARY),
+                         leakage=run.read_parquet(runfiles.LEAKAGE) if run.exists(runfiles.LEAKAGE) else None,
+                         spot_check=_spot_check(run), thumbnails=_report_thumbnails(run, audit))
     with atomic_path(run / runfiles.REPORT) as tmp:
         tmp.write_text(html, encoding="utf-8")
 
@@ -211,6 +243,6 @@ def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, heads:
     if stop >= STAGES.index("report"):
         run.run_stage("report", lambda: report_stage(run, ds), inputs={"report": 1}, outputs=[runfiles.REPORT],
                       input_files=_present(run, [runfiles.AUDIT, runfiles.CLASSES, runfiles.DIAGNOSTICS, *HYGIENE_FILES,
-                                                 runfiles.METRICS]))
+                                                 runfiles.METRICS, runfiles.SPOT_CHECK, runfiles.DECISIONS]))
         summary["report"] = str(run / runfiles.REPORT)
     return summary

@@ -53,6 +53,30 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
     run = RunDir(out)
     if _is_main_process():
         run.lock_for_writing()
+    try:
+        return _prepare(run, options, recipe, needs_labels)
+    except BaseException:
+        if fresh and _is_main_process():
+            _remove_unfinished(run)
+        raise
+
+
+def _remove_unfinished(run: RunDir) -> None:
+    """A run directory this command created and no stage finished in (e.g. the dataset root was wrong) is
+    removed, so a failed command leaves nothing behind but its one-line error."""
+    import shutil
+
+    from curator.rundir import release_writer_lock
+
+    if any((run.path / "stages").glob("*.json")):
+        return
+    release_writer_lock(run.path)
+    shutil.rmtree(run.path, ignore_errors=True)
+    LOG.debug("removed the unfinished run directory %s", run.path)
+
+
+def _prepare(run: RunDir, options: DatasetOptions, recipe: dict[str, Any] | None, needs_labels: bool
+             ) -> tuple[RunDir, Dataset]:
     ds = load_dataset(options)
     check_ready(ds, needs_labels=needs_labels)
     if options.embeddings:

@@ -47,6 +47,16 @@ def _long_tail_indices(labels: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return np.concatenate(keep)
 
 
+def _omega_change(seed: int, label: np.ndarray, knn_pred: np.ndarray) -> np.ndarray:
+    """GDW's ω' − ω (paper 003 fig. 4-5): most weights rise a little, the label's and the neighbours' class fall.
+    Its own generator, so the rest of the fixture draws the same numbers as before."""
+    rng = np.random.default_rng(seed + 1)
+    change = rng.normal(0.02, 0.02, (len(label), N_CLASSES)).astype(np.float32)
+    change[np.arange(len(label)), label] -= 0.05
+    change[np.arange(len(label)), knn_pred] -= 0.1
+    return change
+
+
 def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int = 0, with_umap: bool = False) -> Path:
     """Write the fixture run into `path` (created) and return it."""
     from sklearn.datasets import load_digits
@@ -112,7 +122,7 @@ def write_fixture_run(path: str | Path, *, noise_rate: float = 0.12, seed: int =
     write_head(run.path, HeadResult("lasl", probs, history={"loss": loss, "sigma": sigma, "margin": margin.astype(np.float32)}),
                ids=digest)
     write_head(run.path, HeadResult("gdw", probs, history={"omega_t": (1 - t * (1 - agreement)).astype(np.float32)},
-                               extras={"omega": omega}), ids=digest)
+                               extras={"omega": omega, "omega_change": _omega_change(seed, label, knn_pred)}), ids=digest)
     write_head(run.path, HeadResult("fsr", probs, history={"meta_margin": (margin * 0.5).astype(np.float32)}), ids=digest)
 
     prob_label = probs[np.arange(n), label]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from curator.data.problems import DataError
-from ui.common import filter_sidebar, get_run, image_notice, md, run_dir_from_argv
+from ui.common import filter_sidebar, get_run, image_notice, map_job, md, run_dir_from_argv
 
 st.set_page_config(page_title="curator explorer", page_icon=":material/image_search:", layout="wide")
 
@@ -30,12 +30,15 @@ pages = {
     "flagged": st.Page("views/flagged.py", title="Flagged samples", icon=":material/flag:"),
     "sample": st.Page("views/sample.py", title="Sample", icon=":material/image_search:"),
     "map": st.Page("views/map.py", title="Embedding map", icon=":material/scatter_plot:"),
+    "spot_check": st.Page("views/spot_check.py", title="Estimate precision", icon=":material/fact_check:"),
     "review": st.Page("views/review.py", title="Review & export", icon=":material/task_alt:"),
 }
 st.session_state["pages"] = pages
 nav = st.navigation(list(pages.values()))
 st.sidebar.caption(f"Run: {md(run.path)}")
 st.session_state["filter"] = filter_sidebar(run)
+if (run.path / "embeddings.npy").exists():
+    map_job(run)  # start the embedding map in the background now, before anyone opens the map page
 image_notice(run)
 try:
     nav.run()

@@ -24,7 +24,7 @@ from curator.explore.review import REVIEW_STATUSES, decide, describe_decision, r
 from curator.data.stats import SHOT_GROUPS
 from curator.explore.run import ExplorerRun, load_run
 from curator import runfiles
-from curator.review import load_decisions
+from curator.review import default_reviewer, load_decisions, undo_last
 
 RUN_ENV = "CURATOR_RUN_DIR"
 THUMB = 96
@@ -64,6 +64,19 @@ def map_method_from_argv(argv: list[str] | None = None) -> str:
     p.add_argument("--map-method", dest="map_method", choices=["umap", "pca"], default=None)
     known, _ = p.parse_known_args(argv)
     return known.map_method or os.environ.get("CURATOR_MAP_METHOD", "umap")
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _map_job(path: str, method: str, stamp: int):
+    from curator.explore.embedding_map import MapJob
+
+    return MapJob(path, method)
+
+
+def map_job(run: ExplorerRun):
+    """The embedding map computed in another process, started the first time any page opens (a warm-up: the
+    person does not wait for UMAP's compilation on the map page)."""
+    return _map_job(str(run.path), map_method_from_argv(), _mtime(run.path / runfiles.EMBEDDINGS))
 
 
 def _mtime(path: Path) -> int:
@@ -147,9 +160,23 @@ def column_range(run: ExplorerRun, column: str) -> tuple[float, float]:
     return _column_range(str(run.path), (), column, run)
 
 
+def reviewer() -> str:
+    """Who is deciding: the sidebar's "Reviewer" box (recorded with every decision)."""
+    return (st.session_state.get("reviewer") or "").strip() or default_reviewer()
+
+
+def reviewer_box() -> None:
+    if "reviewer" not in st.session_state:
+        st.session_state["reviewer"] = default_reviewer()
+    st.sidebar.text_input("Reviewer", key="reviewer",
+                          help="Recorded with every decision you make (decisions.parquet keeps the whole log); "
+                               "Undo takes back your own newest decision. Default: $CURATOR_REVIEWER or your login.")
+
+
 def filter_sidebar(run: ExplorerRun) -> SampleFilter:
     """The filter widgets (sidebar, shared by the grid, map and review pages) -> a SampleFilter."""
     sb = st.sidebar
+    reviewer_box()
     sb.header("Filters")
     sb.caption("Apply to the flagged grid, the map listing and bulk review.")
     names = {c: f"{c}: {run.class_name(c)}" for c in range(run.n_classes)}
@@ -203,12 +230,82 @@ def open_sample(sample_id: str) -> None:
     st.switch_page(st.session_state["pages"]["sample"])
 
 
+def resume_sample(run: ExplorerRun, positions: np.ndarray) -> str:
+    """Where a reviewer picks up: the first sample of the filtered list without a decision (else the first)."""
+    if not len(positions):
+        return str(run.table["sample_id"].iat[0])
+    status, _, _ = get_status(run)
+    open_ = positions[status[positions] == 0]
+    return str(run.table["sample_id"].iat[int(open_[0] if len(open_) else positions[0])])
+
+
+def last_decision_text(run: ExplorerRun) -> str | None:
+    """"Your last decision: …" for this reviewer, or None."""
+    from curator.review import last_decision_by, load_decision_log
+
+    row = last_decision_by(load_decision_log(run.path), reviewer())
+    if row is None:
+        return None
+    what = f"relabel to {run.class_name(int(row['new_label']))}" if row["action"] == "relabel" else row["action"]
+    undo = " (an undo)" if int(row["undoes"]) >= 0 else ""
+    return f"Your last decision: {what}{undo} on {row['sample_id']} at {row['updated']}."
+
+
+def spot_check_summary(run: ExplorerRun) -> dict | None:
+    """The spot check's estimate from the current decisions (None without a spot check or an answer)."""
+    from curator.audit.spot_check import read_spot_check, summarise
+
+    draw = read_spot_check(run.path)
+    if draw is None:
+        return None
+    est = summarise(draw, load_decisions(run.path))
+    return None if est["overall"] is None else {**est, "mode": draw.get("mode", "full")}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _gdw_summary(path: str, stamp: tuple, _run: ExplorerRun) -> dict | None:
+    from curator.explore.gdw import fig45_summary
+
+    change = _run.head_array("gdw", "omega_change")
+    if change is None or change.shape[0] != _run.n_samples:
+        return None
+    return fig45_summary(change, _run.table["label"].to_numpy(), _run.table["true_label"].to_numpy())
+
+
+def gdw_summary(run: ExplorerRun) -> dict | None:
+    """Paper 003 fig. 4-5 measured on the run's known mislabelled samples (curator.explore.gdw), or None."""
+    return _gdw_summary(str(run.path), (_mtime(run.path / "heads" / "gdw.npz"),), run)
+
+
+def agreement_mark(label: int, given: int) -> str:
+    """A neighbour's or copy's label against the sample's, in words (no emoji: they need a font to render)."""
+    return ":green[same label]" if label == given else ":red[**OTHER label**]"
+
+
+def show_similar(sample_id: str) -> None:
+    """Open the grid on `sample_id` and its kNN neighbours (the grid page shows them instead of the filters)."""
+    st.session_state["similar_to"] = sample_id
+    st.switch_page(st.session_state["pages"]["flagged"])
+
+
 def decision_text(run: ExplorerRun, pos: int) -> str:
     status, new_label, _ = get_status(run)
     return describe_decision(status[pos], new_label[pos], run.class_name)
 
 
 def save_decision(run: ExplorerRun, ids, action: str, new_label: int | None = None) -> None:
-    decide(run, ids, action, new_label)
+    decide(run, ids, action, new_label, reviewer=reviewer())
     n = len(ids)
-    st.toast(f"Saved: {action} for {n} sample{'s' if n != 1 else ''}")
+    what = f"relabel to {run.class_name(new_label)}" if action == "relabel" else action
+    st.toast(md(f"Saved: {what} for {n} sample{'s' if n != 1 else ''}"))
+
+
+def undo_decision(run: ExplorerRun) -> list[str]:
+    """Undo this reviewer's newest decision (one sample or one bulk batch); returns the sample ids it touched."""
+    rows = undo_last(run.path, reviewer())
+    if not len(rows):
+        st.toast("Nothing of yours to undo.")
+        return []
+    n = len(rows)
+    st.toast(f"Undone: your last decision on {n} sample{'s' if n != 1 else ''}")
+    return rows["sample_id"].astype(str).tolist()

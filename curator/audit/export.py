@@ -315,6 +315,6 @@ def export_run(run_dir: str | os.PathLike, policy: str, out: str | os.PathLike, 
                "n_review_decisions": int((table["decided_by"] == "review").sum()),
                "dropped_for": dropped_for, "drop": list(kwargs.get("drop") or ()),
                "n_changed_since_audit": len(changed), "changed_since_audit": [c.sample_id for c in changed[:100]]}
-    LOG.info("export %s: %d rows (%d dropped, %d relabelled) -> %s", policy, len(table), summary["n_dropped"],
-             summary["n_relabelled"], target)
+    LOG.debug("export %s: %d rows (%d left out, %d relabelled) -> %s", policy, len(table), summary["n_dropped"],
+              summary["n_relabelled"], target)  # the command prints the summary itself, once
     return summary

@@ -75,11 +75,65 @@ def _figures(audit: pd.DataFrame, classes: pd.DataFrame, true_label: np.ndarray 
     return out
 
 
-def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="t")
+def _table(df: pd.DataFrame, images: dict[str, tuple[str, dict[str, str]]] | None = None) -> str:
+    """An HTML table in a box that scrolls sideways inside the page when it is wider than the page (1,200 px).
+
+    `images` maps a new column's name to (the id column it shows, {id: data URI}); such a column comes first and
+    shows a small inline thumbnail. Every other cell is escaped (data never becomes markup)."""
+    if not images:
+        body = df.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="t")
+        return f'<div class="scroll">{body}</div>'
+    shown = df.copy()
+    for col in shown.columns:
+        shown[col] = [html.escape(f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)) for v in shown[col]]
+    for i, (name, (key, uris)) in enumerate(images.items()):
+        shown.insert(i, name, [f'<img class="thumb" alt="" src="{uris[k]}">' if k in uris else ""
+                               for k in df[key].astype(str)])
+    body = shown.to_html(index=False, border=0, classes="t", escape=False)
+    return f'<div class="scroll">{body}</div>'
 
 
-def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.DataFrame | None, max_pairs: int) -> list[str]:
+def glossary(columns: list[str]) -> str:
+    """A definition list for every column shown, from the column contract (curator.columns)."""
+    from curator.columns import describe
+
+    items = []
+    for name in dict.fromkeys(columns):
+        c = describe(name)
+        items.append(f"<dt><code>{html.escape(name)}</code></dt><dd>{html.escape(c.explanation)}"
+                     + (f" <span class='dir'>({html.escape(c.direction_words)})</span>" if c.direction not in ("info",) else "")
+                     + "</dd>")
+    return "<details class='glossary'><summary>What the columns mean</summary><dl>" + "".join(items) + "</dl></details>"
+
+
+def tail_sentences(classes: pd.DataFrame, metrics: dict | None) -> list[str]:
+    """One plain sentence per tail class (few / medium shot group) whose size estimate or detection is poor,
+    and per shot group whose detection is poor, so the tail's failure is said, not only tabulated."""
+    out = []
+    tail = classes[classes["shot_group"].isin(["few", "medium"]) | classes.get("shot_group_labelled", classes["shot_group"]).isin(["few", "medium"])]
+    for r in tail.itertuples():
+        name = html.escape(str(r.class_name))
+        if "true_size" in classes.columns and r.true_size > 0:
+            err = (r.estimated_true_size - r.true_size) / r.true_size
+            if abs(err) > 0.5:
+                out.append(f"Class {name} ({r.shot_group}): the audit estimates {int(r.estimated_true_size)} samples "
+                           f"truly belong to it, but {int(r.true_size)} do ({'under' if err < 0 else 'over'}-counted by "
+                           f"{abs(err):.0%}); its flags and suggestions are unreliable.")
+        if bool(getattr(r, "at_risk", False)):
+            out.append(f"Class {name}: only {r.estimated_clean_count:.1f} clean samples estimated (fewer than needed to "
+                       f"learn it reliably); review its {int(r.labelled_count)} labelled samples by hand and collect more.")
+    for group, m in ((metrics or {}).get("per_shot") or {}).items():
+        auroc, prec = m.get("auroc"), m.get("precision")
+        if (auroc is not None and auroc < 0.7) or (prec is not None and prec < 0.5 and m.get("n_mislabeled", 0)):
+            out.append(f"In the {html.escape(str(group))} shot group detection is poor: "
+                       + ", ".join(f"{k} {m[k]:.2f}" for k in ("auroc", "precision", "recall") if m.get(k) is not None)
+                       + f" on {m.get('n_mislabeled', '?')} mislabelled of {m.get('n', '?')} samples; do not trust its "
+                       "flags without review.")
+    return out
+
+
+def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.DataFrame | None, max_pairs: int,
+                     thumbs: dict[str, str] | None = None) -> list[str]:
     from curator.hygiene.counts import check_sections, kind_counts, label_issue_split
 
     kinds = kind_counts(audit)
@@ -96,18 +150,40 @@ def _hygiene_section(audit: pd.DataFrame, hygiene: dict | None, leakage: pd.Data
         parts.append(f"<h3>{html.escape(sec['title'])}</h3>" + (f"<p>{html.escape(sec['text'])}</p>" if sec["text"] else "")
                      + (_table(pd.DataFrame(sec["details"])) if sec["details"] else ""))
         if sec["kind"] == "leak" and leakage is not None and len(leakage):
-            parts.append(_table(leakage.sort_values("similarity", ascending=False).head(max_pairs))
+            pairs = leakage.sort_values("similarity", ascending=False).head(max_pairs)
+            parts.append(_table(pairs, {"training image": ("sample_id", thumbs), "copy": ("other_id", thumbs)}
+                                if thumbs else None)
                          + (f"<p>First {max_pairs} of {len(leakage)} pairs; all in leakage.parquet.</p>"
                             if len(leakage) > max_pairs else ""))
     return parts
 
 
+def spot_check_section(spot: dict | None) -> list[str]:
+    """The measured precision of the flags from a person's spot check (curator.audit.spot_check.summarise)."""
+    if not spot or not spot.get("overall"):
+        return []
+    o = spot["overall"]
+    rows = pd.DataFrame([{"score band": f"{b['score_from']:.3f} – {min(b['score_to'], 1.0):.3f}",
+                          "flagged in band": b["n_flagged"], "answered": b["n_answered"], "label wrong": b["n_wrong"],
+                          "precision": b["precision"], "95% low": b["low"], "95% high": b["high"]}
+                         for b in spot["bands"]])
+    covers = f" The estimate covers the {100 * o['covers']:.0f}% of flags in bands with answers." if o["covers"] < 1 else ""
+    return [f"<h2>Measured precision of the flags (spot check)</h2><p>A person answered {o['n_answered']} of "
+            f"{spot['n_drawn']} randomly drawn flagged samples ({html.escape(str(spot.get('mode', 'full')))} spot check, "
+            f"stratified by score band): <strong>{100 * o['precision']:.1f}%</strong> of the flags are real label errors "
+            f"(95% interval {100 * o['low']:.1f}–{100 * o['high']:.1f}%; Wilson per band, stratified Wilson overall, "
+            f"docs/spot_check.md).{covers}</p>", _table(rows)]
+
+
 def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: list[str], metrics: dict | None = None,
                   true_label: np.ndarray | None = None, title: str = "curator audit", top: int = 30,
                   warnings: list[str] | None = None, hygiene: dict | None = None, leakage: pd.DataFrame | None = None,
-                  max_pairs: int = 50, evidence: dict | None = None) -> str:
-    """The HTML text (see module docstring)."""
+                  max_pairs: int = 50, evidence: dict | None = None, spot_check: dict | None = None,
+                  thumbnails: dict[str, str] | None = None) -> str:
+    """The HTML text (see module docstring). `thumbnails` maps sample ids (training and test / val) to small
+    data-URI images (`thumbnail_uris`) shown beside the top issues and the leaked pairs."""
     names = np.asarray(class_names)
+    thumbnails = thumbnails or {}
     shown = [c for c in ("sample_id", "label", "suggested_label", "label_issue_score", "suggested_label_confidence",
                          "rank", "shot_group", "issue_kinds", "quality_issues", "duplicate_of") if c in audit.columns]
     top_df = audit.sort_values("rank").head(top)[shown].copy()
@@ -120,24 +196,44 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
     if evidence and evidence.get("summary") and evidence.get("grade") != "weak":  # a weak grade is a warning below
         parts.append(f'<p class="evidence"><strong>{html.escape(evidence["summary"])}</strong></p>')
     parts += [f'<p class="warning"><strong>Warning:</strong> {html.escape(w)}</p>' for w in warnings or []]
+    parts += spot_check_section(spot_check)
     if metrics:
         keys = ["auroc", "precision", "recall", "f1", "suggested_label_accuracy", "suggested_label_balanced_accuracy",
                 "tail_rescue", "class_size_error"]
-        parts.append("<h2>Evaluation against known truth</h2>" + _table(pd.DataFrame([{k: metrics.get(k) for k in keys}])))
+        parts.append("<h2>Evaluation against known truth</h2>" + _table(pd.DataFrame([{k: metrics.get(k) for k in keys}]))
+                     + glossary(keys))
         if metrics.get("per_shot"):
             parts.append(_table(pd.DataFrame([{"shot_group": g, **{k: v.get(k) for k in ("n", "n_mislabeled", "auroc", "precision", "recall", "f1")}}
                                               for g, v in metrics["per_shot"].items()])))
     for name, img in _figures(audit, classes, true_label):
         parts.append(f"<h2>{html.escape(name)}</h2>{img}")
-    parts += _hygiene_section(audit, hygiene, leakage, max_pairs)
-    parts.append("<h2>Classes at risk or noisy</h2>" + (_table(risk) if len(risk) else "<p>none</p>"))
-    parts.append("<h2>Per-class findings</h2>" + _table(classes))
-    parts.append(f"<h2>Top {top} issues</h2>" + _table(top_df))
+    parts += _hygiene_section(audit, hygiene, leakage, max_pairs, thumbnails)
+    sentences = tail_sentences(classes, metrics)
+    parts.append("<h2>Classes at risk or noisy</h2>" + "".join(f"<p class='tail'>{t}</p>" for t in sentences)
+                 + (_table(risk) if len(risk) else "<p>none</p>"))
+    parts.append("<h2>Per-class findings</h2>" + _table(classes) + glossary(list(classes.columns)))
+    parts.append(f"<h2>Top {top} issues</h2>" + _table(top_df, {"image": ("sample_id", thumbnails)} if thumbnails else None)
+                 + glossary(list(top_df.columns)))
     if metrics and metrics.get("per_signal"):
         parts.append("<h2>Individual signals (AUROC vs truth)</h2>" + _table(pd.DataFrame(
             [{"signal": k, "auroc": v.get("auroc")} for k, v in metrics["per_signal"].items()])))
-    style = ("<style>body{font-family:sans-serif;max-width:1000px;margin:auto} table.t{border-collapse:collapse;font-size:12px}"
-             " table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}"
+    style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px} img{max-width:100%}"
+             " div.scroll{overflow-x:auto;max-width:100%} table.t{border-collapse:collapse;font-size:12px}"
+             " table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd} table.t td{max-width:260px;overflow-wrap:anywhere}"
+             " img.thumb{width:48px;height:48px;image-rendering:pixelated} details.glossary{font-size:12px;margin:6px 0}"
+             " details.glossary dd{margin:0 0 4px 16px} span.dir{color:#666} p.tail{border-left:4px solid #c0392b;padding-left:8px}"
              " p.warning{background:#fff4e5;border-left:4px solid #e8a33d;padding:8px 12px}</style>")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{style}</head><body>" \
            + "\n".join(parts) + "</body></html>"
+
+
+def thumbnail_uris(images: dict[str, np.ndarray]) -> dict[str, str]:
+    """{sample id: (H, W, 3) uint8 image} -> {sample id: PNG data URI} for `render_report(thumbnails=...)`."""
+    from PIL import Image
+
+    out = {}
+    for sid, img in images.items():
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(img, np.uint8)).save(buf, format="PNG", optimize=True)
+        out[str(sid)] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return out

@@ -22,10 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
-    from curator.data.options import DatasetOptions
+    from curator.data.registry import given_dataset_options
     from pipelines.audit import run_pipeline
 
-    options = {k: v for k, v in vars(DatasetOptions.from_args(args)).items() if getattr(args, k, None) is not None}
+    options = given_dataset_options(args)
     with tempfile.TemporaryDirectory(prefix="curator-e2e-") as tmp:
         out = args.run_dir or tmp
         t0 = time.perf_counter()

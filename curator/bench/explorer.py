@@ -34,6 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run-dir", default=None, help="where to write the synthetic run (default: a temp dir)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per filter change (median reported)")
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest re-render measurement")
+    parser.add_argument("--map-rows", type=int, default=10_000,
+                        help="training samples for the embedding-map step (0 skips it): time to the first map shown "
+                             "(PCA) and to the UMAP map, in a fresh process (so UMAP's import and compilation count)")
 
 
 def write_synthetic_run(path: str | Path, n: int, seed: int = 0) -> Path:
@@ -133,9 +136,43 @@ def run(args) -> dict:
     result = {"rows_in_run": args.rows, "generate_s": round(gen_s, 2), "rows": rows}
     if not args.no_apptest:
         result["rows"] += _apptest_rerenders(path, args.repeats)
+    if args.map_rows:
+        result["rows"] += _map_first_view(path.parent / "map-run", args.map_rows)
     if tmp is not None:
         tmp.cleanup()
     return result
+
+
+def _map_first_view(path: Path, n: int, dim: int = 128) -> list[dict]:
+    """What the person waits for on the map page, measured in a fresh Python process that has loaded what a running
+    explorer has: the UMAP map starts in another process (MapJob) and a PCA map of the same rows is shown meanwhile
+    (its time includes importing scikit-learn's PCA); the UMAP time includes umap-learn's import and compilation."""
+    import json
+    import subprocess
+    import sys
+
+    write_synthetic_run(path, n)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(N_CLASSES, dim))
+    emb = centres[rng.integers(0, N_CLASSES, n)] + rng.normal(scale=0.5, size=(n, dim))
+    np.save(path / runfiles.EMBEDDINGS, emb.astype(np.float16))
+    code = ("import json, sys, time\n"
+            "import curator.explore.run, streamlit\n"  # what a running explorer has loaded before the map page
+            "from curator.explore.embedding_map import MapJob, compute_map\n"
+            "t0 = time.perf_counter()\n"
+            "job = MapJob(sys.argv[1], 'umap')\n"
+            "compute_map(sys.argv[1], method='pca')\n"
+            "first = time.perf_counter() - t0\n"
+            "job.wait()\n"
+            "print(json.dumps({'first': first, 'umap': time.perf_counter() - t0, 'error': job.error}))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    if r["error"]:
+        raise RuntimeError(f"the UMAP map failed: {r['error']}")
+    return [{"step": f"map: first map shown ({n:,} points, PCA while UMAP runs)", "seconds": round(r["first"], 2),
+             "matching": n},
+            {"step": f"map: UMAP map ready ({n:,} points, fresh process: import + compile + fit)",
+             "seconds": round(r["umap"], 2), "matching": n}]
 
 
 def _apptest_rerenders(path: Path, repeats: int) -> list[dict]:

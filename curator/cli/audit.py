@@ -10,7 +10,7 @@ import argparse
 import logging
 import time
 
-from curator.data.options import DatasetOptions, add_dataset_args
+from curator.data.options import add_dataset_args
 from curator.log import print_json
 
 LOG = logging.getLogger("curator")
@@ -63,7 +63,9 @@ def run_until(args: argparse.Namespace, until: str) -> dict | None:
     from curator.config import ConfigError
     from pipelines.audit import run_pipeline
 
-    given = {k: v for k, v in vars(DatasetOptions.from_args(args)).items() if getattr(args, k, None) is not None}
+    from curator.data.registry import given_dataset_options
+
+    given = given_dataset_options(args)
     out = args.out or f"runs/{given.get('dataset', 'digits')}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         return run_pipeline(given, out, recipe=args.recipe, overrides=args.overrides, ssl=ssl_options(args),

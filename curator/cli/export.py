@@ -45,7 +45,19 @@ def _run(args) -> int:
     if args.json:
         print_json(summary)
     else:
-        why = ", ".join(f"{n} {k}" for k, n in summary.get("dropped_for", {}).items())
-        print(f"{summary['n_rows']} rows ({summary['n_dropped']} dropped{': ' + why if why else ''}, "
-              f"{summary['n_relabelled']} relabelled) -> {summary['out']}; sampler weights -> {summary['weights']}")
+        print(describe_export(summary))
     return 0
+
+
+REASONS = {"label": "flagged as label issues", "review": "by your review decisions", "duplicate": "duplicate copies",
+           "leak": "copies of test / validation images", "quality": "unusable images", "outlier": "outliers"}
+
+
+def describe_export(summary: dict) -> str:
+    """The export in words that cannot be misread: how many samples are in the file, how many of them keep
+    their given label and how many are relabelled, how many were left out and why."""
+    n_rows, n_relabelled, n_dropped = summary["n_rows"], summary["n_relabelled"], summary["n_dropped"]
+    why = "; ".join(f"{n} {REASONS.get(k, k)}" for k, n in summary.get("dropped_for", {}).items() if n)
+    return (f"exported {n_rows:,} of {n_rows + n_dropped:,} samples to {summary['out']}: "
+            f"{n_rows - n_relabelled:,} with their given label, {n_relabelled:,} relabelled. "
+            f"Left out: {n_dropped:,}" + (f" ({why})" if why else "") + f". Sampler weights: {summary['weights']}")

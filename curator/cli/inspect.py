@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from curator.data.options import DatasetOptions, add_dataset_args
+from curator.data.options import add_dataset_args
 from curator.log import print_json
 
 
@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from curator.data.stats import dataset_summary
     from pipelines.recipes import resolve_recipe
 
-    given = {k: v for k, v in vars(DatasetOptions.from_args(args)).items() if getattr(args, k, None) is not None}
+    from curator.data.registry import given_dataset_options
+
+    given = given_dataset_options(args)
     options, _ = resolve_recipe(given)   # the data `curator audit` would audit (the recipe's [dataset] included)
     ds = load_dataset(options)
     if args.check_images:

@@ -58,7 +58,9 @@ class DatasetOptions:
 def add_dataset_args(parser: argparse.ArgumentParser, *, default_dataset: str | None = "digits") -> None:
     """Add the standard dataset options to a sub-command's parser."""
     g = parser.add_argument_group("dataset")
-    g.add_argument("--dataset", default=default_dataset, help="adapter name (see `curator datasets`); default: %(default)s")
+    g.add_argument("--dataset", default=None,
+                   help=f"adapter name (see `curator datasets`); default: with --root, inferred from it (imagefolder for a "
+                        f"folder of class folders, csv / parquet for a manifest file), else {default_dataset}")
     g.add_argument("--root", default=None, help="dataset root directory (or manifest file for csv/parquet)")
     g.add_argument("--label-set", dest="label_set", default=None,
                    help="CIFAR-10N: worse|aggre|random1|random2|random3|clean; CIFAR-100N: noisy100|clean; clothing1m: noisy|clean|both")

@@ -108,3 +108,54 @@ def read_subset_indices(path: str | Path, n_train: int) -> np.ndarray:
     if len(idx) == 0:
         raise DataError(f"{where} is empty: it selects no training sample")
     return idx
+
+
+def given_dataset_options(args) -> dict:
+    """The dataset options given on a command line (only those given). A `--root` without `--dataset` gets the
+    adapter `infer_dataset` finds (a one-line DataError if it cannot tell): never the digits demo instead."""
+    if getattr(args, "dataset", None) is None and getattr(args, "root", None):
+        args.dataset = infer_dataset(args.root)
+        LOG.info("--dataset %s (inferred from --root)", args.dataset)
+    return {k: v for k, v in vars(DatasetOptions.from_args(args)).items() if getattr(args, k, None) is not None}
+
+
+def infer_dataset(root: str | Path) -> str:
+    """The adapter for a `--root` given without `--dataset`: ``csv`` / ``parquet`` for a manifest file,
+    ``imagefolder`` for a folder of class folders holding images; otherwise a one-line DataError (never the
+    demo instead)."""
+    from curator.data.adapters.imagefolder import IMAGE_EXTENSIONS, SPLIT_DIRS
+
+    root = Path(root)
+    hint = "pass --dataset (see `curator datasets`)"
+    if not root.exists():
+        raise DataError(f"--root {str(root)!r} does not exist")
+    if root.is_file():
+        kind = {".csv": "csv", ".parquet": "parquet"}.get(root.suffix.lower())
+        if kind is None:
+            raise DataError(f"--root {str(root)!r} is a file but not a .csv or .parquet manifest; {hint}")
+        return kind
+    subdirs = [e for e in sorted(root.iterdir()) if e.is_dir() and not e.name.startswith(".")]
+    if any((d / "batches.meta").is_file() or (d / "meta").is_file() for d in [root, *subdirs]):
+        raise DataError(f"--root {str(root)!r} looks like a CIFAR download; pass --dataset cifar10, cifar100, "
+                        "cifar10n or cifar100n")
+    if (root / "noisy_label_kv.txt").is_file() or (root / "clean_label_kv.txt").is_file():
+        raise DataError(f"--root {str(root)!r} looks like Clothing1M; pass --dataset clothing1m")
+    split = [d for d in subdirs if d.name in SPLIT_DIRS]
+    classes = [c for d in (split or subdirs) for c in (d.iterdir() if split else [d]) if c.is_dir()]
+    for c in classes[:50]:
+        if any(f.suffix.lower() in IMAGE_EXTENSIONS for f in _first_files(c, 20)):
+            return "imagefolder"
+    manifests = [f.name for f in root.iterdir() if f.suffix.lower() in (".csv", ".parquet")]
+    if manifests:
+        raise DataError(f"--root {str(root)!r} is a folder holding {', '.join(sorted(manifests)[:3])}: give the "
+                        "manifest file itself as --root, or pass --dataset")
+    raise DataError(f"cannot tell what dataset --root {str(root)!r} holds (no class folders with images, no "
+                    f".csv / .parquet manifest); {hint}")
+
+
+def _first_files(folder: Path, n: int) -> list[Path]:
+    import itertools
+    import os
+
+    with os.scandir(folder) as it:
+        return [Path(e.path) for e in itertools.islice((e for e in it if e.is_file()), n)]

@@ -1,6 +1,6 @@
 """Review status of every sample and the app's export button (docs/explorer.md).
 
-Decisions live in RUN/decisions.parquet through `curator.review` (locked, atomic, newest wins);
+Decisions live in RUN/decisions.parquet through `curator.review` (an append-only log, locked and atomic; the newest decision per sample is in force);
 this module maps them onto table rows without touching the 1M-row id column: the decisions are
 few, so their ids are looked up in the run's id index (O(decisions)).
 """
@@ -36,7 +36,7 @@ def review_status(run, decisions: pd.DataFrame | None = None) -> tuple[np.ndarra
     return status, new_label
 
 
-def decide(run, sample_ids, action: str, new_label: int | None = None) -> pd.DataFrame:
+def decide(run, sample_ids, action: str, new_label: int | None = None, *, reviewer: str | None = None) -> pd.DataFrame:
     """Save one decision for every id in `sample_ids` (single or bulk); returns all decisions.
 
     ``action`` is "keep", "relabel" (needs `new_label`), "drop" or "clear" (forget earlier ones).
@@ -45,7 +45,7 @@ def decide(run, sample_ids, action: str, new_label: int | None = None) -> pd.Dat
     unknown = [s for s, p in zip(ids, run.id_index.get_indexer(ids)) if p < 0]
     if unknown:
         raise ValueError(f"sample {unknown[0]!r} is not in run {str(run.path)!r}")
-    return record_decisions(run.path, ids, action, new_label, n_classes=run.n_classes)
+    return record_decisions(run.path, ids, action, new_label, n_classes=run.n_classes, reviewer=reviewer)
 
 
 def describe_decision(status_code: int, new_label: int, class_name) -> str:

@@ -130,3 +130,11 @@ def test_cifarn_missing_label_file(tmp_path):
 
 def test_all_adapters_registered():
     assert {"digits", "cifar10", "cifar100", "cifar10n", "cifar100n", "clothing1m", "imagefolder", "csv", "parquet"} <= set(ADAPTERS)
+
+
+def test_several_missing_batches_are_named_at_once(tmp_path):
+    made = write_cifar(tmp_path)
+    for f in ("data_batch_2", "data_batch_4", "test_batch"):
+        (made["folder"] / f).unlink()
+    with pytest.raises(DataError, match="missing 3 CIFAR batch files: data_batch_2, data_batch_4, test_batch"):
+        load_dataset(DatasetOptions(dataset="cifar10", root=str(tmp_path)))

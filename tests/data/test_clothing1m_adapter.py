@@ -94,3 +94,11 @@ def test_missing_required_file_names_it(tmp_path):
     assert len(_load(tmp_path, "clean").train) == 4  # the clean set does not need it
     with pytest.raises(DataError, match="label-set"):
         _load(tmp_path, "weird")
+
+
+def test_an_empty_root_lists_every_missing_file_and_where_clothing1m_comes_from(tmp_path):
+    with pytest.raises(DataError) as err:
+        _load(tmp_path)
+    msg = str(err.value)
+    assert "noisy_label_kv.txt, noisy_train_key_list.txt" in msg and "optional" in msg and "clean_val_key_list.txt" in msg
+    assert "by request" in msg and "\n" not in msg

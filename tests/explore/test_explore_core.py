@@ -289,3 +289,39 @@ def test_an_unconfirmed_duplicate_candidate_is_shown_as_such(run):
     other = replace(run, table=run.table.assign(duplicate_candidate_of=cand))
     assert duplicate_candidate(other, 3) == run.table["sample_id"].iat[7] and duplicate_candidate(other, 4) == ""
     assert duplicate_candidate(replace(run, table=run.table.drop(columns=["duplicate_candidate_of"])), 3) == ""
+
+
+def test_class_colours_are_distinct_and_visible_on_white():
+    from curator.explore.embedding_map import CLASS_PALETTE, class_colours, contrast_on_white
+
+    assert abs(contrast_on_white("#ffffff") - 1.0) < 1e-9 and abs(contrast_on_white("#000000") - 21.0) < 1e-9
+    assert abs(contrast_on_white("#767676") - 4.54) < 0.01              # WCAG's reference grey
+    assert contrast_on_white("#bab0ac") < 3                              # tableau10's class-9 grey fails the floor
+    assert len(set(CLASS_PALETTE)) == len(CLASS_PALETTE)
+    assert all(contrast_on_white(c) >= 3.0 for c in CLASS_PALETTE)
+    assert len(set(class_colours(10))) == 10 and len(class_colours(25)) == 25
+
+
+def test_gdw_fig45_summary_against_hand_counts():
+    from curator.explore.gdw import fig45_summary
+
+    d = np.array([[-0.3, 0.1, -0.1, 0.2],    # label 1, truly 0: true fell, fell most; others (2, 3): one rose
+                  [0.2, -0.2, -0.1, 0.3],    # label 1, truly 0: true rose; class 2 fell most; others (2, 3): one rose
+                  [0.1, 0.0, 0.2, -0.1]])    # label 1, clean: non-target (0, 2, 3): two rose
+    s = fig45_summary(d, np.array([1, 1, 1]), np.array([0, 0, 1]))
+    assert s == {"n_mislabelled": 2, "true_fell": 0.5, "true_fell_most": 0.5, "others_rose_noisy": 0.5,
+                 "others_rose_clean": 2 / 3}
+    assert fig45_summary(d, np.array([1, 1, 1]), np.array([1, 1, 1])) is None
+
+
+def test_map_job_runs_in_another_process_and_matches_the_direct_map(run_dir):
+    from curator.explore.embedding_map import MapJob, compute_map
+
+    job = MapJob(run_dir, "pca")                                            # a separate process
+    assert job.wait(300) and job.error is None
+    direct = compute_map(run_dir, method="pca")
+    assert job.result["sample_id"].tolist() == direct["sample_id"].tolist()
+    assert np.allclose(job.result[["x", "y"]].to_numpy(), direct[["x", "y"]].to_numpy(), atol=1e-5)
+    bad = MapJob(run_dir / "missing", "pca")
+    assert bad.wait(300) and bad.result is None and "embeddings.npy" in bad.error
+    assert not (run_dir / "missing").exists()

@@ -96,7 +96,7 @@ def test_decisions_are_persisted_and_shown(app, run_dir):
     # sample page: relabel to an explicit class
     app.switch_page("views/sample.py").run()
     app.text_input(key="sample_input").set_value(first).run()
-    app.selectbox(key="s_new_label").set_value(3).run()
+    app.selectbox(key=f"s_new_label_{first}").set_value(3).run()
     app.button(key="s_relabel").click().run()
     assert not app.exception
     d = load_decisions(run_dir).set_index("sample_id")
@@ -131,7 +131,8 @@ def test_sample_page_shows_signals_gdw_history_and_neighbours(app, run_dir):
     assert signals["meaning"].str.len().min() > 10
     k = np.load(run_dir / "knn.npz")["indices"].shape[1]
     assert len(app.image) == 1 + min(10, k)  # the sample and its neighbours
-    assert not any("No GDW class weights" in i.value for i in app.info)
+    assert not any("No GDW weight changes" in i.value for i in app.info)
+    assert any("Measured on this run" in c.value and "known mislabelled samples" in c.value for c in app.caption)
     assert not any("No per-epoch history" in i.value for i in app.info)
     # a neighbour opens its own page
     nb = int(np.load(run_dir / "knn.npz")["indices"][7, 0])
@@ -220,3 +221,155 @@ def test_export_can_drop_duplicates(app, run_dir):
     table = pd.read_parquet(run_dir / "exports" / "dedup.parquet")
     kept = set(table["sample_id"]) & set(planted["duplicate"])
     assert len(kept) == 2                                           # one of each pair
+
+
+# --- review that cannot mislabel by accident ---------------------------------------------------------------------
+
+def _relabel_box(at):
+    boxes = [s for s in at.selectbox if s.label == "Relabel as"]
+    assert len(boxes) == 1, [s.label for s in at.selectbox]
+    return boxes[0]
+
+
+def _button(at, text):
+    found = [b for b in at.button if text in b.label]
+    assert found, (text, [b.label for b in at.button])
+    return found[0]
+
+
+def test_relabel_choice_does_not_carry_over_to_the_next_sample(app, run_dir):
+    """The bug: relabel sample A to a class, press Next, and B's "Relabel as" box still held A's class, so one more
+    click relabelled B wrongly. Each sample's chooser starts empty and relabelling needs a class chosen there."""
+    run = load_run(run_dir)
+    order = filter_samples(run.table, SampleFilter())
+    a, b = (str(run.table["sample_id"].iat[int(p)]) for p in order[:2])
+    sug_b = int(run.table["suggested_label"].iat[int(order[1])])
+    chosen = (sug_b + 1) % run.n_classes                                     # a class that is not B's suggestion
+    app.switch_page("views/sample.py").run()
+    app.text_input(key="sample_input").set_value(a).run()
+    _relabel_box(app).set_value(chosen).run()
+    _button(app, "Relabel to the chosen class").click().run()
+    assert load_decisions(run_dir).set_index("sample_id").loc[a, "new_label"] == chosen
+    _button(app, "Next").click().run()
+    assert not app.exception
+    assert app.session_state["sample_id"] == b
+    assert _relabel_box(app).value is None, "B's class chooser still holds A's choice"
+    assert _button(app, "Relabel to the chosen class").disabled, "relabel needs a class chosen on B's own page"
+    assert b not in set(load_decisions(run_dir)["sample_id"])
+    _relabel_box(app).set_value(sug_b).run()                                 # choosing B's class enables it
+    _button(app, "Relabel to the chosen class").click().run()
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert d.loc[b, "new_label"] == sug_b and d.loc[a, "new_label"] == chosen
+
+
+def _fresh_app(run_dir, monkeypatch, reviewer):
+    monkeypatch.setenv("CURATOR_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("CURATOR_MAP_METHOD", "pca")
+    monkeypatch.setenv("CURATOR_REVIEWER", reviewer)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def test_keyboard_labelled_review_undo_and_resume(run_dir, monkeypatch):
+    from curator.review import load_decision_log
+
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    run = load_run(run_dir)
+    order = [str(run.table["sample_id"].iat[int(p)]) for p in filter_samples(run.table, SampleFilter())]
+    at = _fresh_app(run_dir, monkeypatch, "ann")
+    at.switch_page("views/sample.py").run()
+    assert at.session_state["sample_id"] == order[0]
+    keep = at.button(key="s_keep")
+    assert keep.label == "Keep label" and keep.proto.shortcut.lower() == "k"     # a word on the button, and a key
+    keep.click().run()
+    at.button(key="s_next").click().run()
+    at.button(key="s_drop").click().run()
+    log = load_decision_log(run_dir)
+    assert log[["sample_id", "action", "reviewer"]].values.tolist() == [[order[0], "keep", "ann"],
+                                                                          [order[1], "drop", "ann"]]
+    at.button(key="s_undo").click().run()                                       # takes back the drop only
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert order[1] not in d.index and d.loc[order[0], "action"] == "keep"
+    assert len(load_decision_log(run_dir)) == 3                                 # the undo is logged, nothing erased
+    # a new session of the same reviewer resumes at the first sample without a decision
+    at = _fresh_app(run_dir, monkeypatch, "ann")
+    at.switch_page("views/sample.py").run()
+    assert at.session_state["sample_id"] == order[1]
+    assert any("Your last decision" in c.value and "clear" in c.value and "an undo" in c.value for c in at.caption)
+
+
+def test_grid_selection_gets_one_bulk_decision_and_one_undo(run_dir, monkeypatch):
+    from curator.review import load_decision_log
+
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    run = load_run(run_dir)
+    order = [str(run.table["sample_id"].iat[int(p)]) for p in filter_samples(run.table, SampleFilter())]
+    at = _fresh_app(run_dir, monkeypatch, "bob")
+    at.switch_page("views/flagged.py").run()
+    assert at.button(key="bulk_drop").disabled                                 # nothing selected yet
+    for s in order[1:4]:
+        at.checkbox(key=f"sel_{s}").check().run()
+    assert any("**3** of" in m.value for m in at.markdown)
+    at.button(key="bulk_drop").click().run()
+    assert not at.exception
+    log = load_decision_log(run_dir)
+    assert sorted(log["sample_id"]) == sorted(order[1:4]) and log["batch"].nunique() == 1  # one decision, one batch
+    assert (log["action"] == "drop").all() and (log["reviewer"] == "bob").all()
+    assert not any(at.checkbox(key=f"sel_{s}").value for s in order[1:4])     # the ticks are cleared
+    at.button(key="sel_all").click().run()
+    assert all(at.checkbox(key=f"sel_{s}").value for s in order[:24])
+    # one undo (from the sample page) takes the whole bulk decision back
+    at.switch_page("views/sample.py").run()
+    at.button(key="s_undo").click().run()
+    assert len(load_decisions(run_dir)) == 0
+
+
+def test_grid_shows_true_label_sizes_and_similar(app, run_dir):
+    run = load_run(run_dir)
+    order = [str(run.table["sample_id"].iat[int(p)]) for p in filter_samples(run.table, SampleFilter())]
+    app.switch_page("views/flagged.py").run()
+    assert any(c.value.startswith("true label") for c in app.caption)
+    app.selectbox(key="grid_thumb").set_value("large (200 px)").run()
+    assert not app.exception
+    app.button(key=f"similar_{order[0]}").click().run()
+    assert not app.exception
+    k = np.load(run_dir / "knn.npz")["indices"].shape[1]
+    assert _matching_count(app) == 1 + k and len(app.image) == min(24, 1 + k)
+    app.button(key="similar_back").click().run()
+    assert _matching_count(app) == int(run.table["is_label_issue"].sum())
+
+
+def test_spot_check_answers_become_decisions_and_an_estimate(run_dir, monkeypatch):
+    from curator.audit.spot_check import read_spot_check
+
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    (run_dir / "spot_check.json").unlink(missing_ok=True)
+    run = load_run(run_dir)
+    t = run.table.set_index("sample_id")
+    at = _fresh_app(run_dir, monkeypatch, "cy")
+    at.switch_page("views/spot_check.py").run()
+    at.radio(key="sc_mode").set_value(at.radio(key="sc_mode").options[1]).run()   # quick
+    at.button(key="sc_draw").click().run()
+    assert not at.exception
+    draw = read_spot_check(run_dir)
+    assert draw["mode"] == "quick" and len(draw["sample"]) == min(30, int(t["is_label_issue"].sum()))
+    assert all(bool(t.loc[s["sample_id"], "is_label_issue"]) for s in draw["sample"])
+    answered = []
+    for _ in range(len(draw["sample"])):                                          # a reviewer who knows the truth
+        sid = next(c.value for c in at.caption if c.value.startswith("sample ")).split(" ", 1)[1].replace("\\", "")
+        wrong = t.loc[sid, "true_label"] != t.loc[sid, "label"]
+        at.button(key="sc_drop" if wrong else "sc_keep").click().run()
+        answered.append((sid, wrong))
+    assert not at.exception
+    assert any("Every sample of this spot check is answered" in s.value for s in at.success)
+    d = load_decisions(run_dir).set_index("sample_id")
+    assert all(d.loc[s, "action"] == ("drop" if w else "keep") for s, w in answered)   # answers are decisions
+    est = read_spot_check(run_dir)["estimate"]
+    true_prec = float(np.mean([w for _, w in answered]))
+    assert est["n_answered"] == len(answered)
+    assert est["overall"]["low"] <= true_prec <= est["overall"]["high"]
+    assert any(m.label == "Estimated precision" for m in at.metric)
+    # the overview shows it
+    at.switch_page("views/overview.py").run()
+    assert any(m.label == "Flag precision (spot check)" for m in at.metric)

@@ -29,6 +29,9 @@ CHROME = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "go
 DRIVER = shutil.which("chromedriver")
 
 
+RUN_DIR: list = []  # the fixture run the server shows (the tests that decide read its decisions)
+
+
 def _need_browser():
     if CHROME and DRIVER:
         return
@@ -49,6 +52,7 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     _need_browser()
     run_dir = write_fixture_run(tmp_path_factory.mktemp("browser") / "run", with_umap=True)
+    RUN_DIR.append(run_dir)
     port = _free_port()
     log = open(run_dir.parent / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "curator", "explore", str(run_dir), "--port", str(port),
@@ -176,5 +180,76 @@ def test_overview_counts_the_issue_kinds_and_the_grid_filters_by_kind(browser, s
     assert lines and all("quality" in l for l in lines)
     assert any(l.startswith("issues: label · quality") for l in lines)     # a label issue on a bad image says so
     shot = tmp_path / "grid_quality.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+
+
+def test_keyboard_review_without_carry_over(browser, server, tmp_path):
+    """k keeps, the right arrow opens the next sample with an empty class chooser, u undoes: in a real browser."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from curator.review import load_decision_log, load_decisions
+
+    run_dir = RUN_DIR[0]
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    browser.get(f"{server}/sample")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    _wait_for(browser, lambda: "Keep label" in body() and "Relabel as" in body(), what="the review buttons")
+    box = lambda: browser.find_element("css selector", 'input[aria-label="Sample id"]').get_attribute("value")  # noqa: E731
+    first = box()
+    time.sleep(1)
+    ActionChains(browser).send_keys("k").perform()
+    _wait_for(browser, lambda: first in set(load_decisions(run_dir)["sample_id"]), what="the keep saved by the k key")
+    assert load_decisions(run_dir).set_index("sample_id").loc[first, "action"] == "keep"
+    _wait_for(browser, lambda: "kept (label confirmed)" in body(), what="the decision shown")
+    ActionChains(browser).send_keys("\ue014").perform()                  # the right arrow: the next sample
+    _wait_for(browser, lambda: box() not in ("", first), what="the next sample")
+    second = box()
+    chooser = lambda: browser.execute_script(  # noqa: E731  the "Relabel as" box: its text and its input's placeholder
+        "const b = Array.from(document.querySelectorAll('[data-testid=\"stSelectbox\"]'))"
+        ".find(e => e.innerText.startsWith('Relabel as'));"
+        "if (!b) return null; const i = b.querySelector('input');"
+        "return b.innerText + ' | ' + (i ? (i.getAttribute('placeholder') || '') + ' | ' + i.value : '');")
+    _wait_for(browser, lambda: "choose a class for this sample" in (chooser() or ""),
+              what=lambda: f"an empty class chooser; found {chooser()!r}")
+    shot = tmp_path / "sample_keyboard.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    ActionChains(browser).send_keys("u").perform()                        # undo the keep on the first sample
+    _wait_for(browser, lambda: len(load_decisions(run_dir)) == 0, what="the undo")
+    log = load_decision_log(run_dir)
+    assert log["action"].tolist() == ["keep", "clear"] and log["sample_id"].tolist() == [first, first]
+    assert second != first
+
+
+def test_spot_check_answered_with_the_keyboard(browser, server, tmp_path):
+    """Draw a quick spot check, answer three samples with k / d from the true labels, see the estimate."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from curator.audit.spot_check import read_spot_check
+    from curator.review import load_decisions
+    from curator.explore.run import load_run
+
+    run_dir = RUN_DIR[0]
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    (run_dir / "spot_check.json").unlink(missing_ok=True)
+    table = load_run(run_dir).table.set_index("sample_id")
+    browser.get(f"{server}/spot_check")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    _wait_for(browser, lambda: "Draw the sample" in body(), what="the draw button")
+    [l for l in browser.find_elements("css selector", "label") if l.text.startswith("quick")][0].click()
+    time.sleep(1)
+    [b for b in browser.find_elements("tag name", "button") if b.text == "Draw the sample"][0].click()
+    _wait_for(browser, lambda: read_spot_check(run_dir) is not None and "0 of" in body(), what="the drawn sample")
+    assert read_spot_check(run_dir)["mode"] == "quick"
+    for i in range(3):
+        line = _wait_for(browser, lambda: [x for x in body().splitlines() if x.startswith("sample ")], what="a sample")
+        sid = line[0].split(" ", 1)[1]
+        wrong = table.loc[sid, "true_label"] != table.loc[sid, "label"]
+        ActionChains(browser).send_keys("d" if wrong else "k").perform()
+        _wait_for(browser, lambda: len(load_decisions(run_dir)) == i + 1, what=f"answer {i + 1} saved")
+        assert load_decisions(run_dir).set_index("sample_id").loc[sid, "action"] == ("drop" if wrong else "keep")
+    _wait_for(browser, lambda: "3 of" in body() and "Estimated precision" in body(), what="the estimate")
+    shot = tmp_path / "spot_check.png"
     browser.save_screenshot(str(shot))
     print(f"screenshot: {shot}")

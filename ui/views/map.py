@@ -8,18 +8,18 @@ import pandas as pd
 import streamlit as st
 
 from curator.data.problems import DataError
-from curator.explore.embedding_map import DEFAULT_MAX_POINTS, embedding_map, samples_in_region
+from curator.explore.embedding_map import DEFAULT_MAX_POINTS, class_colours, compute_map, samples_in_region
 from curator.explore.filters import filter_mask, sortable_columns
 from curator.explore.review import REVIEW_STATUSES
-from ui.common import get_run, get_status, map_method_from_argv, md, open_sample, thumbnail
+from ui.common import get_run, get_status, map_job, md, open_sample, save_decision, thumbnail
 
 MAX_DRAWN = 20_000  # points sent to the browser; the rest of the cached map is thinned out for drawing
 
 
-@st.cache_resource(show_spinner="Computing the embedding map (UMAP, once per run)…", max_entries=2)
-def _map(path: str, method: str) -> pd.DataFrame | str:
+@st.cache_resource(show_spinner="Projecting the embeddings (PCA)…", max_entries=2)
+def _pca_map(path: str) -> pd.DataFrame | str:
     try:
-        return embedding_map(path, max_points=DEFAULT_MAX_POINTS, method=method)
+        return compute_map(path, max_points=DEFAULT_MAX_POINTS, method="pca")
     except DataError as exc:
         return str(exc)
 
@@ -27,10 +27,20 @@ def _map(path: str, method: str) -> pd.DataFrame | str:
 run = get_run()
 t = run.table
 st.title("Embedding map")
-points = _map(str(run.path), map_method_from_argv())
-if isinstance(points, str):
-    st.info(md(points))
-    st.stop()
+job = map_job(run)
+points = job.result if job.done else None
+if points is None:
+    if job.done and job.error:
+        st.info(md(job.error))
+        st.stop()
+    points = _pca_map(str(run.path))
+    if isinstance(points, str):
+        st.info(md(points))
+        st.stop()
+    st.info(f"Showing a PCA map while the {job.method.upper()} map is computed in the background (the first time "
+            "also compiles UMAP's code). Press Refresh to switch to it when ready.", icon=":material/hourglass_top:")
+    if st.button("Refresh", key="map_refresh"):
+        st.rerun()
 pos = run.id_index.get_indexer(points["sample_id"])
 points = points[pos >= 0].assign(pos=pos[pos >= 0])
 status, _, _ = get_status(run)
@@ -57,10 +67,13 @@ kind = "Q" if colour not in ("given label", "flag", "review status") else "N"
 st.caption(f"{len(data):,} points (2-D map of the embeddings, cached in umap.parquet; above {DEFAULT_MAX_POINTS:,} samples "
            "the map holds every flagged sample plus a random sample of the rest). Drag a rectangle to list its samples.")
 region = alt.selection_interval(name="region", encodings=["x", "y"])
+scale = alt.Undefined
+if colour == "given label":  # every class visible on white (the default palette's grey and yellow were not)
+    scale = alt.Scale(domain=[run.class_name(c) for c in range(run.n_classes)], range=class_colours(run.n_classes))
 chart = alt.Chart(data).mark_circle(size=18, opacity=0.7).encode(
     # zero=False: UMAP coordinates sit far from 0; a zero-based domain squashed the map into a corner
     x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)), y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
-    color=alt.Color(f"{colour}:{kind}", title=colour),
+    color=alt.Color(f"{colour}:{kind}", title=colour, scale=scale),
     tooltip=["sample_id", "given label", "flag", "review status"]).add_params(region).properties(height=560)
 event = st.altair_chart(chart, width="stretch", on_select="rerun", key="map_chart")
 
@@ -77,6 +90,13 @@ if sel and "x" in sel and "y" in sel:
             st.caption(md(run.class_name(int(t["label"].iat[int(q)]))))
             if st.button("Open", key=f"map_open_{sid}"):
                 open_sample(str(sid))
+    region_ids = inside["sample_id"].astype(str).tolist()
+    with st.container(horizontal=True, vertical_alignment="center"):  # one decision for the whole selection
+        st.markdown(f"Decide for all **{len(region_ids):,}** samples in the region:")
+        if st.button("Keep all", key="map_keep", disabled=not region_ids):
+            save_decision(run, region_ids, "keep")
+        if st.button("Drop all", key="map_drop", disabled=not region_ids):
+            save_decision(run, region_ids, "drop")
     listing = t.iloc[inside["pos"].to_numpy()[:500]]
     show = [c for c in ("sample_id", "label", "suggested_label", "label_issue_score", "shot_group") if c in listing.columns]
     st.dataframe(listing[show], hide_index=True, width="stretch", height=240)

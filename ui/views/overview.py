@@ -10,7 +10,7 @@ from curator.columns import describe
 from curator.explore.filters import sortable_columns
 from curator.explore.hygiene import has_hygiene, kinds_overview, leak_pairs_for_display
 from curator.explore.overview import class_summary, overview_stats, signal_histogram, tails_at_risk
-from ui.common import get_run, get_status, get_thumbnails, md, open_sample, thumbnail
+from ui.common import get_run, get_status, get_thumbnails, md, open_sample, spot_check_summary, thumbnail
 
 run = get_run()
 st.title("Overview")
@@ -40,6 +40,18 @@ if run.metrics:
     m = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float)) and k in ("auroc", "precision", "recall", "f1")}
     if m:
         st.caption("Detection against the known truth: " + " · ".join(f"{k} {v:.3f}" for k, v in m.items()))
+
+spot = spot_check_summary(run)
+if spot is not None:
+    o = spot["overall"]
+    sc = st.columns([1.4, 3])
+    sc[0].metric("Flag precision (spot check)", f"{o['precision']:.1%}",
+                 help="Share of flagged samples whose given label is wrong, measured by a person on a random "
+                      "sample of the flags (page Estimate precision).")
+    sc[1].caption(f"95 % interval {o['low']:.1%} – {o['high']:.1%} from {o['n_answered']} answers "
+                  f"({spot.get('mode', 'full')} spot check"
+                  + (f", {spot['n_drawn'] - spot['n_answered']} still to answer" if spot["n_answered"] < spot["n_drawn"]
+                     else "") + "). Per score band on the Estimate precision page.")
 
 if has_hygiene(run):
     st.subheader("Issues by kind")

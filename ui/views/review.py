@@ -7,7 +7,7 @@ import streamlit as st
 from curator.hygiene import registry
 from curator.data.problems import DataError
 from curator.explore.review import REVIEW_STATUSES, export_manifest
-from curator.review import load_decisions
+from curator.review import load_decision_log
 from ui.common import filtered_positions, get_run, get_status, md, save_decision
 
 run = get_run()
@@ -19,8 +19,9 @@ counts = np.bincount(status, minlength=len(REVIEW_STATUSES))
 cols = st.columns(4)
 for col, name, c in zip(cols, REVIEW_STATUSES, counts):
     col.metric({"unreviewed": "Not reviewed", "keep": "Kept", "relabel": "Relabelled", "drop": "Dropped"}[name], f"{int(c):,}")
-st.caption("Decisions are saved immediately in decisions.parquet (locked and atomic, safe with several tabs) "
-           "and override the audit's automatic choices in every export.")
+st.caption("Decisions are saved immediately in decisions.parquet, a log of every decision and who made it (locked "
+           "and atomic, safe with several tabs); the newest per sample overrides the audit's automatic choice in "
+           "every export.")
 
 st.subheader("Decide for the whole filtered set")
 positions = filtered_positions(run)
@@ -51,13 +52,16 @@ if st.button("Apply to filtered set", disabled=not confirm or len(positions) == 
     st.rerun()
 
 st.subheader("Decisions")
-decisions = load_decisions(run.path)
-if len(decisions):
-    shown = decisions.sort_values("updated", ascending=False).head(500).copy()
+log = load_decision_log(run.path)
+if len(log):
+    shown = log.sort_values("seq", ascending=False).head(500).copy()
     shown["new label"] = [run.class_name(c) if c >= 0 else "" for c in shown["new_label"]]
-    st.dataframe(shown[["sample_id", "action", "new label", "updated"]], hide_index=True, width="stretch", height=240)
-    if len(decisions) > 500:
-        st.caption(f"Showing the latest 500 of {len(decisions):,} decisions.")
+    shown["undo of"] = [f"batch {u}" if u >= 0 else "" for u in shown["undoes"]]
+    st.dataframe(shown[["updated", "reviewer", "sample_id", "action", "new label", "batch", "undo of"]],
+                 hide_index=True, width="stretch", height=240)
+    st.caption(f"The review log, newest first ({len(log):,} entries for {n_decisions:,} samples decided now"
+               + (", showing the latest 500" if len(log) > 500 else "") + "): every decision is kept with who made it; "
+               "the newest per sample is in force. Undo (u on the sample page) takes back your newest batch.")
 else:
     st.caption("No decisions yet. Review samples on the grid or the sample page.")
 

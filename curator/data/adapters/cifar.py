@@ -117,6 +117,11 @@ def read_batch(path: Path, labels_key: str) -> tuple[np.ndarray, np.ndarray]:
 def read_cifar(root: str | Path, layout: CifarLayout) -> CifarArrays:
     """Read all batches of `layout` under `root` with the restricted unpickler."""
     folder = find_folder(root, layout)
+    missing = [f for f in layout.train_files + layout.test_files if not (folder / f).is_file()]
+    if missing:  # every missing file at once, not one per attempt
+        raise DataError(f"{str(folder)!r} is missing {len(missing)} CIFAR batch file{'s' if len(missing) > 1 else ''}: "
+                        f"{', '.join(missing)} (the python version from https://www.cs.toronto.edu/~kriz/cifar.html, "
+                        "unpacked as it comes)")
     meta_path = folder / layout.meta_file
     meta = load_pickle(meta_path)
     if not isinstance(meta, dict):

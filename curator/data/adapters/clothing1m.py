@@ -47,6 +47,8 @@ FILES = {
     "clean_val": "clean_val_key_list.txt", "clean_test": "clean_test_key_list.txt",
     "names": "category_names_eng.txt",
 }
+OBTAIN = ("Clothing1M cannot be downloaded: its authors (Xiao et al., CVPR 2015) release it by request; put the "
+          "release's files and images/ folder under --root as they come")
 NEEDED = {"noisy": ("noisy_kv", "noisy_train"), "clean": ("clean_kv", "clean_train"),
           "both": ("noisy_kv", "clean_kv", "noisy_train", "clean_train")}
 
@@ -131,9 +133,12 @@ def load(options: DatasetOptions, report: ProblemReport) -> Dataset:
     if label_set not in LABEL_SETS:
         raise DataError(f"unknown --label-set {label_set!r} for clothing1m; choose from {', '.join(LABEL_SETS)}")
     paths = {k: root / v for k, v in FILES.items()}
-    for key in NEEDED[label_set]:
-        if not paths[key].is_file():
-            raise DataError(f"clothing1m --label-set {label_set}: missing file {str(paths[key])!r}")
+    missing = [FILES[k] for k in NEEDED[label_set] if not paths[k].is_file()]
+    if missing:  # every missing file at once, and where the dataset comes from
+        optional = [v for k, v in FILES.items() if k not in NEEDED[label_set] and not paths[k].is_file()]
+        raise DataError(f"clothing1m --label-set {label_set}: {str(root)!r} is missing {', '.join(missing)}"
+                        + (f" (also absent, optional: {', '.join(optional)})" if optional else "")
+                        + f". {OBTAIN}")
     names = read_class_names(paths["names"], report)
     noisy_kv = read_label_kv(paths["noisy_kv"], report) if paths["noisy_kv"].is_file() else pd.Series(dtype=np.int64)
     clean_kv = read_label_kv(paths["clean_kv"], report) if paths["clean_kv"].is_file() else pd.Series(dtype=np.int64)
