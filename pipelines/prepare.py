@@ -64,8 +64,6 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
 def _remove_unfinished(run: RunDir) -> None:
     """A run directory this command created and no stage finished in (e.g. the dataset root was wrong) is
     removed, so a failed command leaves nothing behind but its one-line error."""
-    import shutil
-
     from curator.rundir import release_writer_lock
 
     if any((run.path / "stages").glob("*.json")):
@@ -88,7 +86,7 @@ def _prepare(run: RunDir, options: DatasetOptions, recipe: dict[str, Any] | None
         ds = checked_images(run, ds)
         check_ready(ds, needs_labels=needs_labels)
     if options.pred_probs:
-        check_pred_probs(run, ds, options, fresh=fresh)
+        check_pred_probs(ds, options)
     report_changes(run, ds)
     config = {"dataset": options.to_dict(), "recipe": recipe or {}, "class_names": ds.class_names,
               "dataset_info": ds.info}
@@ -105,21 +103,14 @@ def _prepare(run: RunDir, options: DatasetOptions, recipe: dict[str, Any] | None
     return run, ds
 
 
-def check_pred_probs(run: RunDir, ds: Dataset, options: DatasetOptions, *, fresh: bool) -> None:
+def check_pred_probs(ds: Dataset, options: DatasetOptions) -> None:
     """Read and check the ``--pred-probs`` file against the training samples (after unreadable images left the
-    dataset: rows for them must not be in a .npy file) before any stage runs; on a problem a run directory that
-    this call created is removed again, so no half-written run is left."""
+    dataset: rows for them must not be in a .npy file) before any stage runs; a `DataError` here leaves no run
+    directory behind (`prepare_run` removes one it created)."""
     from curator.evidence.pred_probs import read_pred_probs
-    from curator.rundir import release_writer_lock
 
-    try:
-        read_pred_probs(options.pred_probs, ds.train["sample_id"].astype(str).to_numpy(), ds.class_names,
-                        kind=options.pred_probs_kind)
-    except DataError:
-        if fresh:
-            release_writer_lock(run.path)
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
+    read_pred_probs(options.pred_probs, ds.train["sample_id"].astype(str).to_numpy(), ds.class_names,
+                    kind=options.pred_probs_kind)
 
 
 def check_out_outside_root(out: str | Path, root: str | None) -> None:

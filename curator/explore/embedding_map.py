@@ -65,7 +65,8 @@ def compute_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, m
     """The map computed now, not cached: columns sample_id, x, y (one row per mapped training sample)."""
     run = RunDir(run_path, create=False)
     if not run.exists(runfiles.EMBEDDINGS):
-        raise DataError(f"run {str(run.path)!r} has no embeddings.npy; the map needs the embedding stage")
+        raise DataError(f"run {str(run.path)!r} has no embeddings.npy, so there is no map (a run audited "
+                        "with --pred-probs alone has no embeddings; add --embeddings FILE to get one)")
     emb = run.read_npy(runfiles.EMBEDDINGS, mmap=True)                   # (N, d) float16
     manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "split"])
     ids = manifest.loc[manifest["split"] == "train", "sample_id"].astype(str).to_numpy()
