@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curator.data.files import load_user_npy
 from curator.data.problems import DataError
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: larger magnitudes become inf in RUN/embeddings.npy
@@ -36,18 +37,7 @@ def open_embeddings(path: str | Path) -> np.ndarray:
         raise DataError(f"{_where(path)} is not a file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False, mmap_mode="r")
-        except ValueError as exc:
-            if any(k in str(exc) for k in ("allow_pickle", "Object arrays", "Python objects")):
-                raise DataError(f"{_where(path)} holds Python objects (a pickled object array), which curator never "
-                                "unpickles; save a numeric array, e.g. np.save(path, x.astype(np.float32))") from None
-            raise DataError(f"{_where(path)} is not a readable .npy file ({exc})") from None
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{_where(path)} is not a readable .npy file ({exc})") from None
-        if not isinstance(arr, np.ndarray):  # np.load returns an NpzFile for a zip archive, whatever the suffix
-            raise DataError(f"{_where(path)} is an .npz archive, not a .npy array; save one array with np.save")
-        return arr
+        return load_user_npy(path, _where(path), mmap=True)
     if suffix == ".parquet":
         return _from_parquet(path)
     raise DataError(f"{_where(path)}: unsupported format {suffix!r} (use .npy or .parquet)")

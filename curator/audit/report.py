@@ -110,7 +110,9 @@ def tail_sentences(classes: pd.DataFrame, metrics: dict | None) -> list[str]:
     """One plain sentence per tail class (few / medium shot group) whose size estimate or detection is poor,
     and per shot group whose detection is poor, so the tail's failure is said, not only tabulated."""
     out = []
-    tail = classes[classes["shot_group"].isin(["few", "medium"]) | classes.get("shot_group_labelled", classes["shot_group"]).isin(["few", "medium"])]
+    groups = [c for c in ("shot_group", "shot_group_labelled") if c in classes.columns]
+    tail = classes[np.any([classes[c].isin(["few", "medium"]).to_numpy() for c in groups], axis=0)] if groups \
+        else classes.iloc[:0]
     for r in tail.itertuples():
         name = html.escape(str(r.class_name))
         if "true_size" in classes.columns and r.true_size > 0:

@@ -58,3 +58,23 @@ def check_regular(path: str | os.PathLike, *, missing_ok: bool = False) -> bool:
     if not stat.S_ISREG(mode):
         raise DataError(f"{str(path)!r} is {file_kind(mode)}, not a file curator wrote; remove it")
     return True
+
+
+def load_user_npy(path: Path, where: str, *, mmap: bool = False):
+    """A .npy file someone handed us (``--embeddings``, ``--pred-probs``) as an ndarray, never unpickling
+    (``allow_pickle=False``); `DataError` naming `where` for a pickled object array, a truncated or corrupt file,
+    or an .npz archive under a .npy name."""
+    import numpy as np
+
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as exc:
+        if any(k in str(exc) for k in ("allow_pickle", "Object arrays", "Python objects")):
+            raise DataError(f"{where} holds Python objects (a pickled object array), which curator never unpickles; "
+                            "save a numeric array, e.g. np.save(path, x.astype(np.float32))") from None
+        raise DataError(f"{where} is not a readable .npy file (truncated or corrupt: {exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{where} is not a readable .npy file (truncated or corrupt: {exc})") from None
+    if not isinstance(arr, np.ndarray):  # np.load returns an NpzFile for a zip archive, whatever the suffix
+        raise DataError(f"{where} is an .npz archive, not a .npy array; save one array with np.save")
+    return arr

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curator.data.files import load_user_npy
 from curator.data.problems import DataError
 
 LOG = logging.getLogger(__name__)
@@ -57,18 +58,7 @@ def _open(path: Path):
         raise DataError(f"{_where(path)} is {what}; it must be a regular .npy or .parquet file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            if any(k in str(exc) for k in ("allow_pickle", "Object arrays", "Python objects")):
-                raise DataError(f"{_where(path)} holds Python objects (a pickled array), which curator never loads; "
-                                "save a numeric array, e.g. np.save(path, probs.astype(np.float32))") from None
-            raise DataError(f"{_where(path)} is not a readable .npy file (truncated or corrupt: {exc})") from None
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{_where(path)} is not a readable .npy file (truncated or corrupt: {exc})") from None
-        if not isinstance(arr, np.ndarray):
-            raise DataError(f"{_where(path)} is an .npz archive, not a .npy array; save one array with np.save")
-        return arr
+        return load_user_npy(path, _where(path))
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 

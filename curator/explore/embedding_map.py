@@ -60,13 +60,18 @@ def project_2d(x: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray
     return PCA(2, random_state=seed).fit_transform(x).astype(np.float32)
 
 
-def compute_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, method: str = "umap",
-                seed: int = 0) -> pd.DataFrame:
-    """The map computed now, not cached: columns sample_id, x, y (one row per mapped training sample)."""
+def _run_with_embeddings(run_path: str | Path) -> RunDir:
     run = RunDir(run_path, create=False)
     if not run.exists(runfiles.EMBEDDINGS):
         raise DataError(f"run {str(run.path)!r} has no embeddings.npy, so there is no map (a run audited "
                         "with --pred-probs alone has no embeddings; add --embeddings FILE to get one)")
+    return run
+
+
+def compute_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, method: str = "umap",
+                seed: int = 0) -> pd.DataFrame:
+    """The map computed now, not cached: columns sample_id, x, y (one row per mapped training sample)."""
+    run = _run_with_embeddings(run_path)
     emb = run.read_npy(runfiles.EMBEDDINGS, mmap=True)                   # (N, d) float16
     manifest = run.read_parquet(runfiles.MANIFEST, columns=["sample_id", "split"])
     ids = manifest.loc[manifest["split"] == "train", "sample_id"].astype(str).to_numpy()
@@ -90,10 +95,7 @@ def compute_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, m
 def embedding_map(run_path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS, method: str = "umap",
                   seed: int = 0) -> pd.DataFrame:
     """The cached map (RUN/umap.parquet, recomputed only when the embeddings or the settings change)."""
-    run = RunDir(run_path, create=False)
-    if not run.exists(runfiles.EMBEDDINGS):
-        raise DataError(f"run {str(run.path)!r} has no embeddings.npy, so there is no map (a run audited "
-                        "with --pred-probs alone has no embeddings; add --embeddings FILE to get one)")
+    run = _run_with_embeddings(run_path)
 
     def compute() -> None:
         run.write_parquet(runfiles.UMAP, compute_map(run.path, max_points=max_points, method=method, seed=seed))
