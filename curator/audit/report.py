@@ -26,7 +26,8 @@ def _png(fig) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _figures(audit: pd.DataFrame, classes: pd.DataFrame, true_label: np.ndarray | None) -> list[tuple[str, str]]:
+def _figures(audit: pd.DataFrame, classes: pd.DataFrame, true_label: np.ndarray | None,
+             weak: bool = False) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,11 +55,20 @@ def _figures(audit: pd.DataFrame, classes: pd.DataFrame, true_label: np.ndarray 
     out.append(("Score distributions", _png(fig)))
 
     fig, ax = plt.subplots(figsize=(8, 3))
-    ax.bar(x, classes["estimated_noise_rate"], label="estimated")
+    lab = audit["label"].to_numpy(np.int64)
+    ok = (lab >= 0) & (lab < len(classes))
+    flagged_share = (np.bincount(lab[ok], weights=f[ok], minlength=len(classes))
+                     / np.maximum(np.bincount(lab[ok], minlength=len(classes)), 1))
+    ax.bar(x - 0.2, classes["estimated_noise_rate"], 0.4, label="estimated noise (model)")
+    ax.bar(x + 0.2, flagged_share, 0.4, label="flagged share")
     if "true_noise_rate" in classes:
         ax.plot(x, classes["true_noise_rate"], "k_", markersize=14, label="true")
     ax.set_xticks(x, classes["class_name"], rotation=45, ha="right"), ax.set_ylim(0, 1), ax.legend()
-    ax.set_title("Noise rate per labelled class")
+    if weak:
+        ax.set_title("Noise rate per labelled class — weak evidence: the model's estimate is not to be trusted; "
+                     "flags are capped", fontsize=9)
+    else:
+        ax.set_title("Noise rate per labelled class")
     out.append(("Per-class noise", _png(fig)))
 
     if true_label is not None:
@@ -207,7 +217,7 @@ def render_report(audit: pd.DataFrame, classes: pd.DataFrame, *, class_names: li
         if metrics.get("per_shot"):
             parts.append(_table(pd.DataFrame([{"shot_group": g, **{k: v.get(k) for k in ("n", "n_mislabeled", "auroc", "precision", "recall", "f1")}}
                                               for g, v in metrics["per_shot"].items()])))
-    for name, img in _figures(audit, classes, true_label):
+    for name, img in _figures(audit, classes, true_label, weak=bool(evidence and evidence.get("grade") == "weak")):
         parts.append(f"<h2>{html.escape(name)}</h2>{img}")
     parts += _hygiene_section(audit, hygiene, leakage, max_pairs, thumbnails)
     sentences = tail_sentences(classes, metrics)
