@@ -12,39 +12,14 @@ import pytest
 import torch
 import torchvision
 
-from curator.cli import main
-from curator.data.images import resize_uint8
 from curator.ssl import pretrained
 from curator.ssl.weights import WeightsError
 
 from lib_caches import caches, seed_hf  # noqa: F401 - caches is a fixture
+from ssl_tiny import EMBED_N as N
+from ssl_tiny import assert_close_embeddings as _close, embed_digits as _embed, reference_embeddings as _reference
 
 torch.set_num_threads(2)
-N = 12
-
-
-def _digits(size: int) -> torch.Tensor:
-    from ssl_tiny import digits
-
-    px, _ = digits(N)
-    return torch.from_numpy(np.stack([resize_uint8(p, size) for p in px])).permute(0, 3, 1, 2).float() / 255
-
-
-def _reference(model, size, mean, std) -> np.ndarray:
-    x = (_digits(size) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    model.eval()
-    with torch.no_grad():
-        return model(x).numpy()
-
-
-def _embed(out, *extra) -> int:
-    return main(["embed", "--dataset", "digits", "--limit", str(N), "--noise", "none", "--imbalance", "none",
-                 "--out", str(out), *extra])
-
-
-def _close(emb: np.ndarray, ref: np.ndarray) -> None:
-    assert emb.shape == ref.shape
-    assert np.allclose(emb.astype(np.float32), ref, rtol=2e-2, atol=2e-2 * np.abs(ref).max())
 
 
 def test_torchvision_imagenet_from_a_seeded_torch_cache(caches, tmp_path, capsys):

@@ -8,40 +8,11 @@ import pytest
 import torch
 import torchvision
 
-from curator.cli import main
-from curator.data.images import resize_uint8
 from curator.ssl.augment import IMAGENET_MEAN, IMAGENET_STD
 from curator.ssl.weights import WeightsError, read_weights
+from ssl_tiny import assert_close_embeddings as _close, embed_digits as _embed, reference_embeddings as _reference
 
 torch.set_num_threads(2)
-N = 12
-
-
-def _digits_at(size: int) -> np.ndarray:
-    """The first N digits as (N, size, size, 3) uint8, resized as curator resizes them."""
-    from ssl_tiny import digits
-
-    px, _ = digits(N)
-    return np.stack([resize_uint8(p, size) for p in px])
-
-
-def _reference(model: torch.nn.Module, size: int, mean, std) -> np.ndarray:
-    x = torch.from_numpy(_digits_at(size)).permute(0, 3, 1, 2).float() / 255
-    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    model.eval()
-    with torch.no_grad():
-        return model(x).numpy()
-
-
-def _embed(out, *extra) -> int:
-    return main(["embed", "--dataset", "digits", "--limit", str(N), "--noise", "none", "--imbalance", "none",
-                 "--out", str(out), *extra])
-
-
-def _close(emb: np.ndarray, ref: np.ndarray) -> None:
-    assert emb.shape == ref.shape
-    assert np.allclose(emb.astype(np.float32), ref, rtol=2e-2, atol=2e-2 * np.abs(ref).max())
-
 
 def test_torchvision_state_dict_embeds_like_its_model(tmp_path):
     model = torchvision.models.resnet18(weights=None)
