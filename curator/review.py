@@ -195,19 +195,34 @@ def record_decisions(run_dir: str | os.PathLike, sample_ids: Iterable[str], acti
     ``action="clear"`` forgets earlier decisions on those samples (the log keeps them).
     """
     ids = [str(s) for s in sample_ids]
-    if action not in LOG_ACTIONS:
-        raise ValueError(f"unknown review action {action!r}; expected one of {LOG_ACTIONS}")
-    if action == "relabel":
-        if new_label is None:
-            raise ValueError("relabel needs new_label")
-        if n_classes is not None and not 0 <= int(new_label) < n_classes:
-            raise ValueError(f"new_label {new_label} out of range 0..{n_classes - 1}")
+    return record_batch(run_dir, ids, [action] * len(ids), [new_label] * len(ids), n_classes=n_classes,
+                        reviewer=reviewer)
+
+
+def record_batch(run_dir: str | os.PathLike, sample_ids: Iterable[str], actions: Iterable[str],
+                 new_labels: Iterable[int | None], *, n_classes: int | None = None,
+                 reviewer: str | None = None) -> pd.DataFrame:
+    """Save one decision per sample, each with its own action and new label (None unless "relabel"), as ONE batch
+    (e.g. a duplicate group: keep one copy, drop the others), so one `undo_last` takes all of it back; return the
+    current decisions."""
+    ids, actions, labels = [str(s) for s in sample_ids], list(actions), list(new_labels)
+    if not len(ids) == len(actions) == len(labels):
+        raise ValueError(f"{len(ids)} sample ids, {len(actions)} actions and {len(labels)} labels: one of each per sample")
+    for action, new_label in zip(actions, labels):
+        if action not in LOG_ACTIONS:
+            raise ValueError(f"unknown review action {action!r}; expected one of {LOG_ACTIONS}")
+        if action == "relabel":
+            if new_label is None:
+                raise ValueError("relabel needs new_label")
+            if n_classes is not None and not 0 <= int(new_label) < n_classes:
+                raise ValueError(f"new_label {new_label} out of range 0..{n_classes - 1}")
     run_dir = Path(run_dir)
     with _locked(run_dir):
         if not ids:
             return load_decisions(run_dir, n_classes=n_classes)
-        rows = pd.DataFrame({"sample_id": ids, "action": action,
-                             "new_label": np.int64(new_label if action == "relabel" else -1),
+        rows = pd.DataFrame({"sample_id": ids, "action": actions,
+                             "new_label": np.array([int(lab) if a == "relabel" else -1 for a, lab in zip(actions, labels)],
+                                                   np.int64),
                              "reviewer": reviewer if reviewer is not None else default_reviewer(),
                              "undoes": np.int64(-1)})
         return current_decisions(_append(run_dir, rows, n_classes))

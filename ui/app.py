@@ -30,6 +30,7 @@ pages = {
     "flagged": st.Page("views/flagged.py", title="Flagged samples", icon=":material/flag:"),
     "sample": st.Page("views/sample.py", title="Sample", icon=":material/image_search:"),
     "map": st.Page("views/map.py", title="Embedding map", icon=":material/scatter_plot:"),
+    "duplicates": st.Page("views/duplicates.py", title="Duplicate groups", icon=":material/content_copy:"),
     "spot_check": st.Page("views/spot_check.py", title="Estimate precision", icon=":material/fact_check:"),
     "review": st.Page("views/review.py", title="Review & export", icon=":material/task_alt:"),
 }

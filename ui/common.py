@@ -20,7 +20,7 @@ import streamlit as st
 
 from curator.hygiene import registry
 from curator.explore.filters import FLAG_CHOICES, SampleFilter, available_kinds, filter_samples, sortable_columns
-from curator.explore.review import REVIEW_STATUSES, decide, describe_decision, review_status
+from curator.explore.review import REVIEW_STATUSES, decide, decide_each, describe_decision, review_status
 from curator.data.stats import SHOT_GROUPS
 from curator.explore.run import ExplorerRun, load_run
 from curator import runfiles
@@ -88,10 +88,14 @@ def _load(path: str, stamp: tuple[int, ...]) -> ExplorerRun:
     return load_run(path)
 
 
+def run_stamp(path: Path) -> tuple[int, ...]:
+    """The modification times of the files the run's table is read from: a cache key that changes with them."""
+    return tuple(_mtime(Path(path) / f) for f in ("manifest.parquet", "signals.parquet", "audit.parquet"))
+
+
 def get_run() -> ExplorerRun:
     path = Path(st.session_state["run_dir"])
-    stamp = tuple(_mtime(path / f) for f in ("manifest.parquet", "signals.parquet", "audit.parquet"))
-    return _load(str(path), stamp)
+    return _load(str(path), run_stamp(path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -297,6 +301,14 @@ def save_decision(run: ExplorerRun, ids, action: str, new_label: int | None = No
     decide(run, ids, action, new_label, reviewer=reviewer())
     n = len(ids)
     what = f"relabel to {run.class_name(new_label)}" if action == "relabel" else action
+    st.toast(md(f"Saved: {what} for {n} sample{'s' if n != 1 else ''}"))
+
+
+def save_decisions(run: ExplorerRun, ids, actions, new_labels, what: str) -> None:
+    """One batch in which each sample has its own action (e.g. a duplicate group's "keep one, drop the others"):
+    one Undo takes all of it back. `what` names the decision in the toast."""
+    decide_each(run, ids, actions, new_labels, reviewer=reviewer())
+    n = len(ids)
     st.toast(md(f"Saved: {what} for {n} sample{'s' if n != 1 else ''}"))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curator.review import load_decisions, record_decisions
+from curator.review import load_decisions, record_batch
 
 LOG = logging.getLogger(__name__)
 
@@ -42,10 +42,17 @@ def decide(run, sample_ids, action: str, new_label: int | None = None, *, review
     ``action`` is "keep", "relabel" (needs `new_label`), "drop" or "clear" (forget earlier ones).
     """
     ids = [str(s) for s in sample_ids]
+    return decide_each(run, ids, [action] * len(ids), [new_label] * len(ids), reviewer=reviewer)
+
+
+def decide_each(run, sample_ids, actions, new_labels, *, reviewer: str | None = None) -> pd.DataFrame:
+    """Save, as one batch (one undo takes it back), a decision per id with its own action and new label (None unless
+    "relabel"), e.g. a duplicate group's "keep one, drop the others"; returns all decisions."""
+    ids = [str(s) for s in sample_ids]
     unknown = [s for s, p in zip(ids, run.id_index.get_indexer(ids)) if p < 0]
     if unknown:
         raise ValueError(f"sample {unknown[0]!r} is not in run {str(run.path)!r}")
-    return record_decisions(run.path, ids, action, new_label, n_classes=run.n_classes, reviewer=reviewer)
+    return record_batch(run.path, ids, actions, new_labels, n_classes=run.n_classes, reviewer=reviewer)
 
 
 def describe_decision(status_code: int, new_label: int, class_name) -> str:

@@ -92,3 +92,22 @@ def test_a_damaged_log_is_one_line_naming_the_file(tmp_path):
                   "reviewer": ["x"], "updated": [""], "undoes": [-1]}).to_parquet(tmp_path / "decisions.parquet")
     with pytest.raises(DataError, match="action"):
         load_decisions(tmp_path)
+
+
+def test_a_batch_of_mixed_decisions_is_one_batch_and_one_undo(tmp_path):
+    from curator.review import load_decision_log, record_batch, undo_last
+
+    record_decisions(tmp_path, ["c"], "keep", reviewer="ann")
+    record_batch(tmp_path, ["a", "b", "c"], ["keep", "drop", "relabel"], [None, None, 2], n_classes=5, reviewer="ann")
+    d = load_decisions(tmp_path).set_index("sample_id")
+    assert d["action"].to_dict() == {"a": "keep", "b": "drop", "c": "relabel"}
+    assert d["new_label"].to_dict() == {"a": -1, "b": -1, "c": 2}
+    assert load_decision_log(tmp_path)["batch"].tolist() == [0, 1, 1, 1]
+    undo_last(tmp_path, "ann")
+    assert load_decisions(tmp_path).set_index("sample_id")["action"].to_dict() == {"c": "keep"}
+    with pytest.raises(ValueError, match="one of each per sample"):
+        record_batch(tmp_path, ["a", "b"], ["keep"], [None])
+    with pytest.raises(ValueError, match="relabel needs new_label"):
+        record_batch(tmp_path, ["a", "b"], ["keep", "relabel"], [None, None])
+    with pytest.raises(ValueError, match="out of range"):
+        record_batch(tmp_path, ["a"], ["relabel"], [7], n_classes=5)
