@@ -52,7 +52,8 @@ def test_every_page_opens(app, run_dir):
     assert any(m.label == "Training samples" and m.value == f"{n:,}" for m in app.metric)
     assert any("below 20 estimated clean samples" in w.value for w in app.warning), "tail classes at risk shown"
     for page, title in [("views/flagged.py", "Flagged samples"), ("views/sample.py", "Sample"),
-                        ("views/map.py", "Embedding map"), ("views/review.py", "Review & export")]:
+                        ("views/map.py", "Embedding map"), ("views/duplicates.py", "Duplicate groups"),
+                        ("views/review.py", "Review & export")]:
         app.switch_page(page).run()
         assert not app.exception, (page, app.exception)
         assert [t.value for t in app.title] == [title]
@@ -373,3 +374,50 @@ def test_spot_check_answers_become_decisions_and_an_estimate(run_dir, monkeypatc
     # the overview shows it
     at.switch_page("views/overview.py").run()
     assert any(m.label == "Flag precision (spot check)" for m in at.metric)
+
+
+def test_duplicate_groups_get_one_decision_each_and_undo_takes_a_group_back(run_dir, monkeypatch):
+    from curator.explore.duplicates import SHOW, duplicate_groups
+    from curator.review import load_decision_log
+
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    run = load_run(run_dir)
+    groups = duplicate_groups(run.table)
+    ids, labels = run.table["sample_id"].to_numpy(), run.table["label"].to_numpy()
+    a, b = (int(x) for x in groups.group)                           # the pair with two labels first, then the other
+    members = {int(x): list(ids[groups.members(i)]) for i, x in enumerate(groups.group)}
+    keeper = str(ids[groups.keeper[0]])
+    at = _fresh_app(run_dir, monkeypatch, "dee")
+    at.switch_page("views/duplicates.py").run()
+    assert not at.exception
+    heads = [m.value for m in at.markdown if m.value.startswith("**Group")]
+    assert [h.split("**")[1] for h in heads] == [f"Group {a}", f"Group {b}"] and "different labels" in heads[0]
+    assert sum("export keeps" in m.value for m in at.markdown) == 2 and all("not decided" in h for h in heads)
+
+    def actions(group):
+        d = load_decisions(run_dir).set_index("sample_id")
+        return {s: (d.loc[s, "action"], int(d.loc[s, "new_label"])) if s in d.index else None for s in members[group]}
+
+    at.button(key=f"dg_keep_one_{a}").click().run()
+    assert actions(a) == {s: ("keep" if s == keeper else "drop", -1) for s in members[a]}
+    assert any(m.value.startswith(f"**Group {a}") and "keep one, drop the others" in m.value for m in at.markdown)
+    at.button(key=f"dg_keep_all_{a}").click().run()
+    assert actions(a) == {s: ("keep", -1) for s in members[a]}
+    at.button(key=f"dg_drop_all_{a}").click().run()
+    assert actions(a) == {s: ("drop", -1) for s in members[a]}
+    assert at.button(key=f"dg_relabel_all_{b}").disabled                   # relabel needs a class chosen on that group
+    target = int((labels[run.position(members[b][0])] + 1) % run.n_classes)
+    at.selectbox(key=f"dg_class_{b}").set_value(target).run()
+    at.button(key=f"dg_relabel_all_{b}").click().run()
+    assert not at.exception
+    assert actions(b) == {s: ("relabel", target) for s in members[b]}
+    assert actions(a) == {s: ("drop", -1) for s in members[a]}              # the other group is untouched
+    assert at.selectbox(key=f"dg_class_{a}").value is None                  # the class chosen for b is b's only
+    log = load_decision_log(run_dir)
+    assert log["batch"].nunique() == 4 and log.groupby("batch").size().tolist() == [2, 2, 2, 2]   # a batch per decision
+    at.button(key="dg_undo").click().run()                                  # takes group b back, whole
+    assert actions(b) == {s: None for s in members[b]} and actions(a) == {s: ("drop", -1) for s in members[a]}
+    at.button(key="dg_undo").click().run()                                  # then a's "drop all": back to "keep all"
+    assert actions(a) == {s: ("keep", -1) for s in members[a]}
+    at.radio(key="dg_show").set_value(SHOW[2]).run()                        # only the groups nobody decided on yet
+    assert [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**Group")] == [f"Group {b}"]
