@@ -253,3 +253,64 @@ def test_spot_check_answered_with_the_keyboard(browser, server, tmp_path):
     shot = tmp_path / "spot_check.png"
     browser.save_screenshot(str(shot))
     print(f"screenshot: {shot}")
+
+
+def test_map_region_drag_gets_one_bulk_keep(browser, server, tmp_path):
+    """Drag a rectangle on the embedding map (Altair's interval selection "region"): the page lists the samples inside
+    it, and "Keep all" saves a keep for exactly that many samples, as one batch, which form a rectangle on the map."""
+    import pandas as pd
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from curator.explore.embedding_map import samples_in_region
+    from curator.review import load_decision_log, load_decisions
+
+    run_dir = RUN_DIR[0]
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    browser.get(f"{server}/map")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    marks = '[data-testid="stVegaLiteChart"] svg.marks'               # Streamlit draws the selectable chart as SVG
+    _wait_for(browser, lambda: "No region selected" in body() and browser.find_elements("css selector", marks)
+              and browser.find_element("css selector", marks).size["width"] > 200, what="the map")
+    time.sleep(1)                                                      # let vega attach its event handlers
+    chart = browser.find_element("css selector", marks)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", chart)
+    w, h = chart.size["width"], chart.size["height"]
+    # from the upper-left quarter point to the centre and on to the lower-right quarter point (offsets from the centre)
+    ActionChains(browser).move_to_element_with_offset(chart, -w // 4, -h // 4).click_and_hold() \
+        .move_by_offset(w // 8, h // 8).move_by_offset(w // 8, h // 8).move_by_offset(w // 4, h // 4).release().perform()
+    line = _wait_for(browser, lambda: [x for x in body().splitlines() if x.endswith("samples in the selected region")],
+                     what="the samples in the selected region")
+    shown = int(line[0].split()[0].replace(",", ""))
+    points = pd.read_parquet(run_dir / "umap.parquet")
+    assert 0 < shown < len(points), (shown, len(points))               # a region, not the whole map
+    shot = tmp_path / "map_region.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    [b for b in browser.find_elements("tag name", "button") if b.text == "Keep all"][0].click()
+    _wait_for(browser, lambda: len(load_decisions(run_dir)) == shown,
+              what=lambda: f"{shown} keep decisions; found {len(load_decisions(run_dir))}")
+    log = load_decision_log(run_dir)
+    assert (log["action"] == "keep").all() and log["batch"].nunique() == 1 and len(log) == shown
+    # the decided samples are exactly the map's points inside their own bounding box: a rectangle's contents
+    mine = points[points["sample_id"].isin(set(log["sample_id"]))]
+    box = samples_in_region(points, (mine["x"].min(), mine["x"].max()), (mine["y"].min(), mine["y"].max()))
+    assert set(box["sample_id"]) == set(log["sample_id"])
+
+
+def test_duplicate_groups_gallery(browser, server, tmp_path):
+    """The gallery renders each group's thumbnails, and a click on "Keep one, drop the others" decides the group."""
+    from curator.review import load_decisions
+
+    run_dir = RUN_DIR[0]
+    (run_dir / "decisions.parquet").unlink(missing_ok=True)
+    browser.get(f"{server}/duplicates")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    _wait_for(browser, lambda: "export keeps" in body() and "different labels" in body(), what="the groups")
+    _wait_for(browser, lambda: (lambda s: len(s) >= 4 and all(d and w > 0 for d, w in s))(_image_states(browser)),
+              what=lambda: f"4 decoded thumbnails; found {_image_states(browser)}")
+    shot = tmp_path / "duplicates.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    [b for b in browser.find_elements("tag name", "button") if b.text == "Keep one, drop the others"][0].click()
+    _wait_for(browser, lambda: sorted(load_decisions(run_dir)["action"]) == ["drop", "keep"], what="the group's decision")
+    _wait_for(browser, lambda: "keep one, drop the others" in body(), what="the group's state")

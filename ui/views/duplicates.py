@@ -43,8 +43,9 @@ status, new_label, _ = get_status(run)
 labels = t["label"].to_numpy()
 truth = t["true_label"].to_numpy() if run.has_truth else None
 n_conflict = int((groups.n_labels > 1).sum())
-st.markdown(f"**{len(groups):,}** groups of identical or near-identical training images ({int(groups.size.sum()):,} "
-            f"samples); **{n_conflict:,}** of them hold copies with different labels and come first, then the largest.")
+st.markdown(f"**{len(groups):,}** group{'s' if len(groups) != 1 else ''} of identical or near-identical training images "
+            f"({int(groups.size.sum()):,} samples), **{n_conflict:,}** with copies that carry different labels: those "
+            "first, then the largest.")
 st.caption("The member marked **export keeps** is the one `curator export --drop duplicate` keeps (the audit's "
            "choice: not a label issue, not an unusable image, lowest score); your decisions override it. Each group "
            "gets one decision, saved as one batch, so Undo takes the whole group back. " + candidates_text)
@@ -101,7 +102,8 @@ for i in page_of(listed, page, PER_PAGE):
                 if st.button(label, key=f"dg_{action}_{g}"):
                     chosen = (action, None)
             cls = st.selectbox("Relabel all to", list(range(run.n_classes)), index=None, key=f"dg_class_{g}",
-                               format_func=lambda c: f"{c}: {run.class_name(c)}", placeholder="choose a class")
+                               format_func=lambda c: f"{c}: {run.class_name(c)}", placeholder="choose a class",
+                               width=260)
             if st.button("Relabel all", key=f"dg_relabel_all_{g}", disabled=cls is None):
                 chosen = ("relabel_all", int(cls))
         if chosen:
