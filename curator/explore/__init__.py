@@ -7,6 +7,7 @@
 - `curator.explore.thumbnails`: thumbnails through the dataset's image accessor, cached.
 - `curator.explore.embedding_map`: the cached 2-D UMAP of the embeddings (computed in another process, a PCA
   map meanwhile), region selection, the class palette.
+- `curator.explore.duplicates`: the duplicate-group gallery (groups in order, the member kept, one decision per group).
 - `curator.explore.gdw`: paper 003 fig. 4-5 measured on the run's GDW weight changes.
 - `curator.explore.overview`: dataset summary, per-class table, signal distributions.
 """
