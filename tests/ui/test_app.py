@@ -421,3 +421,15 @@ def test_duplicate_groups_get_one_decision_each_and_undo_takes_a_group_back(run_
     assert actions(a) == {s: ("keep", -1) for s in members[a]}
     at.radio(key="dg_show").set_value(SHOW[2]).run()                        # only the groups nobody decided on yet
     assert [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**Group")] == [f"Group {b}"]
+
+
+def test_duplicate_groups_page_of_a_run_without_the_duplicate_check_says_why(run_dir, tmp_path, monkeypatch):
+    import shutil
+
+    for f in ("manifest.parquet", "config.json"):                            # a run before the audit: no dup_group
+        shutil.copy(run_dir / f, tmp_path / f)
+    at = _fresh_app(tmp_path, monkeypatch, "eve")
+    at.switch_page("views/duplicates.py").run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Duplicate groups"]
+    assert any("no duplicate check" in i.value for i in at.info) and not any(b.key == "dg_undo" for b in at.button)
