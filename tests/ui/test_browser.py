@@ -1,7 +1,9 @@
 """`curator explore` in a real headless Chromium (selenium + the system chromedriver).
 
 Starts the explorer on the fixture run on a free localhost port, checks that the overview and the
-flagged grid render with real thumbnails (img elements with a non-zero natural width) and saves
+flagged grid render with real thumbnails (img elements with a non-zero natural width), drives the
+review by keyboard, the spot check, a rectangle dragged on the embedding map (Altair's interval
+selection, which AppTest cannot do) with one bulk decision, and the duplicate-group gallery, and saves
 screenshots in the test's tmp dir (their paths are printed). Skipped when Chromium is missing,
 unless $CI is set, in which case a missing browser is a failure.
 """
