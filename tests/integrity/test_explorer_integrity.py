@@ -114,7 +114,7 @@ def test_bad_review_decisions_are_one_message_on_every_page(tmp_path, monkeypatc
                   "updated": "2026-01-01T00:00:00Z"}).to_parquet(run / "decisions.parquet")
     at = _app(run, monkeypatch)
     shown = {}
-    for page in ("views/overview.py", "views/flagged.py", "views/sample.py", "views/review.py"):
+    for page in ("views/overview.py", "views/flagged.py", "views/sample.py", "views/duplicates.py", "views/review.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
         shown[page] = any(md("decisions.parquet") in e.value and md("new_label") in e.value for e in at.error)
