@@ -316,3 +316,6 @@ def test_duplicate_groups_gallery(browser, server, tmp_path):
     [b for b in browser.find_elements("tag name", "button") if b.text == "Keep one, drop the others"][0].click()
     _wait_for(browser, lambda: sorted(load_decisions(run_dir)["action"]) == ["drop", "keep"], what="the group's decision")
     _wait_for(browser, lambda: "keep one, drop the others" in body(), what="the group's state")
+    shot = tmp_path / "duplicates_decided.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")

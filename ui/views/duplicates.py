@@ -102,7 +102,8 @@ for i in page_of(listed, page, PER_PAGE):
                 if st.button(label, key=f"dg_{action}_{g}"):
                     chosen = (action, None)
             cls = st.selectbox("Relabel all to", list(range(run.n_classes)), index=None, key=f"dg_class_{g}",
-                               format_func=lambda c: f"{c}: {run.class_name(c)}", placeholder="choose a class",
+                               format_func=lambda c, k=int(labels[keeper]): f"{c}: {run.class_name(c)}"
+                               + (" (the kept copy's label)" if c == k else ""), placeholder="choose a class",
                                width=260)
             if st.button("Relabel all", key=f"dg_relabel_all_{g}", disabled=cls is None):
                 chosen = ("relabel_all", int(cls))
