@@ -13,8 +13,8 @@ columns of `LOG_SCHEMA` (the one definition of the file's format; a validator ch
     undoes     int64  for rows written by `undo_last`: the batch they undo, else -1
 
 `record_decisions` saves one action for many samples, `record_batch` an action per sample (a duplicate group's
-"keep one, drop the others"); each call is one batch. The current decision on a sample is its newest row (a "clear" row means none). `load_decisions` returns
-exactly that, one row per decided sample, which is what `curator export` reads: the export contract is
+"keep one, drop the others"); each call is one batch. The current decision on a sample is its newest row
+(a "clear" row means none). `load_decisions` returns exactly that, one row per decided sample, which is what `curator export` reads: the export contract is
 unchanged. `undo_last` appends rows that restore each sample of a reviewer's newest batch to what it was
 before that batch, so the log keeps the undone decision as well as the undo. Every update takes an
 exclusive lock on ``RUN/decisions.lock``, re-reads the file, appends and atomically replaces it, so two
