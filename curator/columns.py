@@ -105,9 +105,12 @@ _BASE = (
            "'label' alone.", _FUSED),
     # the audit's decisions (curator.audit.aggregate)
     Column("label_issue_score", _A, "higher_is_issue", "[0, 1]",
-           "Probability that the given label is wrong, 1 − p(label | image, label), from the audit's posterior.", _AUDIT),
+           "Probability that the given label is wrong, 1 − p(label | image, label), from the audit's posterior (under "
+           "weak evidence the posterior believes only the noise rate the evidence supports, so the scores are low "
+           "and the flags are the highest of them).", _AUDIT),
     Column("is_label_issue", _A, "higher_is_issue", "bool",
-           "The audit flags the sample as probably mislabelled: score above the threshold (0.5 by default), or an "
+           "The audit flags the sample as probably mislabelled: score above the threshold (0.5 by default; under weak "
+           "evidence, the highest scores of a review list sized by the noise the evidence supports), or an "
            "identical / near-identical copy carries another label and the group's images look like another class "
            "than this sample's label (curator.hygiene.fuse).", _AUDIT),
     Column("suggested_label", _A, "categorical", "class index",

@@ -227,7 +227,10 @@ def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, heads:
     if stop >= STAGES.index("signals") and embeddings is not None:
         signals_stage(run, ds, evidence, heads, rec.signals, hygiene=hygiene)
     if stop >= STAGES.index("audit"):
-        run.run_stage("audit", lambda: audit_stage(run, ds, evidence, rec.audit), inputs={"audit": rec.audit.to_dict()},
+        # the [evidence] settings too: the audit's self-training rounds re-fit the probe with them (probe_refit_steps
+        # changes no evidence file, only the re-fits)
+        run.run_stage("audit", lambda: audit_stage(run, ds, evidence, rec.audit),
+                      inputs={"audit": rec.audit.to_dict(), "evidence": rec.evidence.to_dict()},
                       outputs=AUDIT_OUTPUTS + ([runfiles.METRICS] if truth else []),
                       input_files=_present(run, [runfiles.MANIFEST, runfiles.EMBEDDINGS, *EVIDENCE_FILES,
                                                  runfiles.HYGIENE] + ([runfiles.SIGNALS] if truth else [])))

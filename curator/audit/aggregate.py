@@ -24,7 +24,8 @@ The audit treats "is this label wrong?" as posterior inference, so the score is 
    the relabel export thresholds;
 5. the evidence grade (`curator.audit.grade`), read from the first round: with weak evidence at most
    ``WEAK_REVIEW_FACTOR`` × (the noise rate the evidence supports) × N of the samples above the threshold are
-   flagged, the highest scores first;
+   flagged, the highest scores first, and the posterior's odds of a wrong label are lowered by one factor so that
+   it believes only that noise rate (`temper_posterior`: the order and the flags stay, the claimed noise shrinks);
 6. self-training: the probe is re-fitted on the same folds and the kNN vote re-weighted with every sample
    weighted by p(ỹ | x, ỹ), so likely-wrong labels stop teaching them, and steps 1–4 repeat (``rounds``).
 """
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from curator.audit.config import AuditConfig
-from curator.audit.grade import cap_flags, grade_evidence
+from curator.audit.grade import cap_flags, grade_evidence, temper_posterior
 from curator.evidence import Evidence, KnnGraph
 
 LOG = logging.getLogger(__name__)
@@ -145,6 +146,13 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
         LOG.info("audit: weak evidence (separability %.2f, supported noise %.1f%%): %d of %d samples above the "
                  "threshold, at most %d flagged", grade["separability"], 100 * grade["supported_noise_rate"],
                  grade["flagged_before_cap"], n, grade["flag_cap"])
+        # ... and the posterior believes only the noise the evidence supports (one factor on every sample's odds:
+        # the order, hence the flags just chosen and the suggestions, stay; P(wrong) and the per-class noise shrink)
+        grade["posterior_noise_before"] = float(np.mean(score))
+        post, grade["prior_odds_factor"] = temper_posterior(post, y, grade["believed_noise_rate"])
+        score = 1.0 - post[rows, y]
+        LOG.info("audit: weak evidence: the posterior's mean P(label wrong) %.1f%% -> %.1f%% (the believed noise)",
+                 100 * grade["posterior_noise_before"], 100 * float(np.mean(score)))
     # suggestions: the uniform-prior likelihood (tail_suggestions, default), which names rare true classes far more
     # often (lt100 `worse`: rescue 0.14 -> 0.43) at some cost in overall suggestion accuracy on long-tailed data
     # (0.75 -> 0.66) and none on balanced data; or the label posterior (docs/audit.md, "Suggestions")

@@ -50,6 +50,7 @@ UNINFORMATIVE_NOISE = 0.5
 #: the noise rate weak evidence always allows for: real datasets carry some label errors (Northcutt, Athalye &
 #: Mueller 2021 estimate at least 3.3 % on average over ten widely used test sets), and ν̂ misses structured noise
 NOISE_PRIOR = 0.03
+EPS = 1e-12
 
 
 def supported_noise_rate(L: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> float:
@@ -104,6 +105,42 @@ def grade_evidence(probe: np.ndarray, knn: np.ndarray | None, L: np.ndarray, lab
     out["believed_noise_rate"] = max(nu, NOISE_PRIOR) if out["informative"] else 0.0
     out["flag_cap"] = int(np.ceil(factor * out["believed_noise_rate"] * n)) if grade == "weak" and factor > 0 else None
     return out
+
+
+def temper_posterior(post: np.ndarray, labels: np.ndarray, believed: float) -> tuple[np.ndarray, float]:
+    """Weak evidence: the label posterior (N, C) with its prior odds of a wrong label lowered to the believed noise.
+
+    The posterior odds that ỹ_i is wrong are prior odds × likelihood ratio; under weak evidence the prior odds the
+    audit estimated (from a transition matrix learned on features that cannot separate the classes) are not to be
+    trusted, so every sample's odds are multiplied by one factor k ≤ 1 chosen so that the mean P(label wrong) equals
+    `believed` (the noise rate the evidence supports, floored by ``NOISE_PRIOR``; 0 when uninformative). One factor
+    for all samples keeps their order (the review list, AUROC and suggestions do not change); what changes is how
+    much noise the audit claims: P(wrong) per sample, the per-class noise and the estimated class sizes, which
+    weak evidence can no longer inflate. A posterior already at or below `believed` is returned as it is.
+
+    Returns (posterior, k).
+    """
+    post = np.asarray(post, np.float64)
+    y = np.asarray(labels, np.int64)
+    rows = np.arange(len(y))
+    if not len(y):
+        return post, 1.0
+    p_right = np.maximum(post[rows, y], EPS)
+    q = np.clip(1.0 - p_right, 0.0, 1.0)
+    if q.mean() <= believed:
+        return post, 1.0
+
+    def mean_wrong(k: float) -> float:
+        return float(np.mean(k * q / (p_right + k * q)))
+
+    lo, hi = -60.0, 0.0                     # log k: mean_wrong rises with k from ~0 to q.mean() > believed
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if mean_wrong(np.exp(mid)) < believed else (lo, mid)
+    k = float(np.exp(0.5 * (lo + hi)))
+    out = post * k
+    out[rows, y] = post[rows, y]
+    return out / out.sum(1, keepdims=True), k
 
 
 def cap_flags(flags: np.ndarray, score: np.ndarray, cap: int | None) -> np.ndarray:

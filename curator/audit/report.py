@@ -65,8 +65,8 @@ def _figures(audit: pd.DataFrame, classes: pd.DataFrame, true_label: np.ndarray 
         ax.plot(x, classes["true_noise_rate"], "k_", markersize=14, label="true")
     ax.set_xticks(x, classes["class_name"], rotation=45, ha="right"), ax.set_ylim(0, 1), ax.legend()
     if weak:
-        ax.set_title("Noise rate per labelled class — weak evidence: the model's estimate is not to be trusted; "
-                     "flags are capped", fontsize=9)
+        ax.set_title("Noise rate per labelled class — weak evidence: the estimate is held to the noise the evidence "
+                     "supports; the flags are a review list", fontsize=9)
     else:
         ax.set_title("Noise rate per labelled class")
     out.append(("Per-class noise", _png(fig)))

@@ -18,7 +18,8 @@ class EvidenceConfig:
     # the out-of-fold probe (curator.evidence.probe, curator.evidence.crossfit)
     folds: int = 5                    # K of the K-fold cross-fitting (stratified by the given label)
     probe_steps: int = 150            # Adam steps per fold
-    probe_batch_size: int = 8192      # rows per step (the whole training split when smaller): cost flat in N
+    probe_batch_size: int = 4096      # rows per step (the whole training split when smaller): cost flat in N
+    probe_refit_steps: int = 75       # Adam steps per fold of an audit round after the first (warm-started)
     probe_lr: float = 0.01
     probe_weight_decay: float = 1e-3
 
@@ -26,6 +27,7 @@ class EvidenceConfig:
         check_range("evidence.k", self.k, 1, 1000)
         check_range("evidence.folds", self.folds, 2, 100)
         check_range("evidence.probe_steps", self.probe_steps, 1, 1_000_000)
+        check_range("evidence.probe_refit_steps", self.probe_refit_steps, 1, 1_000_000)
         if not 0.0 < self.knn_target_recall <= 1.0:
             raise ConfigError(f"evidence.knn_target_recall must be in (0, 1], got {self.knn_target_recall}")
         if self.probe_steps < 1:

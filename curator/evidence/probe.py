@@ -14,8 +14,8 @@ The probe is multinomial logistic regression, ``Linear(d, C)``, trained with a f
 torch on the standardised features (`standardise`), on the GPU when there is one (`curator.device.select_device`).
 Each step sees a batch of at most ``batch_size`` rows drawn without replacement (the whole training split when it
 is smaller), so a fold costs the same at 50,000 rows as at a million; only predicting the held-out fold grows
-with N. Measured on CIFAR-10N (BENCHMARKS.md): 150 steps on batches of 8,192 detect as well as 150 full-batch
-steps on 40,000 rows.
+with N. Measured on CIFAR-10N (docs/signals.md, "The probe's batch"): 150 steps on batches of 8,192 detect as well as
+150 full-batch steps on 40,000 rows, and batches of 4,096 (the default since issue 23: half the cost) as well as 8,192.
 """
 from __future__ import annotations
 
@@ -55,25 +55,34 @@ def standardise(X: np.ndarray, chunk: int = 65_536) -> np.ndarray:
 @dataclass(frozen=True)
 class ProbeSettings:
     steps: int = 150            # Adam steps per fold
-    batch_size: int = 8192      # rows per step (the whole training split when it is smaller)
+    batch_size: int = 4096      # rows per step (the whole training split when it is smaller)
     lr: float = 0.01
     weight_decay: float = 1e-3
+    refit_steps: int = 75       # a re-fit that starts from the same fold's previous re-fit (`oof_probs` ``init``)
 
 
 def _fit_predict(X: torch.Tensor, train: torch.Tensor, test: torch.Tensor, Q_tr: torch.Tensor, n_classes: int,
-                 settings: ProbeSettings, seed: int, chunk: int = 65_536) -> np.ndarray:
+                 settings: ProbeSettings, seed: int, chunk: int = 65_536,
+                 init: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]]:
     """Fit on the rows `train` of X (N, d) with per-class target mass Q_tr (n_tr, C); softmax probabilities
-    (n_te, C) of the rows `test`. Rows are gathered per batch, never as a copy of a whole split (at 1M × 512 a
-    training split would be 1.6 GB more)."""
+    (n_te, C) of the rows `test`, and the fitted (weight (C, d), bias (C,)). Rows are gathered per batch, never as a
+    copy of a whole split (at 1M × 512 a training split would be 1.6 GB more). With `init` (a weight and bias) the
+    fit starts there and takes ``settings.refit_steps`` steps instead of ``settings.steps``."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)            # batch order, on the CPU whatever the device
     model = torch.nn.Linear(X.shape[1], n_classes).to(X.device)
+    steps = settings.steps
+    if init is not None:
+        with torch.no_grad():
+            model.weight.copy_(init[0])
+            model.bias.copy_(init[1])
+        steps = settings.refit_steps
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     n = len(train)
     b = min(settings.batch_size, n)
     Q = Q_tr * (n / (b * Q_tr.sum()))                    # a batch's expected loss is the full split's
     order, pos = torch.randperm(n, generator=gen), 0
-    for _ in range(settings.steps):
+    for _ in range(steps):
         if b == n:
             pick = torch.arange(n)
         else:
@@ -91,17 +100,20 @@ def _fit_predict(X: torch.Tensor, train: torch.Tensor, test: torch.Tensor, Q_tr:
     with torch.no_grad():
         for s in range(0, len(test), chunk):
             out[s:s + chunk] = torch.softmax(model(X[test[s:s + chunk]]), dim=1).float().cpu().numpy()
-    return out
+    return out, (model.weight.detach().clone(), model.bias.detach().clone())
 
 
 def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray, settings: ProbeSettings, *,
               weights: np.ndarray | None = None, balanced: bool = True, seed: int = 0,
-              device: str | torch.device | None = None) -> np.ndarray:
+              device: str | torch.device | None = None, init: dict | None = None,
+              fitted: dict | None = None) -> np.ndarray:
     """Out-of-fold class probabilities (N, C) float32 of the probe.
 
     X: (N, d) standardised features; labels (N,) in [0, C); folds (N,) from `fold_assignment`;
     weights (N,) ≥ 0 or None (all 1). With ``balanced`` every class carries the same target mass inside each
-    training split. Fold k is fitted with seed ``seed + k``.
+    training split. Fold k is fitted with seed ``seed + k``. `fitted`, when given, receives fold k's fitted
+    (weight, bias) under key k; `init` (such a dict from an earlier call on the same folds) starts fold k there, with
+    ``settings.refit_steps`` steps (the audit's later self-training rounds: the weights change little between rounds).
     """
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
@@ -118,8 +130,11 @@ def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarr
         if balanced:  # every class carries the same total mass
             Qk = Qk / np.maximum(Qk.sum(0, keepdims=True), 1e-12)
         tr, te = torch.from_numpy(train).to(dev), torch.from_numpy(test).to(dev)
-        return _fit_predict(Xt, tr, te, torch.from_numpy(Qk.astype(np.float32)).to(dev), n_classes, settings,
-                            seed + k)
+        out, model = _fit_predict(Xt, tr, te, torch.from_numpy(Qk.astype(np.float32)).to(dev), n_classes, settings,
+                                  seed + k, init=None if init is None else init[k])
+        if fitted is not None:
+            fitted[k] = model
+        return out
 
     with torch_threads(compute_threads(dev, X.shape[0] * X.shape[1])):
         return crossfit(fit_predict, folds, n_classes)

@@ -151,8 +151,10 @@ class HeadsConfig:
     # (GDW's and FSR's too) shrink in proportion, down to one averaged epoch after one earlier epoch (GDW/FSR:
     # one warm-up epoch, one weighted epoch); an epoch of 1M samples is already thousands of optimizer steps.
     # Measured on CIFAR-10N worse (50k): 20k instead of 200k cut the heads from 167 s to 50 s and every head
-    # signal's AUROC stayed or rose (FSR meta-margin 0.646 -> 0.789). 0 = never shrink; docs/heads.md, "Cost"
-    full_epochs_up_to: int = 20_000
+    # signal's AUROC stayed or rose (FSR meta-margin 0.646 -> 0.789); 10k instead of 20k (issue 23) cut GDW and FSR
+    # by ~3x and 2x with GDW ω and FSR's meta-margin higher on two seeds and σ* 0.007-0.009 lower. 0 = never shrink;
+    # docs/heads.md, "Cost"
+    full_epochs_up_to: int = 10_000
 
     def __post_init__(self) -> None:
         if isinstance(self.heads, str):

@@ -27,7 +27,6 @@ import logging
 from dataclasses import dataclass
 
 import torch
-import torchvision
 from torch import nn
 
 LOG = logging.getLogger(__name__)
@@ -67,6 +66,8 @@ class TinyCNN(nn.Module):
 
 
 def _resnet(name: str, cifar_stem: bool) -> tuple[nn.Module, int]:
+    import torchvision  # here, not at import: the audit of given embeddings never builds a network (1.5 s of start-up)
+
     model = getattr(torchvision.models, name)(weights=None)  # weights=None: nothing is downloaded
     if cifar_stem:
         model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
@@ -79,6 +80,8 @@ def _resnet(name: str, cifar_stem: bool) -> tuple[nn.Module, int]:
 def check_backbone_name(name: str) -> None:
     """Raise ValueError naming the problem when `name` is not a backbone curator can build."""
     if name.startswith("torchvision:"):
+        import torchvision
+
         arch = name.split(":", 1)[1]
         known = torchvision.models.list_models(module=torchvision.models)
         if arch not in known:
@@ -132,6 +135,8 @@ def native_preprocessing(name: str) -> BackboneInfo:
     """The input size and normalisation a torchvision/timm model was trained with (metadata, no download);
     for curator's own backbones: none (the method's recipe decides)."""
     if name.startswith("torchvision:"):
+        import torchvision
+
         arch = name.split(":", 1)[1]
         try:
             t = torchvision.models.get_model_weights(arch).DEFAULT.transforms()
@@ -174,6 +179,8 @@ def _timm_info(name: str, model: nn.Module, dim: int) -> BackboneInfo:
 def full_model(name: str) -> tuple[nn.Module, list[str]]:
     """A torchvision/timm model WITH its classifier (for loading a file's weights) and the classifier's module names."""
     if name.startswith("torchvision:"):
+        import torchvision
+
         model = torchvision.models.get_model(name.split(":", 1)[1], weights=None)
         last = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
         if not last:

@@ -115,9 +115,11 @@ def test_epochs_shrink_with_n_so_cost_grows_linearly():
     assert (mid.epochs, mid.last_epochs, mid.gdw.epochs, mid.gdw.warmup_epochs, mid.gdw.last_epochs) == (5, 2, 6, 1, 2)
     huge = cfg.for_samples(10**8)
     assert (huge.epochs, huge.gdw.epochs, huge.gdw.warmup_epochs) == (2, 2, 1)
-    default = HeadsConfig()                                     # full epochs up to 20k samples
-    assert default.for_samples(20_000) is default
-    at50k = default.for_samples(50_000)                         # share 0.4
+    default = HeadsConfig()                                     # full epochs up to 10k samples
+    assert default.for_samples(10_000) is default
+    at50k = default.for_samples(50_000)                         # share 0.2
     assert (at50k.epochs, at50k.last_epochs, at50k.gdw.epochs, at50k.gdw.warmup_epochs, at50k.gdw.last_epochs) == \
-        (4, 1, 5, 1, 1)
+        (2, 1, 2, 1, 1)
+    at20k = default.for_samples(20_000)                         # share 0.5
+    assert (at20k.epochs, at20k.gdw.epochs, at20k.gdw.warmup_epochs, at20k.fsr.epochs) == (5, 6, 1, 6)
     assert HeadsConfig(full_epochs_up_to=0).for_samples(10**7).epochs == 10

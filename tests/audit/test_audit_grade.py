@@ -1,0 +1,83 @@
+"""The evidence grade's parts: the supported noise rate, the flag cap and the weak-evidence posterior."""
+import numpy as np
+import pytest
+
+from curator.audit.grade import cap_flags, grade_evidence, supported_noise_rate, temper_posterior
+
+
+def _likelihoods(n: int, C: int, noise: float, strength: float, seed: int):
+    """Out-of-fold-like evidence: each row peaks on the TRUE class with weight `strength`; `noise` of the given
+    labels are flipped to a uniformly random other class."""
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, C, n)
+    given = true.copy()
+    flip = rng.random(n) < noise
+    given[flip] = (true[flip] + rng.integers(1, C, flip.sum())) % C
+    L = rng.dirichlet(np.ones(C), n) * (1 - strength)
+    L[np.arange(n), true] += strength
+    return L, given, flip
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.1, 0.3])
+def test_supported_noise_rate_bounds_uniform_noise_from_above_and_tightly(noise):
+    L, y, flip = _likelihoods(20000, 10, noise, 0.5, seed=1)
+    nu = supported_noise_rate(L, y)
+    assert flip.mean() - 0.01 <= nu <= flip.mean() + 0.05
+
+
+def test_supported_noise_rate_of_uninformative_evidence_is_high():
+    rng = np.random.default_rng(0)
+    L = rng.dirichlet(np.ones(10), 5000)                    # says nothing about any label
+    assert supported_noise_rate(L, rng.integers(0, 10, 5000)) > 0.5
+
+
+def test_cap_flags_keeps_the_highest_scores():
+    score = np.array([0.9, 0.6, 0.95, 0.7, 0.2])
+    flags = score > 0.5
+    assert cap_flags(flags, score, None).tolist() == flags.tolist()
+    assert cap_flags(flags, score, 10).tolist() == flags.tolist()
+    assert np.flatnonzero(cap_flags(flags, score, 2)).tolist() == [0, 2]
+    assert not cap_flags(flags, score, 0).any()
+
+
+def test_temper_posterior_is_bayes_with_one_prior_odds_factor():
+    rng = np.random.default_rng(3)
+    n, C = 3000, 5
+    post = rng.dirichlet(np.ones(C) * 0.7, n)
+    y = rng.integers(0, C, n)
+    rows = np.arange(n)
+    before = 1 - post[rows, y]
+    assert before.mean() > 0.5                             # a posterior that believes most labels wrong
+    out, k = temper_posterior(post, y, 0.04)
+    after = 1 - out[rows, y]
+    assert after.mean() == pytest.approx(0.04, abs=1e-6)   # believes exactly the allowed noise
+    np.testing.assert_allclose(out.sum(1), 1, atol=1e-9)
+    # independently: every sample's odds of a wrong label were multiplied by the same k
+    odds_ratio = (after / (1 - after)) / (before / (1 - before))
+    np.testing.assert_allclose(odds_ratio, k, rtol=1e-6)
+    # the other classes keep their proportions (the suggestion among them does not change) ...
+    others = post.copy()
+    others[rows, y] = -1
+    o2 = out.copy()
+    o2[rows, y] = -1
+    assert (others.argmax(1) == o2.argmax(1)).all()
+    # ... and the order of the scores is the same (the review list and AUROC do not change)
+    assert (np.argsort(before, kind="stable") == np.argsort(after, kind="stable")).all()
+
+
+def test_temper_posterior_never_raises_the_noise():
+    post = np.array([[0.9, 0.1], [0.8, 0.2]])
+    out, k = temper_posterior(post, np.array([0, 0]), 0.5)
+    assert k == 1.0 and np.array_equal(out, post)
+
+
+def test_weak_grade_caps_flags_by_the_supported_noise():
+    # weak, informative evidence on clean labels: ν̂ ≈ 0, so the cap is 3 × the 3 % floor
+    L, y, _ = _likelihoods(4000, 10, 0.0, 0.15, seed=2)
+    knn = np.roll(L, 1, axis=1)                             # a second view that mostly disagrees: low separability
+    g = grade_evidence(L, knn, L, y)
+    assert g["grade"] == "weak" and g["informative"]
+    assert g["believed_noise_rate"] == pytest.approx(max(g["supported_noise_rate"], 0.03))
+    assert g["flag_cap"] == int(np.ceil(3 * g["believed_noise_rate"] * 4000))
+    strong = grade_evidence(L, L, L, y)                     # the two views agree: no cap
+    assert strong["grade"] == "strong" and strong["flag_cap"] is None
