@@ -143,7 +143,24 @@ def run(args) -> dict:
     return result
 
 
-def _map_first_view(path: Path, n: int, dim: int = 128) -> list[dict]:
+def write_map_run(path: Path, n: int, dim: int = 128) -> Path:
+    """A synthetic run (`write_synthetic_run`) with (n, dim) clustered embeddings stored as the embed stage stores
+    them (recorded for the manifest's sample ids), so the explorer's map reads them."""
+    from curator.data.cache import ids_digest
+    from curator.rundir import RunDir
+
+    write_synthetic_run(path, n)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(N_CLASSES, dim))
+    emb = centres[rng.integers(0, N_CLASSES, n)] + rng.normal(scale=0.5, size=(n, dim))
+    run = RunDir(path)
+    ids = run.read_parquet(runfiles.MANIFEST, columns=["sample_id"])["sample_id"].astype(str).tolist()
+    run.run_stage("embed", lambda: run.write_npy(runfiles.EMBEDDINGS, emb.astype(np.float16)), inputs={"synthetic": n},
+                  outputs=[runfiles.EMBEDDINGS], ids=ids_digest(ids))
+    return path
+
+
+def _map_first_view(path: Path, n: int) -> list[dict]:
     """What the person waits for on the map page, measured in a fresh Python process that has loaded what a running
     explorer has: the UMAP map starts in another process (MapJob) and a PCA map of the same rows is shown meanwhile
     (its time includes importing scikit-learn's PCA); the UMAP time includes umap-learn's import and compilation."""
@@ -151,11 +168,7 @@ def _map_first_view(path: Path, n: int, dim: int = 128) -> list[dict]:
     import subprocess
     import sys
 
-    write_synthetic_run(path, n)
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(N_CLASSES, dim))
-    emb = centres[rng.integers(0, N_CLASSES, n)] + rng.normal(scale=0.5, size=(n, dim))
-    np.save(path / runfiles.EMBEDDINGS, emb.astype(np.float16))
+    write_map_run(path, n)
     code = ("import json, sys, time\n"
             "import curator.explore.run, streamlit\n"  # what a running explorer has loaded before the map page
             "from curator.explore.embedding_map import MapJob, compute_map\n"
