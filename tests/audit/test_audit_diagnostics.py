@@ -34,10 +34,14 @@ def test_uninformative_embeddings_give_the_weak_evidence_warning_everywhere(tmp_
               "audit": {"rounds": 1}}
     out = tmp_path / "run"
     s = run_pipeline(DatasetOptions(), out, recipe=recipe)
-    flagged = pd.read_parquet(out / "audit.parquet")["is_label_issue"].mean()
-    assert flagged <= 0.10
+    audit = pd.read_parquet(out / "audit.parquet")
+    assert audit["is_label_issue"].mean() <= 0.10
     ev = s["evidence"]
     assert ev["grade"] == "weak" and ev["separability"] < 0.6 and ev["flagged_before_cap"] > 0.3 * 400
+    # the posterior believes only the noise the evidence supports: no longer a third of a clean dataset
+    assert ev["posterior_noise_before"] > 0.3
+    assert audit["label_issue_score"].mean() == pytest.approx(ev["believed_noise_rate"], abs=0.005)
+    assert pd.read_parquet(out / "classes.parquet")["estimated_noise_rate"].max() < 0.1
     assert ev["representation"]["kind"] == "embeddings"
     assert len(s["warnings"]) == 1 and s["warnings"][0].startswith("Evidence: weak")
     assert "Evidence: weak" in (out / "report.html").read_text()
