@@ -88,8 +88,8 @@ for i in page_of(listed, page, PER_PAGE):
                 if truth is not None and truth[r] >= 0:
                     line += f" · true: {md(run.class_name(truth[r]))}"
                 st.caption(line)
-                if r == keeper:
-                    st.markdown(":green[**export keeps**]")
+                # every tile has this line, so the tiles' decisions and buttons stay level
+                st.markdown(":green[**export keeps**]" if r == keeper else "a copy")
                 st.caption(md(decision_text(run, r)))
                 if st.button("Open", key=f"dg_open_{sid}"):
                     open_sample(sid)
