@@ -51,7 +51,7 @@ class Evidence:
         the same detection in a third of the steps (docs/signals.md, "The audit's re-fits")."""
         if self.source == "pred_probs":
             return self.oof_probs
-        init = self._fitted if round_ > 1 else None
+        init = self._fitted if round_ > 1 and self._fitted else None   # a later round without an earlier one: cold
         fitted: dict = {}
         out = oof_probs(self.features, self.labels, self.n_classes, self.folds, self.probe, weights=weights,
                         seed=self.seed + 97 * round_, device=self.device, init=init, fitted=fitted)

@@ -98,3 +98,18 @@ def test_graph_votes_equal_a_loop(weighting):
     np.testing.assert_allclose(g.votes(mass, weighting, 0.1), ref, rtol=1e-10)
     with pytest.raises(ValueError, match="weighting"):
         g.votes(mass, "nope")
+
+
+def test_a_warm_started_refit_starts_from_the_earlier_fit():
+    # `init` must really start each fold at its earlier fit: one step from there stays near the fitted probabilities,
+    # one step from scratch does not (the audit's later rounds rely on it: Evidence.refit, probe_refit_steps)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    X = (rng.normal(size=(600, 6)) + 3 * np.eye(3, 6)[y]).astype(np.float32)
+    folds = fold_assignment(y, 3, 0)
+    fitted: dict = {}
+    P = oof_probs(X, y, 3, folds, ProbeSettings(steps=300), seed=0, device="cpu", fitted=fitted)
+    assert sorted(fitted) == [0, 1, 2]
+    warm = oof_probs(X, y, 3, folds, ProbeSettings(steps=300, refit_steps=1), seed=1, device="cpu", init=fitted)
+    cold = oof_probs(X, y, 3, folds, ProbeSettings(steps=1), seed=1, device="cpu")
+    assert np.abs(warm - P).max() < 0.05 < np.abs(cold - P).max()
