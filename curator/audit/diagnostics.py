@@ -71,11 +71,17 @@ def _representation_words(rep: dict) -> str:
 #: real label errors, with the data it was measured on
 GRADE_PRECISION = {
     "strong": "",
-    "moderate": " On CIFAR-10N with SimSiam embeddings (kNN 0.75) about 1 in 2 flags was a real error at 9% noise "
-                "and 6 in 7 at 40% (BENCHMARKS.md).",
-    "weak": " On 2,000 CIFAR-10 images with patch k-means features and 8% of labels wrong, 1 in 4 to 5 flags was a "
-            "real error (docs/audit.md).",
+    "moderate": " Measured: on CIFAR-10N with SimSiam embeddings (kNN 0.75) about 1 in 2 flags was a real error at 9% "
+                "noise and 6 in 7 at 40%; with a small pretrained network (EfficientNet-Lite0) on 32-px CIFAR images "
+                "about 2 in 5 at 8-15% noise, and 11-12% of a folder whose labels were all correct was flagged "
+                "(BENCHMARKS.md).",
+    "weak": " Measured: on 2,000 CIFAR-10 images with patch k-means features and 8% of labels wrong, 1 in 4 to 5 "
+            "flags was a real error (docs/audit.md).",
 }
+
+#: how a person measures the flags' precision on their own data (curator.audit.spot_check)
+SPOT_CHECK = (" To measure it on your data, answer a random sample of the flags on the explorer's Spot check page "
+              "(a precision with its interval).")
 
 
 def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
@@ -95,7 +101,7 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
         return f"Evidence: strong — {nums}. The flags can be acted on; spot-check a few before relabelling."
     if grade == "moderate":
         return (f"Evidence: moderate — {nums}. Review the flags before acting on them."
-                f"{GRADE_PRECISION['moderate']} For stronger evidence: {better}.")
+                f"{GRADE_PRECISION['moderate']}{SPOT_CHECK} For stronger evidence: {better}.")
     if not ev.get("informative", True):
         return (f"Evidence: weak — {nums}. Under this evidence the given labels score no better than random classes: "
                 f"it carries no information about which labels are wrong, so nothing is flagged. For evidence: {better}.")
@@ -106,4 +112,5 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
               f"where {before} would pass the threshold." if before is not None and before > n_flagged else "")
     return (f"Evidence: weak — {nums}; it cannot tell label errors from features that do not separate the classes.{capped}"
             f" These flags are rough: treat them as a list to review, not as label errors.{GRADE_PRECISION['weak']}"
+            f"{SPOT_CHECK}"
             f" For better evidence: {better}.")

@@ -81,3 +81,26 @@ def test_weak_grade_caps_flags_by_the_supported_noise():
     assert g["flag_cap"] == int(np.ceil(3 * g["believed_noise_rate"] * 4000))
     strong = grade_evidence(L, L, L, y)                     # the two views agree: no cap
     assert strong["grade"] == "strong" and strong["flag_cap"] is None
+
+
+@pytest.mark.parametrize("grade,sep", [("moderate", 0.74), ("weak", 0.45)])
+def test_evidence_sentence_tells_how_to_measure_the_flags_on_ones_own_data(grade, sep):
+    """Moderate and weak evidence: the sentence gives what was measured on similar data and points to the spot
+    check; moderate names the clean-folder measurement (flags on labels that were all correct)."""
+    from curator.audit.diagnostics import evidence_sentence
+
+    ev = {"grade": grade, "probe_label_agreement": 0.71, "separability": sep, "supported_noise_rate": 0.0,
+          "separability_measure": "probe_knn_agreement", "believed_noise_rate": 0.03, "flagged_before_cap": 500,
+          "representation": {"kind": "pretrained", "weights": "imagenet"}}
+    s = evidence_sentence(ev, n_flagged=180, n=2000)
+    assert s.startswith(f"Evidence: {grade}") and "Spot check page" in s and "Measured:" in s
+    assert ("labels were all correct" in s) == (grade == "moderate")
+    assert ("flags only 180 of 2000" in s) == (grade == "weak")
+
+
+def test_strong_evidence_sentence_has_no_weak_or_moderate_caveats():
+    from curator.audit.diagnostics import evidence_sentence
+
+    s = evidence_sentence({"grade": "strong", "probe_label_agreement": 0.95, "separability": 0.93,
+                           "supported_noise_rate": 0.05}, n_flagged=50, n=1000)
+    assert s.startswith("Evidence: strong") and "Measured:" not in s and "rough" not in s
