@@ -80,8 +80,8 @@ GRADE_PRECISION = {
 }
 
 #: how a person measures the flags' precision on their own data (curator.audit.spot_check)
-SPOT_CHECK = (" To measure it on your data, answer a random sample of the flags on the explorer's Spot check page "
-              "(a precision with its interval).")
+SPOT_CHECK = (" To measure the flags' precision on your data, answer a random sample of them on the explorer's Spot "
+              "check page (an estimate with its interval).")
 
 
 def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
@@ -93,10 +93,12 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
            else "the model's mean top probability is")
     nums = (f"{what}: the out-of-fold predictions agree with the given labels for {100 * a:.0f}% of samples, "
             f"separability {sep:.2f} ({how} {100 * sep:.0f}%)" if None not in (a, sep, nu) else f"the evidence is {what}")
+    kind = (ev.get("representation") or {}).get("kind")
+    network = "a larger pretrained network (--backbone)" if kind == "pretrained" else \
+        "--embeddings from a pretrained network"
     better = ("a stronger model behind --pred-probs (e.g. a pretrained network fine-tuned with cross-validation)"
-              if (ev.get("representation") or {}).get("kind") == "pred_probs" else
-              "--pred-probs from your own cross-validated model, --embeddings from a pretrained network, or "
-              "self-supervised pre-training on a GPU")
+              if kind == "pred_probs" else
+              f"--pred-probs from your own cross-validated model, {network}, or self-supervised pre-training on a GPU")
     if grade == "strong":
         return f"Evidence: strong — {nums}. The flags can be acted on; spot-check a few before relabelling."
     if grade == "moderate":
