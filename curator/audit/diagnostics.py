@@ -111,7 +111,9 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
     nb = ev.get("believed_noise_rate", nu)
     capped = (f" Curator therefore flags only {n_flagged} of {n} samples: at most 3 x the {100 * nb:.1f}% label noise it "
               f"allows for (the evidence supports {100 * nu:.1f}%; at least 3% is assumed, as in most real datasets), "
-              f"where {before} would pass the threshold." if before is not None and before > n_flagged else "")
+              f"where {before} would pass the threshold. Evidence this weak cannot see labels swapped between "
+              f"look-alike classes, so the real noise may be higher." if before is not None and before > n_flagged
+              else "")
     return (f"Evidence: weak — {nums}; it cannot tell label errors from features that do not separate the classes.{capped}"
             f" These flags are rough: treat them as a list to review, not as label errors.{GRADE_PRECISION['weak']}"
             f"{SPOT_CHECK}"

@@ -97,6 +97,7 @@ def test_evidence_sentence_tells_how_to_measure_the_flags_on_ones_own_data(grade
     assert "a larger pretrained network (--backbone)" in s and "--embeddings from a pretrained" not in s
     assert ("labels were all correct" in s) == (grade == "moderate")
     assert ("flags only 180 of 2000" in s) == (grade == "weak")
+    assert ("the real noise may be higher" in s) == (grade == "weak")
 
 
 def test_strong_evidence_sentence_has_no_weak_or_moderate_caveats():
