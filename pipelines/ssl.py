@@ -163,8 +163,9 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
                 else f"{cfg.backbone} at {cfg.image_size} px for {cfg.epochs} epochs")
         LOG.warning("representations on the CPU: %s%s. %s", what,
                     f" (chosen for a {plan.budget_minutes:g}-minute budget)" if plan is not None else "", CPU_QUALITY_NOTE)
-    if cfg.weights is not None:   # a file that does not fit fails now, before any image is decoded
-        build_backbone(cfg.backbone, cfg.image_size, cfg.width, weights=cfg.weights)
+    # a weights file that does not fit fails now, before any image is decoded; the loaded encoder is the one kept
+    loaded = build_backbone(cfg.backbone, cfg.image_size, cfg.width, weights=cfg.weights) if cfg.weights is not None \
+        else None
     _continue_if_partial(run)
     _record_representation(run, cfg)
 
@@ -202,7 +203,7 @@ def pretrain_stage(run: RunDir, ds: Dataset, cfg: SSLConfig | dict | None = None
         _record_problems(run, problems)
 
     def as_is() -> None:
-        backbone, bb = build_backbone(cfg.backbone, cfg.image_size, cfg.width, weights=cfg.weights)
+        backbone, bb = loaded or build_backbone(cfg.backbone, cfg.image_size, cfg.width, weights=cfg.weights)
         rec = normalised_recipe(cfg.method, cfg.image_size, bb)
         save_backbone(run / runfiles.ENCODER, backbone, name=bb.name, width=cfg.width, feat_dim=bb.dim, image_size=cfg.image_size,
                       method=cfg.method, rec=rec, weights=cfg.weights, epochs=0)
