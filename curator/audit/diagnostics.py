@@ -80,8 +80,8 @@ GRADE_PRECISION = {
 }
 
 #: how a person measures the flags' precision on their own data (curator.audit.spot_check)
-SPOT_CHECK = (" To measure the flags' precision on your data, answer a random sample of them on the explorer's Spot "
-              "check page (an estimate with its interval).")
+SPOT_CHECK = (" To measure the flags' precision on your data, answer a random sample of them on the explorer's "
+              "Estimate precision page (a spot check: the share of real errors with its interval).")
 
 
 def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:

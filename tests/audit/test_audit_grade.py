@@ -93,7 +93,7 @@ def test_evidence_sentence_tells_how_to_measure_the_flags_on_ones_own_data(grade
           "separability_measure": "probe_knn_agreement", "believed_noise_rate": 0.03, "flagged_before_cap": 500,
           "representation": {"kind": "pretrained", "weights": "imagenet"}}
     s = evidence_sentence(ev, n_flagged=180, n=2000)
-    assert s.startswith(f"Evidence: {grade}") and "Spot check page" in s and "Measured:" in s
+    assert s.startswith(f"Evidence: {grade}") and "Estimate precision page" in s and "Measured:" in s
     assert "a larger pretrained network (--backbone)" in s and "--embeddings from a pretrained" not in s
     assert ("labels were all correct" in s) == (grade == "moderate")
     assert ("flags only 180 of 2000" in s) == (grade == "weak")
