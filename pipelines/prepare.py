@@ -62,11 +62,13 @@ def prepare_run(out: str | Path, options: DatasetOptions, recipe: dict[str, Any]
 
 
 def _remove_unfinished(run: RunDir) -> None:
-    """A run directory this command created and no stage finished in (e.g. the dataset root was wrong) is
-    removed, so a failed command leaves nothing behind but its one-line error."""
+    """A run directory this command created and could not prepare (e.g. the dataset root was wrong, or the
+    --pred-probs rows do not match the images that could be read) is removed, so a failed command leaves nothing
+    behind but its one-line error. The image check is the one stage that can have finished by then; its results
+    go too (a run directory is whole or absent)."""
     from curator.rundir import release_writer_lock
 
-    if any((run.path / "stages").glob("*.json")):
+    if any(p.stem != "check_images" for p in (run.path / "stages").glob("*.json")):
         return
     release_writer_lock(run.path)
     shutil.rmtree(run.path, ignore_errors=True)
@@ -77,6 +79,8 @@ def _prepare(run: RunDir, options: DatasetOptions, recipe: dict[str, Any] | None
              ) -> tuple[RunDir, Dataset]:
     ds = load_dataset(options)
     check_ready(ds, needs_labels=needs_labels)
+    if options.pred_probs:   # the file's own faults, before the images are decoded (a large folder takes minutes)
+        check_pred_probs(ds, options, match_rows=False)
     if options.embeddings:
         from curator.embeddings import check_embeddings_file
 
@@ -103,14 +107,15 @@ def _prepare(run: RunDir, options: DatasetOptions, recipe: dict[str, Any] | None
     return run, ds
 
 
-def check_pred_probs(ds: Dataset, options: DatasetOptions) -> None:
-    """Read and check the ``--pred-probs`` file against the training samples (after unreadable images left the
-    dataset: rows for them must not be in a .npy file) before any stage runs; a `DataError` here leaves no run
-    directory behind (`prepare_run` removes one it created)."""
+def check_pred_probs(ds: Dataset, options: DatasetOptions, *, match_rows: bool = True) -> None:
+    """Read and check the ``--pred-probs`` file against the training samples before any stage runs: the file itself
+    before the images are decoded (``match_rows=False``), its rows against the training samples after unreadable
+    images left the dataset (rows for them must not be in a .npy file). A `DataError` here leaves no run directory
+    behind (`prepare_run` removes one it created)."""
     from curator.evidence.pred_probs import read_pred_probs
 
     read_pred_probs(options.pred_probs, ds.train["sample_id"].astype(str).to_numpy(), ds.class_names,
-                    kind=options.pred_probs_kind)
+                    kind=options.pred_probs_kind, match_rows=match_rows)
 
 
 def check_out_outside_root(out: str | Path, root: str | None) -> None:

@@ -71,7 +71,8 @@ def _open(path: Path):
                     "with a sample_id column and one column per class name)")
 
 
-def _from_parquet(df, path: Path, sample_ids: np.ndarray, class_names: list[str]) -> np.ndarray:
+def _from_parquet(df, path: Path, sample_ids: np.ndarray, class_names: list[str], *, match_rows: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
     if "sample_id" not in df.columns:
         raise DataError(f"{_where(path)} has no 'sample_id' column (a Parquet file is keyed by sample_id, with one "
                         "column per class name)")
@@ -93,6 +94,9 @@ def _from_parquet(df, path: Path, sample_ids: np.ndarray, class_names: list[str]
     import pandas as pd
 
     pos = pd.Index(ids).get_indexer(pd.Index(np.asarray(sample_ids, dtype=str)))
+    if not match_rows:   # before the images are checked: the rows there are for training samples, none required yet
+        pos = pos[pos >= 0]
+        return df[class_names].to_numpy(np.float64)[pos], ids.to_numpy()[pos]
     if (pos < 0).any():
         first = int(np.flatnonzero(pos < 0)[0])
         raise DataError(f"{_where(path)} has no row for training sample {str(sample_ids[first])!r} "
@@ -100,12 +104,18 @@ def _from_parquet(df, path: Path, sample_ids: np.ndarray, class_names: list[str]
     if len(ids) > len(sample_ids):
         LOG.info("%s: %d rows are for samples that are not training samples of this dataset; ignored",
                  _where(path), len(ids) - len(sample_ids))
-    return df[class_names].to_numpy(np.float64)[pos]
+    return df[class_names].to_numpy(np.float64)[pos], np.asarray(sample_ids)
 
 
-def read_pred_probs(path: str | Path, sample_ids, class_names: list[str], *, kind: str = "probs") -> np.ndarray:
+def read_pred_probs(path: str | Path, sample_ids, class_names: list[str], *, kind: str = "probs",
+                    match_rows: bool = True) -> np.ndarray:
     """The (N, C) float32 probabilities for the training samples `sample_ids` (N,) in that order, classes in
-    `class_names` order; `DataError` with one line naming the file, the row and the problem otherwise."""
+    `class_names` order; `DataError` with one line naming the file, the row and the problem otherwise.
+
+    ``match_rows=False`` is the check before the images are decoded, when unreadable images may still leave the
+    training set: everything about the file itself (type, format, columns and class names, values) is checked, but
+    not that its rows are exactly the training samples — a .npy file may have fewer rows than `sample_ids` (not
+    more), a Parquet file may lack some of them — and the rows it has are returned."""
     path = Path(path)
     if kind not in KINDS:
         raise DataError(f"--pred-probs-kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -120,13 +130,13 @@ def read_pred_probs(path: str | Path, sample_ids, class_names: list[str], *, kin
         if raw.shape[1] != C:
             raise DataError(f"{_where(path)} has {raw.shape[1]} columns but the dataset has {C} classes "
                             f"({', '.join(class_names[:10])}{' …' if C > 10 else ''}), in that order")
-        if raw.shape[0] != n:
+        if raw.shape[0] != n and (match_rows or raw.shape[0] > n):
             raise DataError(f"{_where(path)} has {raw.shape[0]} rows but the dataset has {n} training samples (rows "
                             "must follow the manifest's training order, or the subset order with --subset-indices)")
         P = np.asarray(raw, np.float64)
+        ids = sample_ids if raw.shape[0] == n else None    # early, with rows still to drop: row numbers only
     else:
-        P = _from_parquet(raw, path, sample_ids, list(class_names))
-    ids = sample_ids
+        P, ids = _from_parquet(raw, path, sample_ids, list(class_names), match_rows=match_rows)
     bad = ~np.isfinite(P).all(1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

@@ -105,12 +105,21 @@ def weights_metadata(weights: str | None) -> dict | None:
 
 def prepare_weights(cfg: SSLConfig) -> None:
     """Check the weights before the run directory is touched: a file must be one `read_weights` accepts (safely); named
-    weights must be in the library cache or, the user having named them, be fetched into it. A `WeightsError` line
-    otherwise. (Whether they fit the architecture is checked when the encoder is built, before any image is decoded.)"""
+    weights must be in the library cache or, the user having named them, be fetched into it; a file for a named
+    torchvision / timm / open_clip model or one of curator's ResNets must fit it (the model is built with it: these
+    architectures do not depend on the data). A `WeightsError` line otherwise. (A file for the small CNNs, whose
+    width the data may decide, is fitted when the pre-training stage builds the encoder.)"""
     if cfg.weights is None:
         return
     named = pretrained.resolve(cfg.backbone, cfg.weights)
-    read_weights(pretrained.fetch(named, download=True) if named is not None else cfg.weights)
+    path = pretrained.fetch(named, download=True) if named is not None else cfg.weights
+    fixed = (cfg.backbone or "").startswith(PREFIXES) or cfg.backbone in ("resnet18_cifar", "resnet18", "resnet50")
+    if named is not None or not fixed:
+        read_weights(path)
+        return
+    from curator.ssl.backbones import build_backbone
+
+    build_backbone(cfg.backbone, cfg.image_size or 224, cfg.width, weights=cfg.weights, download=False)
 
 
 def _parse_start(text: str) -> tuple[str, str]:

@@ -204,3 +204,64 @@ def test_the_explorer_works_without_embeddings(tmp_path, monkeypatch, capsys):
         assert not app.exception, (page, app.exception)
         if words:
             assert any(words in i.value for i in app.info), (page, [i.value for i in app.info])
+
+
+def _folder_with_a_broken_image(root: Path) -> Path:
+    """root/<a|b>/<i>.png, 6 images per class, and root/a/broken.jpg that no decoder reads (left out as unreadable)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+def _audit_folder(root: Path, pp: Path, out: Path) -> int:
+    return main(["audit", "--dataset", "imagefolder", "--root", str(root), "--pred-probs", str(pp), "--out", str(out)])
+
+
+def test_an_image_folder_with_a_bad_probability_file_fails_before_any_image_is_decoded(tmp_path, capsys, monkeypatch):
+    import pipelines.prepare as prepare
+
+    decoded = []
+    monkeypatch.setattr(prepare, "check_images", lambda *a, **k: decoded.append(1))
+    root = _folder_with_a_broken_image(tmp_path / "imgs")
+    P = np.full((13, 2), 0.5)                  # 13 files; which of them decode is not known yet
+    P[3] = [0.5, np.inf]
+    np.save(tmp_path / "inf.npy", P)
+    out = tmp_path / "run"
+    assert _audit_folder(root, tmp_path / "inf.npy", out) == 2
+    err = capsys.readouterr().err
+    assert "inf.npy" in err and "row 3" in err and "NaN or inf" in err and "Traceback" not in err
+    assert not decoded and not out.exists()
+
+
+def test_rows_that_do_not_match_the_readable_images_leave_no_run_directory(tmp_path, capsys):
+    """A .npy row for every file, the unreadable one included: found after the image check, and the run directory
+    that check began is removed (whole or absent)."""
+    root = _folder_with_a_broken_image(tmp_path / "imgs")
+    np.save(tmp_path / "p.npy", np.full((13, 2), 0.5))
+    out = tmp_path / "run"
+    assert _audit_folder(root, tmp_path / "p.npy", out) == 2
+    err = capsys.readouterr().err
+    assert "has 13 rows but the dataset has 12 training samples" in err and "Traceback" not in err
+    assert not out.exists()
+    np.save(tmp_path / "p.npy", np.full((14, 2), 0.5))      # more rows than files: refused before the image check
+    assert _audit_folder(root, tmp_path / "p.npy", out) == 2
+    assert "has 14 rows but the dataset has 13 training samples" in capsys.readouterr().err and not out.exists()
+
+
+def test_read_before_the_image_check_takes_the_rows_the_file_has(tmp_path):
+    np.save(tmp_path / "p.npy", probs(n=5).astype(np.float32))            # one of the 6 samples may still drop out
+    assert read(tmp_path / "p.npy", match_rows=False).shape == (5, 3)
+    with pytest.raises(DataError, match="has 5 rows but the dataset has 6"):
+        read(tmp_path / "p.npy")
+    df = pd.DataFrame(probs(n=4), columns=NAMES)
+    df.insert(0, "sample_id", IDS[:4])
+    df.loc[2, "dog"] = -0.1
+    df.to_parquet(tmp_path / "p.parquet")
+    with pytest.raises(DataError, match="sample 's2'.*negative"):
+        read(tmp_path / "p.parquet", match_rows=False)

@@ -82,6 +82,7 @@ def test_bad_weights_fail_with_one_clear_line(tmp_path, capsys, case):
               "not_state_dict": "is not a state dict", "refused_pickle": "weights_only=True",
               "other_backbone": "curator checkpoint of backbone 'tiny_cnn'"}[case]
     assert expect in msg, msg
+    assert not (tmp_path / "run").exists()     # checked before the run directory is written
 
 
 def test_shape_mismatch_names_the_keys(tmp_path):
