@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,9 @@ import pytest
 from curator.cli import main
 from curator.data.problems import DataError
 from curator.evidence.pred_probs import in_sample_warning, read_pred_probs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for tests.fixtures_images
+from tests.fixtures_images import folder_with_a_broken_image  # noqa: E402
 
 NAMES = ["cat", "dog", "owl"]
 IDS = np.array([f"s{i}" for i in range(6)])
@@ -206,19 +210,6 @@ def test_the_explorer_works_without_embeddings(tmp_path, monkeypatch, capsys):
             assert any(words in i.value for i in app.info), (page, [i.value for i in app.info])
 
 
-def _folder_with_a_broken_image(root: Path) -> Path:
-    """root/<a|b>/<i>.png, 6 images per class, and root/a/broken.jpg that no decoder reads (left out as unreadable)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    return root
-
-
 def _audit_folder(root: Path, pp: Path, out: Path) -> int:
     return main(["audit", "--dataset", "imagefolder", "--root", str(root), "--pred-probs", str(pp), "--out", str(out)])
 
@@ -228,7 +219,7 @@ def test_an_image_folder_with_a_bad_probability_file_fails_before_any_image_is_d
 
     decoded = []
     monkeypatch.setattr(prepare, "check_images", lambda *a, **k: decoded.append(1))
-    root = _folder_with_a_broken_image(tmp_path / "imgs")
+    root = folder_with_a_broken_image(tmp_path / "imgs")
     P = np.full((13, 2), 0.5)                  # 13 files; which of them decode is not known yet
     P[3] = [0.5, np.inf]
     np.save(tmp_path / "inf.npy", P)
@@ -242,7 +233,7 @@ def test_an_image_folder_with_a_bad_probability_file_fails_before_any_image_is_d
 def test_rows_that_do_not_match_the_readable_images_leave_no_run_directory(tmp_path, capsys):
     """A .npy row for every file, the unreadable one included: found after the image check, and the run directory
     that check began is removed (whole or absent)."""
-    root = _folder_with_a_broken_image(tmp_path / "imgs")
+    root = folder_with_a_broken_image(tmp_path / "imgs")
     np.save(tmp_path / "p.npy", np.full((13, 2), 0.5))
     out = tmp_path / "run"
     assert _audit_folder(root, tmp_path / "p.npy", out) == 2

@@ -1,23 +1,16 @@
 """A broken image file must be reported and left out before pre-training, never kill the run."""
-import numpy as np
-from PIL import Image
+import sys
+from pathlib import Path
 
 from curator.data import DatasetOptions
 from pipelines.prepare import prepare_run
 
-
-def _folder(root):
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    Image.new("CMYK", (12, 12)).save(root / "b" / "cmyk.jpg")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for tests.fixtures_images
+from tests.fixtures_images import folder_with_a_broken_image  # noqa: E402
 
 
 def test_broken_image_is_reported_and_left_out_and_the_check_is_cached(tmp_path):
-    _folder(tmp_path / "imgs")
+    folder_with_a_broken_image(tmp_path / "imgs", cmyk=True)
     opts = DatasetOptions(dataset="imagefolder", root=str(tmp_path / "imgs"))
     run, ds = prepare_run(tmp_path / "run", opts)
     ids = set(ds.manifest["sample_id"])
