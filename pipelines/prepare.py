@@ -114,8 +114,9 @@ def check_pred_probs(ds: Dataset, options: DatasetOptions, *, match_rows: bool =
     behind (`prepare_run` removes one it created)."""
     from curator.evidence.pred_probs import read_pred_probs
 
+    left = [p.sample_id for p in ds.problems.problems if p.action == "skipped" and p.sample_id]
     read_pred_probs(options.pred_probs, ds.train["sample_id"].astype(str).to_numpy(), ds.class_names,
-                    kind=options.pred_probs_kind, match_rows=match_rows)
+                    kind=options.pred_probs_kind, match_rows=match_rows, left_out=left)
 
 
 def check_out_outside_root(out: str | Path, root: str | None) -> None:

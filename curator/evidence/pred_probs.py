@@ -108,14 +108,15 @@ def _from_parquet(df, path: Path, sample_ids: np.ndarray, class_names: list[str]
 
 
 def read_pred_probs(path: str | Path, sample_ids, class_names: list[str], *, kind: str = "probs",
-                    match_rows: bool = True) -> np.ndarray:
+                    match_rows: bool = True, left_out=()) -> np.ndarray:
     """The (N, C) float32 probabilities for the training samples `sample_ids` (N,) in that order, classes in
     `class_names` order; `DataError` with one line naming the file, the row and the problem otherwise.
 
     ``match_rows=False`` is the check before the images are decoded, when unreadable images may still leave the
     training set: everything about the file itself (type, format, columns and class names, values) is checked, but
     not that its rows are exactly the training samples — a .npy file may have fewer rows than `sample_ids` (not
-    more), a Parquet file may lack some of them — and the rows it has are returned."""
+    more), a Parquet file may lack some of them — and the rows it has are returned. `left_out`: ids of samples the
+    dataset's checks left out (unreadable images, ...), named when a .npy file has rows for them."""
     path = Path(path)
     if kind not in KINDS:
         raise DataError(f"--pred-probs-kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -131,8 +132,13 @@ def read_pred_probs(path: str | Path, sample_ids, class_names: list[str], *, kin
             raise DataError(f"{_where(path)} has {raw.shape[1]} columns but the dataset has {C} classes "
                             f"({', '.join(class_names[:10])}{' …' if C > 10 else ''}), in that order")
         if raw.shape[0] != n and (match_rows or raw.shape[0] > n):
+            left = [str(i) for i in left_out]
+            hint = (f"; {len(left)} sample{'s were' if len(left) > 1 else ' was'} left out by the checks (unreadable or "
+                    f"invalid: {', '.join(left[:3])}{' …' if len(left) > 3 else ''}): drop their rows, or give a "
+                    ".parquet file keyed by sample_id" if left and raw.shape[0] == n + len(left) else "")
             raise DataError(f"{_where(path)} has {raw.shape[0]} rows but the dataset has {n} training samples (rows "
-                            "must follow the manifest's training order, or the subset order with --subset-indices)")
+                            f"must follow the manifest's training order, or the subset order with --subset-indices)"
+                            f"{hint}")
         P = np.asarray(raw, np.float64)
         ids = sample_ids if raw.shape[0] == n else None    # early, with rows still to drop: row numbers only
     else:

@@ -239,6 +239,7 @@ def test_rows_that_do_not_match_the_readable_images_leave_no_run_directory(tmp_p
     assert _audit_folder(root, tmp_path / "p.npy", out) == 2
     err = capsys.readouterr().err
     assert "has 13 rows but the dataset has 12 training samples" in err and "Traceback" not in err
+    assert "1 sample was left out by the checks (unreadable or invalid: a/broken.jpg): drop their rows" in err
     assert not out.exists()
     np.save(tmp_path / "p.npy", np.full((14, 2), 0.5))      # more rows than files: refused before the image check
     assert _audit_folder(root, tmp_path / "p.npy", out) == 2
