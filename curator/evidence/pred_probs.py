@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curator.data.files import load_user_npy
+from curator.data.files import file_kind, load_user_npy
 from curator.data.problems import DataError
 
 LOG = logging.getLogger(__name__)
@@ -54,8 +54,7 @@ def _open(path: Path):
     except OSError as exc:
         raise DataError(f"{_where(path)} cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
-        what = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
-        raise DataError(f"{_where(path)} is {what}; it must be a regular .npy or .parquet file")
+        raise DataError(f"{_where(path)} is {file_kind(st.st_mode)}; it must be a regular .npy or .parquet file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return load_user_npy(path, _where(path))
