@@ -53,3 +53,21 @@ def test_no_sentence_for_a_tail_the_audit_gets_right():
                             "estimated_true_size": [500, 18], "true_size": [500, 19], "at_risk": [False, False],
                             "estimated_clean_count": [490.0, 18.0], "labelled_count": [500, 18]})
     assert tail_sentences(classes, {"per_shot": {"few": {"n": 18, "n_mislabeled": 2, "auroc": 0.95, "precision": 0.9}}}) == []
+
+
+def test_the_per_class_noise_is_read_in_the_light_of_the_evidence_grade():
+    """Under moderate evidence the per-class noise estimate also counts what the features cannot separate (a clean
+    folder read 6-34 %); the report says so beside the classes it calls noisy, and says nothing for strong evidence."""
+    audit, classes = _audit()
+
+    def caveat(grade):
+        html = render_report(audit, classes, class_names=["cat", "dog", "fox", "owl"],
+                             evidence={"grade": grade, "summary": f"Evidence: {grade}."})
+        section = html.split("<h2>Classes at risk or noisy</h2>", 1)[1].split("<h2>", 1)[0]
+        return re.findall(r"<p class='caveat'>(.*?)</p>", section)
+
+    assert caveat("strong") == []
+    (moderate,) = caveat("moderate")
+    assert "reads high" in moderate and "not as a measured rate" in moderate
+    (weak,) = caveat("weak")
+    assert "held to the noise the evidence supports" in weak
