@@ -73,9 +73,10 @@ class DuplicateCheck(HygieneCheck):
         if summary.get("skipped"):
             return super().describe(summary)
         sim = summary.get("near_duplicate_similarity")
+        k = summary.get("n_conflicting_groups", 0)
         return (f"{summary.get('n_in_groups', 0)} training samples in {summary.get('n_groups', 0)} groups "
                 f"({summary.get('n_exact', 0)} with an identical copy, {summary.get('n_redundant', 0)} redundant copies, "
-                f"{summary.get('n_conflicting_groups', 0)} groups whose members carry different labels)"
+                f"{k} group{'' if k == 1 else 's'} whose members carry different labels)"
                 + (f"; near duplicates: cosine ≥ {sim:.4f} ({(summary.get('calibration') or {}).get('method', '')})"
                    if sim else "")
                 + (f"; {summary['n_candidates']} unconfirmed candidates (close embeddings, no decoded pixels: listed, "
