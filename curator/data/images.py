@@ -60,7 +60,7 @@ def to_rgb_uint8(img: Image.Image) -> tuple[np.ndarray, str | None]:
     return np.asarray(img.convert("RGB"), dtype=np.uint8), note
 
 
-def decode_image_bytes(data: bytes | memoryview | np.ndarray, *, strict: bool = True) -> tuple[np.ndarray, str | None]:
+def decode_image_bytes(data: bytes | memoryview | np.ndarray) -> tuple[np.ndarray, str | None]:
     """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8, fully (truncation is detected).
 
     An EXIF orientation (a phone photo stored sideways) is applied, as an image viewer shows the image, and

@@ -32,8 +32,6 @@ from curator.data.images import ArrayImages, EncodedImages, FileImages, ImageErr
 
 LOG = logging.getLogger(__name__)
 
-PIN_COLUMNS = ("file", "pin")
-
 
 @dataclass(frozen=True)
 class ChangedSample:

@@ -267,6 +267,3 @@ class Thumbnails:
         if not 0 <= ref < len(self.source):
             raise ImageError(f"image_ref {ref} is outside the dataset's {len(self.source)} images", "bad_ref")
         return self.source.read(ref)
-
-    def many(self, refs, size: int = 96) -> list[np.ndarray]:
-        return [self.get(r, size) for r in refs]

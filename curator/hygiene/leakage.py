@@ -29,7 +29,6 @@ from curator.evidence.knn import build_index
 from curator.hygiene.duplicates import PIXEL_SIMILARITY, judge_pairs
 
 LOG = logging.getLogger(__name__)
-PAIR_COLUMNS = ["sample_id", "other_id", "other_split", "match", "similarity"]
 
 
 def empty_pairs() -> pd.DataFrame:
