@@ -51,8 +51,6 @@ class AuditResult:
     posterior: np.ndarray          # (N, C) p(c | x, ỹ): the audit's belief about each sample's true class
     class_posterior: np.ndarray    # (N, C) p(c | x): ignoring the given label
     prior: np.ndarray              # (C,) estimated true class prior
-    transition: np.ndarray         # (C, C) T[true, given]
-    components: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N, C) balanced likelihoods
     evidence: dict = field(default_factory=dict)  # the evidence grade and its numbers (curator.audit.grade)
 
 
@@ -169,4 +167,4 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
         "suggested_label_confidence": post[rows, suggested].astype(np.float32),
     })
     table["rank"] = table["label_issue_score"].rank(ascending=False, method="first").astype(np.int64)
-    return AuditResult(table, post.astype(np.float32), Px.astype(np.float32), prior, T, comps, grade)
+    return AuditResult(table, post.astype(np.float32), Px.astype(np.float32), prior, grade)
