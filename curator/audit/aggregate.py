@@ -13,8 +13,10 @@ The audit treats "is this label wrong?" as posterior inference, so the score is 
    the true class prior π by EM (Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a
    classifier to new a priori probabilities"), shrunk a little toward uniform (``prior_smoothing``), so
    p(c | x) ∝ L_c π_c uses the *estimated true* class sizes, not the noisy label histogram (docs/audit.md, class-size error);
-3. the noise transition T[c, l] = P(given l | true c) from the soft confident joint
-   Σ_i p(c | x_i) 1[ỹ_i = l] (confident learning's joint, with probabilities instead of counts);
+3. the noise transition T[c, l] = P(given l | true c) from the soft confident joint Σ_i p(c | x_i) 1[ỹ_i = l]
+   (confident learning's joint, with probabilities instead of counts), its noise rate pooled over the true classes
+   (`pooled_transition`: each class keeps where its wrong labels go, all share the joint's overall noise rate,
+   because a per-class rate measures the evidence's confusion more than the noise);
 4. the label posterior p(c | x, ỹ) ∝ p(c | x) T[c, ỹ]; the label-issue score is
    1 − p(ỹ | x, ỹ), the flag is score > threshold (0.5 = the Bayes decision); the suggested label of a
    flagged sample is the most likely other class under a uniform class prior (``tail_suggestions``: the
@@ -98,13 +100,35 @@ def smooth_prior(pi: np.ndarray, strength: float) -> np.ndarray:
     return (pi + strength / len(pi)) / (1.0 + strength)
 
 
-def estimate_transition(class_posterior: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Soft confident joint → T[c, l] = P(given label l | true class c), rows sum to 1 (C, C)."""
+def soft_joint(class_posterior: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """The soft confident joint Q[c, l] = Σ_i p(c | x_i) 1[ỹ_i = l] (C, C): samples of true class c given label l.
+
+    Confident learning's joint with probabilities instead of counts; column l sums to the number of samples
+    labelled l. A little smoothing so that no (true, given) pair is impossible."""
     joint = np.zeros((n_classes, n_classes), np.float64)
     for l in range(n_classes):
         joint[:, l] = class_posterior[labels == l].sum(0)
-    joint += 1e-3  # a little smoothing so no transition is impossible
-    return joint / joint.sum(1, keepdims=True)
+    return joint + 1e-3
+
+
+def pooled_transition(joint: np.ndarray) -> np.ndarray:
+    """T[c, l] = P(given l | true c) (C, C) from the joint, with one noise rate for every true class: row c keeps the
+    shape of its off-diagonal (which labels class c's wrong labels go to) and its share of wrong labels becomes the
+    joint's overall one, ν̄ = 1 − trace(Q) / ΣQ.
+
+    Why: the soft joint counts as noise whatever of a sample's posterior lies on other classes, so its per-class
+    noise rate mostly measures how much the evidence confuses that class with others rather than how many of its
+    labels are wrong, and it would shift every label's score by a confusion the likelihood has already counted
+    (docs/audit.md, "The noise transition": on CIFAR-10N the per-class rates alone lower AUROC on every label set).
+    Pooled, it is one number estimated from all samples; the shape, which carries the structure of the noise
+    (cat ↔ dog), stays per class. It assumes the classes' noise rates differ less than their confusions do; where
+    noise strikes a few classes only it costs (the same section)."""
+    C = joint.shape[0]
+    nu = 1.0 - np.trace(joint) / joint.sum()
+    off = joint * (1.0 - np.eye(C))
+    T = nu * off / off.sum(1, keepdims=True)
+    T[np.diag_indices(C)] = 1.0 - nu
+    return T
 
 
 def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=None) -> AuditResult:
@@ -130,7 +154,7 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
             prior = smooth_prior(estimate_prior_em(L, iters=cfg.em_iters), cfg.prior_smoothing) * present
         prior /= prior.sum()
         Px = _normalise(L * prior[None, :])                     # p(c | x)
-        T = estimate_transition(Px, y, C)                        # (C, C)
+        T = pooled_transition(soft_joint(Px, y, C))              # (C, C) P(given l | true c)
         post = _normalise(Px * T[:, y].T)                        # p(c | x, ỹ)
         w = post[rows, y]                                        # next round: re-weight by P(label correct)
         if r == 0:  # the grade reads the first round's evidence, before self-training re-weights it

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from curator.audit.aggregate import aggregate, estimate_prior_em, knn_likelihood, smooth_prior
+from curator.audit.aggregate import (aggregate, estimate_prior_em, knn_likelihood, pooled_transition, smooth_prior,
+                                     soft_joint)
 from curator.audit.config import AuditConfig
 from curator.config import ConfigError
 from curator.evidence import compute_evidence
@@ -105,7 +106,7 @@ def test_smooth_prior_shrinks_toward_uniform_and_keeps_a_distribution():
 
 
 def test_unflagged_suggestion_names_the_image_class_not_the_label():
-    X, y, t = planted(seed=8, noise=0.45, d=8)      # hard enough that some errors are missed
+    X, y, t = planted(seed=3, noise=0.45, d=8)      # hard enough that some errors are missed (11 of 360)
     ev = evidence(X, y)
     by_image = aggregate(ev, CFG).table
     by_label = aggregate(ev, AuditConfig(**{**CFG.to_dict(), "unflagged_suggestion": "label"})).table
@@ -136,3 +137,26 @@ def test_a_class_nobody_carries_is_never_suggested():
     assert res.table["is_label_issue"].sum() > 0                      # uninformative embeddings: plenty flagged
     assert not (res.table["suggested_label"].to_numpy() == 3).any()
     assert np.allclose(res.posterior[:, 3], 0.0) and res.prior[3] == 0.0
+
+
+def test_pooled_transition_gives_every_true_class_the_joints_noise_rate_and_keeps_its_shape():
+    """Q[c, l] (true c, given l): class 0 is 10 % mislabelled, class 1 50 %, class 2 30 % (all of it as label 0)."""
+    Q = np.array([[90.0, 4.0, 6.0],
+                  [30.0, 50.0, 20.0],
+                  [60.0, 0.0, 140.0]])
+    T = pooled_transition(Q)
+    nu = 1 - np.trace(Q) / Q.sum()                                    # 120 of 400 labels wrong
+    assert nu == pytest.approx(0.3)
+    np.testing.assert_allclose(T.sum(1), 1.0)                         # a transition: rows are distributions
+    np.testing.assert_allclose(np.diag(T), 1 - nu)                    # every class gets the overall noise rate
+    assert T[1, 0] / T[1, 2] == pytest.approx(30 / 20)                # where its wrong labels go keeps its shape
+    assert T[0, 1] / T[0, 2] == pytest.approx(4 / 6)
+    assert T[2, 1] == 0 and T[2, 0] == pytest.approx(nu)              # class 2's wrong labels all go to label 0
+    sizes = Q.sum(1)
+    assert (sizes * (1 - np.diag(T))).sum() == pytest.approx(120)     # the total amount of noise is the joint's
+
+
+def test_soft_joint_counts_each_labels_samples_by_their_class_posterior():
+    post = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    Q = soft_joint(post, np.array([0, 1, 1]), 2)
+    np.testing.assert_allclose(Q, np.array([[0.9, 0.8], [0.1, 1.2]]) + 1e-3)
