@@ -71,9 +71,9 @@ def _representation_words(rep: dict) -> str:
 #: real label errors, with the data it was measured on
 GRADE_PRECISION = {
     "strong": "",
-    "moderate": " Measured: on CIFAR-10N with SimSiam embeddings (kNN 0.75) about 1 in 2 flags was a real error at 9% "
-                "noise and 6 in 7 at 40%; with a small pretrained network (EfficientNet-Lite0) on 32-px CIFAR images "
-                "about 2 in 5 at 8-15% noise, and 11-12% of a folder whose labels were all correct was flagged "
+    "moderate": " Measured: on CIFAR-10N with SimSiam embeddings (kNN 0.75) about 4 in 7 flags were real errors at 9% "
+                "noise and 7 in 8 at 40%; with a small pretrained network (EfficientNet-Lite0) on 32-px CIFAR images "
+                "about 2 in 5 at 8-15% noise, and about 11% of a folder whose labels were all correct was flagged "
                 "(BENCHMARKS.md).",
     "weak": " Measured: on 2,000 CIFAR-10 images with patch k-means features and 8% of labels wrong, 1 in 4 to 5 "
             "flags was a real error (docs/audit.md).",

@@ -29,13 +29,13 @@ def _png(fig) -> str:
 #: what the per-class noise estimate means under each evidence grade (docs/audit.md, "Evidence grade"): shown above
 #: the report's noise plot and its classes at risk. Under moderate evidence the soft confident joint also counts the
 #: images the evidence cannot place as noise (BENCHMARKS.md, "CPU image folder": 2,000 CIFAR-10 images, all labels
-#: correct, EfficientNet-Lite0 features: 6-34 % per class)
+#: correct, EfficientNet-Lite0 features: 6-31 % per class)
 NOISE_CAVEAT = {
     "weak": "Weak evidence: each class's estimated noise is held to the noise the evidence supports; the flags are a "
             "list to review.",
     "moderate": "Moderate evidence: each class's estimated noise also counts the images the evidence cannot tell "
                 "apart, so it reads high (on 2,000 CIFAR-10 images whose labels were all correct, a small pretrained "
-                "network's run estimated 6-34% per class). Read it as where to look first, not as a measured rate.",
+                "network's run estimated 6-31% per class). Read it as where to look first, not as a measured rate.",
 }
 
 

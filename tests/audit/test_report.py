@@ -57,7 +57,7 @@ def test_no_sentence_for_a_tail_the_audit_gets_right():
 
 def test_the_per_class_noise_is_read_in_the_light_of_the_evidence_grade():
     """Under moderate evidence the per-class noise estimate also counts what the features cannot separate (a clean
-    folder read 6-34 %); the report says so beside the classes it calls noisy, and says nothing for strong evidence."""
+    folder read 6-31 %); the report says so beside the classes it calls noisy, and says nothing for strong evidence."""
     audit, classes = _audit()
 
     def caveat(grade):
