@@ -126,7 +126,7 @@ def pooled_transition(joint: np.ndarray) -> np.ndarray:
     C = joint.shape[0]
     nu = 1.0 - np.trace(joint) / joint.sum()
     off = joint * (1.0 - np.eye(C))
-    T = nu * off / off.sum(1, keepdims=True)
+    T = nu * off / np.maximum(off.sum(1, keepdims=True), EPS)      # (one class: no off-diagonal at all)
     T[np.diag_indices(C)] = 1.0 - nu
     return T
 
