@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from curator.audit.classes import soft_joint
 from curator.audit.config import AuditConfig
 from curator.audit.grade import cap_flags, grade_evidence, temper_posterior
 from curator.evidence import Evidence, KnnGraph
@@ -100,17 +101,6 @@ def smooth_prior(pi: np.ndarray, strength: float) -> np.ndarray:
     return (pi + strength / len(pi)) / (1.0 + strength)
 
 
-def soft_joint(class_posterior: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """The soft confident joint Q[c, l] = Σ_i p(c | x_i) 1[ỹ_i = l] (C, C): samples of true class c given label l.
-
-    Confident learning's joint with probabilities instead of counts; column l sums to the number of samples
-    labelled l. A little smoothing so that no (true, given) pair is impossible."""
-    joint = np.zeros((n_classes, n_classes), np.float64)
-    for l in range(n_classes):
-        joint[:, l] = class_posterior[labels == l].sum(0)
-    return joint + 1e-3
-
-
 def pooled_transition(joint: np.ndarray) -> np.ndarray:
     """T[c, l] = P(given l | true c) (C, C) from the joint, with one noise rate for every true class: row c keeps the
     shape of its off-diagonal (which labels class c's wrong labels go to) and its share of wrong labels becomes the
@@ -154,7 +144,7 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
             prior = smooth_prior(estimate_prior_em(L, iters=cfg.em_iters), cfg.prior_smoothing) * present
         prior /= prior.sum()
         Px = _normalise(L * prior[None, :])                     # p(c | x)
-        T = pooled_transition(soft_joint(Px, y, C))              # (C, C) P(given l | true c)
+        T = pooled_transition(soft_joint(Px, y, C) + 1e-3)       # (C, C) P(given l | true c); smoothed: none impossible
         post = _normalise(Px * T[:, y].T)                        # p(c | x, ỹ)
         w = post[rows, y]                                        # next round: re-weight by P(label correct)
         if r == 0:  # the grade reads the first round's evidence, before self-training re-weights it
