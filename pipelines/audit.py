@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from curator import runfiles
-from curator.audit.aggregate import aggregate
+from curator.audit.aggregate import METHOD_VERSION, aggregate
 from curator.audit.classes import class_findings, transition_matrix
 from curator.audit.config import AuditConfig
 from curator.audit.diagnostics import audit_diagnostics
@@ -230,7 +230,8 @@ def score_stages(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, heads:
         # the [evidence] settings too: the audit's self-training rounds re-fit the probe with them (probe_refit_steps
         # changes no evidence file, only the re-fits)
         run.run_stage("audit", lambda: audit_stage(run, ds, evidence, rec.audit),
-                      inputs={"audit": rec.audit.to_dict(), "evidence": rec.evidence.to_dict()},
+                      inputs={"audit": rec.audit.to_dict(), "evidence": rec.evidence.to_dict(),
+                              "method": METHOD_VERSION},
                       outputs=AUDIT_OUTPUTS + ([runfiles.METRICS] if truth else []),
                       input_files=_present(run, [runfiles.MANIFEST, runfiles.EMBEDDINGS, *EVIDENCE_FILES,
                                                  runfiles.HYGIENE] + ([runfiles.SIGNALS] if truth else [])))

@@ -45,6 +45,9 @@ from curator.audit.grade import cap_flags, grade_evidence, temper_posterior
 from curator.evidence import Evidence, KnnGraph
 
 LOG = logging.getLogger(__name__)
+#: joins the audit stage's fingerprint: bump it when the same inputs give other outputs, so existing run
+#: directories are re-scored on the next `curator audit` (2: the grade's separability under the class prior)
+METHOD_VERSION = 2
 EPS = 1e-12
 
 
@@ -148,8 +151,8 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
         post = _normalise(Px * T[:, y].T)                        # p(c | x, ỹ)
         w = post[rows, y]                                        # next round: re-weight by P(label correct)
         if r == 0:  # the grade reads the first round's evidence, before self-training re-weights it
-            grade = grade_evidence(comps["probe"], comps.get("knn"), L, y, source=evidence.source, seed=evidence.seed,
-                                   factor=cfg.weak_evidence_factor)
+            grade = grade_evidence(comps["probe"], comps.get("knn"), L, y, prior=prior, source=evidence.source,
+                                   seed=evidence.seed, factor=cfg.weak_evidence_factor)
         LOG.info("audit round %d/%d: %.1f%% of labels believed wrong", r + 1, cfg.rounds + 1, 100 * np.mean(w < 0.5))
     score = 1.0 - post[rows, y]
     flag = cap_flags(score > cfg.threshold, score, grade.get("flag_cap"))  # weak evidence: a list sized by ν̂

@@ -91,8 +91,10 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
     a, sep, nu = ev.get("probe_label_agreement"), ev.get("separability"), ev.get("supported_noise_rate")
     how = ("the model and the kNN vote name the same class for" if ev.get("separability_measure") == "probe_knn_agreement"
            else "the model's mean top probability is")
+    raw, chance = ev.get("separability_raw", sep), ev.get("separability_chance", 0.0)
     nums = (f"{what}: the out-of-fold predictions agree with the given labels for {100 * a:.0f}% of samples, "
-            f"separability {sep:.2f} ({how} {100 * sep:.0f}%)" if None not in (a, sep, nu) else f"the evidence is {what}")
+            f"separability {sep:.2f} ({how} {100 * raw:.0f}%, {100 * chance:.0f}% by chance)"
+            if None not in (a, sep, nu, raw, chance) else f"the evidence is {what}")
     kind = (ev.get("representation") or {}).get("kind")
     network = "a larger pretrained network (--backbone)" if kind == "pretrained" else \
         "--embeddings from a pretrained network"

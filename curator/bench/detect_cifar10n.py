@@ -260,7 +260,8 @@ def run(args) -> dict:
                                  tail_min_clean=acfg.tail_min_clean)   # as the audit stage writes classes.parquet
         rows.append(_row("curator", ls, t, y, tb["label_issue_score"].to_numpy(), tb["is_label_issue"].to_numpy(),
                          tb["suggested_label"].to_numpy(), classes["estimated_true_size"].to_numpy(),
-                         time.perf_counter() - t0 + graph_seconds))
+                         time.perf_counter() - t0 + graph_seconds) | {"grade": res.evidence.get("grade"),
+                                                                      "separability": res.evidence.get("separability")})
         LOG.info("%s", rows[-1])
         if not args.skip_cleanlab:
             from cleanlab.count import estimate_joint

@@ -106,3 +106,50 @@ def test_strong_evidence_sentence_has_no_weak_or_moderate_caveats():
     s = evidence_sentence({"grade": "strong", "probe_label_agreement": 0.95, "separability": 0.93,
                            "supported_noise_rate": 0.05}, n_flagged=50, n=1000)
     assert s.startswith("Evidence: strong") and "Measured:" not in s and "rough" not in s
+
+
+def test_separability_names_each_views_class_under_the_class_prior():
+    """Two views that agree on the image but both lean, each its own way, toward a rare class when read as
+    likelihoods: under the class prior they name the same class, so long-tailed data is not graded weak for it."""
+    probe = np.tile([0.9, 0.1], (100, 1))
+    probe[80:] = [0.05, 0.95]    # 20 tail images both views place in the tail class
+    knn = probe.copy()
+    probe[:40] = [0.4, 0.6]      # head images the probe's class-balanced likelihood tilts to the tail class ...
+    knn[:40] = [0.7, 0.3]        # ... and the kNN vote does not
+    y = np.repeat([0, 1], [80, 20])
+    prior = np.array([0.8, 0.2])
+    uniform = grade_evidence(probe, knn, probe, y)
+    # raw agreement 0.6; by chance (40·80 + 60·20) / 100² = 0.44 (the probe names 60 tail images, the kNN vote 20)
+    assert uniform["probe_knn_agreement"] == pytest.approx(0.6)
+    assert uniform["separability_chance"] == pytest.approx(0.44)
+    assert uniform["separability"] == pytest.approx((0.6 - 0.44) / 0.56) and uniform["grade"] == "weak"
+    g = grade_evidence(probe, knn, probe, y, prior=prior)
+    post_p, post_k = probe * prior, knn * prior          # p(c | x) of each view, unnormalised
+    assert g["probe_knn_agreement"] == pytest.approx(np.mean(post_p.argmax(1) == post_k.argmax(1))) == 1.0
+    assert g["separability_chance"] == pytest.approx(0.8**2 + 0.2**2)
+    assert g["separability"] == pytest.approx(1.0) and g["grade"] == "strong"
+
+
+def test_separability_is_zero_when_both_views_name_one_class():
+    """Chance agreement 1 (every image named the same class by both views): no evidence of separation, κ = 0."""
+    P = np.tile([0.7, 0.3], (20, 1))
+    g = grade_evidence(P, P, P, np.zeros(20, np.int64))
+    assert g["probe_knn_agreement"] == 1.0 and g["separability"] == 0.0 and g["grade"] == "weak"
+
+
+def test_the_audit_grades_with_its_own_class_prior():
+    from curator.audit.aggregate import aggregate, knn_likelihood
+    from curator.audit.config import AuditConfig
+    from curator.evidence import compute_evidence
+    from curator.evidence.config import EvidenceConfig
+
+    rng = np.random.default_rng(0)
+    sizes = (600, 200, 60, 20)
+    t = np.concatenate([np.full(s, c) for c, s in enumerate(sizes)])
+    X = (rng.normal(size=(4, 16)) * 1.5)[t] + rng.normal(size=(len(t), 16))
+    ev = compute_evidence(X.astype(np.float32), t, 4, EvidenceConfig(k=8, folds=3, probe_steps=80), seed=0,
+                          device="cpu")
+    res = aggregate(ev, AuditConfig(rounds=0))
+    knn = knn_likelihood(ev.graph, t, np.ones(len(t)), 4)
+    want = np.mean((knn * res.prior).argmax(1) == (ev.oof_probs * res.prior).argmax(1))
+    assert res.evidence["probe_knn_agreement"] == pytest.approx(want)
