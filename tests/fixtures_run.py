@@ -210,3 +210,21 @@ def _hygiene(run, manifest: pd.DataFrame, digits, refs: np.ndarray, graph, audit
     planted.update({"conflict": [str(ids[i]) for i in other], "label_and_quality": [str(ids[blur_on_flagged])],
                     "planted_quality": [str(ids[dark]), str(ids[blur_on_flagged])]})
     return {"table": h, "planted": planted}
+
+
+def csv_with_embeddings(folder: Path, n: int = 90) -> dict:
+    """A CSV manifest of `n` samples in three classes with separable embeddings (no images): the dataset options
+    of a `curator audit --dataset csv --root labels.csv --embeddings emb.npy` run, for stage-reuse tests."""
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 3, n)
+    pd.DataFrame({"path": [f"imgs/{i:03d}.jpg" for i in range(n)], "label": np.array(["a", "b", "c"])[t]}).to_csv(
+        folder / "labels.csv", index=False)
+    np.save(folder / "emb.npy", (rng.normal(size=(3, 8))[t] * 3 + rng.normal(size=(n, 8))).astype(np.float32))
+    return {"dataset": "csv", "root": str(folder / "labels.csv"), "embeddings": str(folder / "emb.npy")}
+
+
+def count_calls(monkeypatch, module, name: str) -> list:
+    """Wrap `module.name` so that every call appends to the returned list (how often a stage really ran)."""
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls

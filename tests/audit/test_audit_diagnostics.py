@@ -6,6 +6,7 @@ import pytest
 from curator.audit.diagnostics import audit_diagnostics
 from curator.data.options import DatasetOptions
 from pipelines.audit import run_pipeline
+from tests.fixtures_run import count_calls, csv_with_embeddings
 
 
 def test_warning_only_when_most_labels_are_flagged():
@@ -55,19 +56,16 @@ def test_a_new_audit_method_rescores_an_existing_run(tmp_path, monkeypatch):
     by an earlier curator is re-scored by the next `curator audit` instead of keeping the old scores."""
     import pipelines.audit as audit_pipeline
 
-    rng = np.random.default_rng(0)
-    t = rng.integers(0, 3, 90)
-    pd.DataFrame({"path": [f"imgs/{i:03d}.jpg" for i in range(90)], "label": np.array(["a", "b", "c"])[t]}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    np.save(tmp_path / "emb.npy", (rng.normal(size=(3, 8))[t] * 3 + rng.normal(size=(90, 8))).astype(np.float32))
-    options = {"dataset": "csv", "root": str(tmp_path / "labels.csv"), "embeddings": str(tmp_path / "emb.npy")}
-    overrides = ["heads.heads=[]", "evidence.folds=3", "audit.rounds=0"]
-    calls = []
-    real = audit_pipeline.audit_stage
-    monkeypatch.setattr(audit_pipeline, "audit_stage", lambda *a, **k: calls.append(1) or real(*a, **k))
-    for _ in range(2):                                           # the second run reuses the stage
-        run_pipeline(options, tmp_path / "run", overrides=overrides, until="audit")
+    options = csv_with_embeddings(tmp_path)
+    calls = count_calls(monkeypatch, audit_pipeline, "audit_stage")
+
+    def audit():
+        run_pipeline(options, tmp_path / "run", overrides=["heads.heads=[]", "evidence.folds=3", "audit.rounds=0"],
+                     until="audit")
+
+    audit()
+    audit()                                                      # the second run reuses the stage
     assert len(calls) == 1
     monkeypatch.setattr(audit_pipeline, "METHOD_VERSION", audit_pipeline.METHOD_VERSION + 1)
-    run_pipeline(options, tmp_path / "run", overrides=overrides, until="audit")
+    audit()
     assert len(calls) == 2

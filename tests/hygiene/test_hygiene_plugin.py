@@ -18,6 +18,7 @@ from curator.hygiene.checks import run_checks
 from curator.hygiene.config import HygieneConfig
 from curator.hygiene.counts import check_sections, kind_counts
 from curator.hygiene.fuse import fuse_audit
+from tests.fixtures_run import count_calls, csv_with_embeddings
 from tests.hygiene.toy_check import ToyCheck, registered
 
 N = 40
@@ -94,19 +95,15 @@ def test_a_changed_check_version_reruns_the_hygiene_stage(tmp_path, monkeypatch)
     import pipelines.hygiene as hygiene_pipeline
     from pipelines.audit import run_pipeline
 
-    rng = np.random.default_rng(0)
-    t = rng.integers(0, 3, 90)
-    pd.DataFrame({"path": [f"imgs/{i:03d}.jpg" for i in range(90)], "label": np.array(["a", "b", "c"])[t]}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    np.save(tmp_path / "emb.npy", (rng.normal(size=(3, 8))[t] * 3 + rng.normal(size=(90, 8))).astype(np.float32))
-    options = {"dataset": "csv", "root": str(tmp_path / "labels.csv"), "embeddings": str(tmp_path / "emb.npy")}
-    overrides = ["heads.heads=[]", "evidence.folds=3"]
-    calls = []
-    real = hygiene_pipeline.run_checks
-    monkeypatch.setattr(hygiene_pipeline, "run_checks", lambda *a, **k: calls.append(1) or real(*a, **k))
-    for _ in range(2):                                           # the second run reuses the stage
-        run_pipeline(options, tmp_path / "run", overrides=overrides, until="hygiene")
+    options = csv_with_embeddings(tmp_path)
+    calls = count_calls(monkeypatch, hygiene_pipeline, "run_checks")
+
+    def hygiene():
+        run_pipeline(options, tmp_path / "run", overrides=["heads.heads=[]", "evidence.folds=3"], until="hygiene")
+
+    hygiene()
+    hygiene()                                                    # the second run reuses the stage
     assert len(calls) == 1
     monkeypatch.setattr(registry.check("outlier"), "version", registry.check("outlier").version + 1)
-    run_pipeline(options, tmp_path / "run", overrides=overrides, until="hygiene")
+    hygiene()
     assert len(calls) == 2                                       # a changed check re-runs, no stale table
