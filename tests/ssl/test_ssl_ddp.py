@@ -32,6 +32,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     emb = embed_rows(res.method.backbone, data.batches, data.n, res.recipe, 8, torch.device("cpu"), info=info)
     np.save(os.path.join(out, f"emb{rank}.npy"), emb)
     np.save(os.path.join(out, f"loss{rank}.npy"), np.array([h["loss"] for h in res.history]))
+    torch.distributed.barrier()   # both ranks done before either tears gloo down (else ~1 run in 6 aborted in teardown)
     torch.distributed.destroy_process_group()
 
 
