@@ -138,6 +138,8 @@ def test_separability_is_zero_when_both_views_name_one_class():
 
 
 def test_the_audit_grades_with_its_own_class_prior():
+    from sklearn.metrics import cohen_kappa_score
+
     from curator.audit.aggregate import aggregate, knn_likelihood
     from curator.audit.config import AuditConfig
     from curator.evidence import compute_evidence
@@ -151,5 +153,6 @@ def test_the_audit_grades_with_its_own_class_prior():
                           device="cpu")
     res = aggregate(ev, AuditConfig(rounds=0))
     knn = knn_likelihood(ev.graph, t, np.ones(len(t)), 4)
-    want = np.mean((knn * res.prior).argmax(1) == (ev.oof_probs * res.prior).argmax(1))
-    assert res.evidence["probe_knn_agreement"] == pytest.approx(want)
+    named_knn, named_probe = (knn * res.prior).argmax(1), (ev.oof_probs * res.prior).argmax(1)
+    assert res.evidence["probe_knn_agreement"] == pytest.approx(np.mean(named_knn == named_probe))
+    assert res.evidence["separability"] == pytest.approx(cohen_kappa_score(named_probe, named_knn))  # independent κ
