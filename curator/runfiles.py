@@ -21,6 +21,7 @@ EMBEDDINGS = "embeddings.npy"           # (N_train, d) float16, training rows in
 EMBEDDINGS_TEST = "embeddings_test.npy"  # (N_test, d) float16
 KNN = "knn.npz"                         # the kNN graph (curator.evidence.graph)
 OOF_PROBS = "oof_probs.npy"             # (N_train, C) float32 out-of-fold probe probabilities, or the --pred-probs ones (curator.evidence)
+PROBE = "probe.json"                    # the probe's chosen weight decay and each candidate's held-out NLL (curator.evidence)
 FOLDS = "folds.npy"                     # (N_train,) int16 fold of each sample in the cross-fitting (-1: --pred-probs)
 HYGIENE = "hygiene.parquet"             # per training sample: duplicate / leak / quality / outlier checks (curator.hygiene)
 HYGIENE_SUMMARY = "hygiene.json"        # thresholds each check used, counts, checks skipped and why

@@ -25,6 +25,7 @@ from curator.audit.aggregate import METHOD_VERSION, aggregate
 from curator.audit.classes import class_findings, transition_matrix
 from curator.audit.config import AuditConfig
 from curator.audit.diagnostics import audit_diagnostics
+from curator.audit.grade import REPRESENTATION_CEILING
 from curator.audit.evaluate import class_size_error, evaluate
 from curator.audit.report import render_report
 from curator.data.manifest import UNKNOWN, Dataset
@@ -67,7 +68,9 @@ def audit_stage(run: RunDir, ds: Dataset, evidence: Evidence, cfg: AuditConfig) 
     """Aggregate, per-class findings, diagnostics, evaluation (when truth is known); writes AUDIT_OUTPUTS (+ metrics)."""
     train = ds.manifest.iloc[train_rows(ds)].reset_index(drop=True)
     y = evidence.labels
-    res = aggregate(evidence, cfg, sample_ids=train["sample_id"].to_numpy())
+    rep = representation(run)
+    res = aggregate(evidence, cfg, sample_ids=train["sample_id"].to_numpy(),
+                    grade_ceiling=REPRESENTATION_CEILING.get(rep.get("kind")))
     t = train["true_label"].to_numpy(np.int64)
     truth = bool((t != UNKNOWN).any())
     table = res.table
@@ -86,7 +89,7 @@ def audit_stage(run: RunDir, ds: Dataset, evidence: Evidence, cfg: AuditConfig) 
 
         extra = [w for w in [in_sample_warning(evidence.oof_probs, y)] if w]
     run.write_json(runfiles.DIAGNOSTICS, audit_diagnostics(y, res.class_posterior, table["is_label_issue"].to_numpy(),
-                                                           evidence=res.evidence, representation=representation(run),
+                                                           evidence=res.evidence, representation=rep,
                                                            extra_warnings=extra))
     if truth:
         signals = run.read_parquet(runfiles.SIGNALS) if run.exists(runfiles.SIGNALS) else None

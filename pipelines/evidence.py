@@ -1,6 +1,6 @@
 """Stage `evidence`: the kNN graph and the out-of-fold probe, computed once (curator.evidence).
 
-Writes RUN/knn.npz, RUN/oof_probs.npy and RUN/folds.npy; adds the kNN backend to RUN/provenance.json.
+Writes RUN/knn.npz, RUN/oof_probs.npy, RUN/folds.npy and RUN/probe.json; adds the kNN backend to RUN/provenance.json.
 With ``--pred-probs FILE`` the user's out-of-sample probabilities replace the probe (RUN/oof_probs.npy holds them,
 RUN/folds.npy -1), and without embeddings there is no kNN graph (no RUN/knn.npz).
 Skipped when the embeddings, the training labels, the ``[evidence]`` settings, the probabilities file and the seed
@@ -19,13 +19,14 @@ from curator.evidence.config import EvidenceConfig
 from curator.rundir import RunDir, file_fingerprint
 from pipelines.prepare import train_rows
 
-OUTPUTS = [runfiles.KNN, runfiles.OOF_PROBS, runfiles.FOLDS]
-FORMAT = 2   # 2: knn.npz carries the ids digest of its samples (runs written before recompute the stage once)
+OUTPUTS = [runfiles.KNN, runfiles.OOF_PROBS, runfiles.FOLDS, runfiles.PROBE]
+FORMAT = 3   # 2: knn.npz carries the ids digest of its samples; 3: probe.json, the chosen weight decay (runs written
+             # before recompute the stage once)
 
 
 def outputs(has_embeddings: bool) -> list[str]:
     """The evidence files a run has: no kNN graph without embeddings."""
-    return OUTPUTS if has_embeddings else [runfiles.OOF_PROBS, runfiles.FOLDS]
+    return OUTPUTS if has_embeddings else [runfiles.OOF_PROBS, runfiles.FOLDS, runfiles.PROBE]
 
 
 def evidence_stage(run: RunDir, ds: Dataset, embeddings: np.ndarray | None, cfg: EvidenceConfig, *, seed: int,

@@ -46,8 +46,9 @@ from curator.evidence import Evidence, KnnGraph
 
 LOG = logging.getLogger(__name__)
 #: joins the audit stage's fingerprint: bump it when the same inputs give other outputs, so existing run
-#: directories are re-scored on the next `curator audit` (2: the grade's separability under the class prior)
-METHOD_VERSION = 2
+#: directories are re-scored on the next `curator audit` (2: the grade's separability under the class prior; 3: patch
+#: k-means features grade at most weak)
+METHOD_VERSION = 3
 EPS = 1e-12
 
 
@@ -124,8 +125,10 @@ def pooled_transition(joint: np.ndarray) -> np.ndarray:
     return T
 
 
-def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=None) -> AuditResult:
-    """Score every sample of `evidence` (its labels, kNN graph and out-of-fold probe probabilities)."""
+def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=None,
+              grade_ceiling: str | None = None) -> AuditResult:
+    """Score every sample of `evidence` (its labels, kNN graph and out-of-fold probe probabilities); `grade_ceiling`:
+    the best evidence grade the run's representation allows (`curator.audit.grade.REPRESENTATION_CEILING`)."""
     cfg = cfg or AuditConfig()
     y, C = evidence.labels, evidence.n_classes
     n = len(y)
@@ -152,7 +155,7 @@ def aggregate(evidence: Evidence, cfg: AuditConfig | None = None, *, sample_ids=
         w = post[rows, y]                                        # next round: re-weight by P(label correct)
         if r == 0:  # the grade reads the first round's evidence, before self-training re-weights it
             grade = grade_evidence(comps["probe"], comps.get("knn"), L, y, prior=prior, source=evidence.source,
-                                   seed=evidence.seed, factor=cfg.weak_evidence_factor)
+                                   seed=evidence.seed, factor=cfg.weak_evidence_factor, ceiling=grade_ceiling)
         LOG.info("audit round %d/%d: %.1f%% of labels believed wrong", r + 1, cfg.rounds + 1, 100 * np.mean(w < 0.5))
     score = 1.0 - post[rows, y]
     flag = cap_flags(score > cfg.threshold, score, grade.get("flag_cap"))  # weak evidence: a list sized by ν̂

@@ -73,8 +73,8 @@ GRADE_PRECISION = {
     "strong": "",
     "moderate": " Measured: on CIFAR-10N with SimSiam embeddings (kNN 0.75) about 4 in 7 flags were real errors at 9% "
                 "noise and 7 in 8 at 40%; with a small pretrained network (EfficientNet-Lite0) on 32-px CIFAR images "
-                "about 2 in 5 at 8-15% noise, and about 11% of a folder whose labels were all correct was flagged "
-                "(BENCHMARKS.md).",
+                "about 2 in 5 at 8% noise and 1 in 2 at 15%, and about 10% of a folder whose labels were all correct was "
+                "flagged (BENCHMARKS.md).",
     "weak": " Measured: on 2,000 CIFAR-10 images with patch k-means features and 8% of labels wrong, 1 in 4 to 5 "
             "flags was a real error (docs/audit.md).",
 }
@@ -116,7 +116,10 @@ def evidence_sentence(ev: dict, *, n_flagged: int, n: int) -> str:
               f"where {before} would pass the threshold. Evidence this weak cannot see labels swapped between "
               f"look-alike classes, so the real noise may be higher." if before is not None and before > n_flagged
               else "")
-    return (f"Evidence: weak — {nums}; it cannot tell label errors from features that do not separate the classes.{capped}"
+    ceiling = (f" Patch k-means features grade weak whatever their separability (the separability alone would grade "
+               f"them {ev['grade_measured']}): on every CIFAR-10 folder measured, at most 1 in 3 of their flags was a "
+               f"real error (BENCHMARKS.md)." if ev.get("grade_ceiling") and kind == "patch_kmeans" else "")
+    return (f"Evidence: weak — {nums}; it cannot tell label errors from features that do not separate the classes.{ceiling}{capped}"
             f" These flags are rough: treat them as a list to review, not as label errors.{GRADE_PRECISION['weak']}"
             f"{SPOT_CHECK}"
             f" For better evidence: {better}.")

@@ -42,6 +42,15 @@ in four is a real error at recall ~0.8, so a list three times the supported nois
 When ν̂ ≥ ``UNINFORMATIVE_NOISE`` (0.5) the given labels score like random classes — the evidence carries no
 information about them (random embeddings on digits: ν̂ 0.85) — and weak evidence then flags nothing.
 
+**The representation can cap the grade** (`REPRESENTATION_CEILING`). The issue's own inputs to the grade include
+what the features were, and one kind is weak wherever it was measured: patch k-means (the CPU rung with no training;
+kNN monitor 0.44–0.49 on CIFAR-10). On six CIFAR-10 folders of 2,000 and 10,000 images, flag precision was 0.18–0.31
+(BENCHMARKS.md, "CPU image folder"), yet its κ can reach moderate when the noise is structured: both views learn the
+same look-alike swaps from the same labels and then agree on them (10,000 images, `asym` noise: 0.555 with the probe's
+old fixed weight decay, 0.595 with the weight decay chosen by held-out likelihood, uncapped 3,459 flags at precision
+0.24). So patch k-means features grade at most weak, and the measured grade is kept beside it
+(``grade_measured``).
+
 ν̂ assumes a wrong label scores like a random other class, which holds for uniform noise; a model that learned
 structured noise (cat ↔ dog) gives its flip targets more mass, and ν̂ then underestimates (CIFAR-10N ``aggre``:
 0.002 for 9 % real noise). That is why ν̂ caps the flags only under weak evidence and never sets the grade.
@@ -60,6 +69,8 @@ UNINFORMATIVE_NOISE = 0.5
 #: the noise rate weak evidence always allows for: real datasets carry some label errors (Northcutt, Athalye &
 #: Mueller 2021 estimate at least 3.3 % on average over ten widely used test sets), and ν̂ misses structured noise
 NOISE_PRIOR = 0.03
+#: the best grade evidence from a representation of this kind can have (module docstring)
+REPRESENTATION_CEILING = {"patch_kmeans": "weak"}
 EPS = 1e-12
 
 
@@ -86,13 +97,15 @@ def supported_noise_rate(L: np.ndarray, labels: np.ndarray, *, seed: int = 0) ->
 
 def grade_evidence(probe: np.ndarray, knn: np.ndarray | None, L: np.ndarray, labels: np.ndarray, *,
                    prior: np.ndarray | None = None, source: str = "probe", seed: int = 0,
-                   factor: float = WEAK_REVIEW_FACTOR) -> dict:
+                   factor: float = WEAK_REVIEW_FACTOR, ceiling: str | None = None) -> dict:
     """The evidence numbers and grade.
 
     probe (N, C): out-of-fold probe (or the user's) probabilities; knn (N, C) or None: the kNN vote;
     L (N, C): their combination the audit scores with (first round); labels (N,) given labels; prior (C,) or None
     (uniform): the class prior the audit's p(c | x) uses, under which each view names its class; factor: the
-    weak-evidence review factor (``audit.weak_evidence_factor``; 0 = no cap).
+    weak-evidence review factor (``audit.weak_evidence_factor``; 0 = no cap); ceiling: the best grade allowed
+    (`REPRESENTATION_CEILING` of the run's representation; None: any), the separability's own grade then kept as
+    ``grade_measured``.
     """
     y = np.asarray(labels, np.int64)
     n = len(y)
@@ -120,7 +133,10 @@ def grade_evidence(probe: np.ndarray, knn: np.ndarray | None, L: np.ndarray, lab
     out["separability_raw"], out["separability_chance"] = raw, chance
     out["separability"] = (raw - chance) / (1.0 - chance) if chance < 1.0 else 0.0
     sep = out["separability"]
-    out["grade"] = grade = "strong" if sep >= STRONG else "moderate" if sep >= MODERATE else "weak"
+    grade = "strong" if sep >= STRONG else "moderate" if sep >= MODERATE else "weak"
+    if ceiling is not None and GRADES.index(grade) < GRADES.index(ceiling):
+        out["grade_measured"], out["grade_ceiling"], grade = grade, ceiling, ceiling
+    out["grade"] = grade
     out["informative"] = nu < UNINFORMATIVE_NOISE
     out["believed_noise_rate"] = max(nu, NOISE_PRIOR) if out["informative"] else 0.0
     out["flag_cap"] = int(np.ceil(factor * out["believed_noise_rate"] * n)) if grade == "weak" and factor > 0 else None

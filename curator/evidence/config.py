@@ -1,7 +1,7 @@
 """`EvidenceConfig`: the settings of the evidence stage (recipe section ``[evidence]``)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curator.config import ConfigError, check_range
@@ -21,7 +21,10 @@ class EvidenceConfig:
     probe_batch_size: int = 4096      # rows per step (the whole training split when smaller): cost flat in N
     probe_refit_steps: int = 75       # Adam steps per fold of an audit round after the first (warm-started)
     probe_lr: float = 0.01
-    probe_weight_decay: float = 1e-3
+    # the probe's weight decay, or candidates for it: the one whose fit gives a held-out fold's given labels the
+    # highest class-balanced likelihood is used (`curator.evidence.probe.select_weight_decay`; docs/signals.md,
+    # "The probe's weight decay": 2,000-10,000 CIFAR-10 images choose 3e-2, CIFAR-10N's 50,000 1e-3 or 1e-2)
+    probe_weight_decay: float | list[float] = field(default_factory=lambda: [1e-3, 1e-2, 3e-2])
 
     def __post_init__(self) -> None:
         check_range("evidence.k", self.k, 1, 1000)
@@ -32,8 +35,17 @@ class EvidenceConfig:
             raise ConfigError(f"evidence.knn_target_recall must be in (0, 1], got {self.knn_target_recall}")
         if self.probe_steps < 1:
             raise ConfigError(f"evidence.probe_steps must be ≥ 1, got {self.probe_steps}")
+        wd = self.probe_weight_decay if isinstance(self.probe_weight_decay, list) else [self.probe_weight_decay]
+        if not wd or any(not 0.0 <= float(w) <= 10.0 for w in wd):
+            raise ConfigError("evidence.probe_weight_decay must be a number in [0, 10] or a non-empty list of them, "
+                              f"got {self.probe_weight_decay!r}")
         if self.probe_batch_size < 1:
             raise ConfigError(f"evidence.probe_batch_size must be ≥ 1, got {self.probe_batch_size}")
+
+    def weight_decays(self) -> list[float]:
+        """The weight decay candidates, as a list (one: fixed)."""
+        wd = self.probe_weight_decay
+        return [float(w) for w in (wd if isinstance(wd, list) else [wd])]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

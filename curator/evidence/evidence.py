@@ -5,8 +5,10 @@ probe's place (`evidence_from_pred_probs`, ``source="pred_probs"``): they are st
 never re-fitted (the audit's self-training rounds re-weight only the kNN vote), RUN/folds.npy holds -1 (curator
 made no folds), and without embeddings there is no kNN graph (no RUN/knn.npz; ``graph`` and ``features`` None).
 
-`compute_evidence` computes both from the embeddings and the given labels; `write_evidence` stores them as
-RUN/knn.npz, RUN/oof_probs.npy and RUN/folds.npy; `load_evidence` is their one reader. `curator audit`
+`compute_evidence` computes both from the embeddings and the given labels (the probe's weight decay chosen first,
+`curator.evidence.probe.select_weight_decay`); `write_evidence` stores them as RUN/knn.npz, RUN/oof_probs.npy,
+RUN/folds.npy and RUN/probe.json (the chosen weight decay, which the audit's re-fits use); `load_evidence` is their
+one reader. `curator audit`
 writes them in its evidence stage and every later stage loads them; `curator bench detect-cifar10n` calls
 `compute_evidence` and the same audit functions directly.
 """
@@ -23,7 +25,7 @@ from curator import runfiles
 from curator.evidence.config import EvidenceConfig
 from curator.evidence.crossfit import fold_assignment
 from curator.evidence.graph import KnnGraph, knn_graph, read_knn_graph, write_knn_graph
-from curator.evidence.probe import ProbeSettings, oof_probs, standardise
+from curator.evidence.probe import ProbeSettings, oof_probs, select_weight_decay, standardise
 
 LOG = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class Evidence:
     seed: int = 0
     device: str | None = None
     source: str = "probe"       # "probe" (curator's cross-fitted probe) | "pred_probs" (the user's, --pred-probs)
+    weight_decay_nll: dict = field(default_factory=dict)  # {candidate weight decay: held-out NLL} of the choice
     _fitted: dict = field(default_factory=dict, repr=False)  # the last re-fit's fold models (`refit`)
 
     def refit(self, weights: np.ndarray, round_: int) -> np.ndarray:
@@ -59,9 +62,11 @@ class Evidence:
         return out
 
 
-def probe_settings(cfg: EvidenceConfig) -> ProbeSettings:
+def probe_settings(cfg: EvidenceConfig, weight_decay: float | None = None) -> ProbeSettings:
+    """The probe's settings from `cfg`, with `weight_decay` (default: the first candidate)."""
     return ProbeSettings(steps=cfg.probe_steps, batch_size=cfg.probe_batch_size, lr=cfg.probe_lr,
-                         weight_decay=cfg.probe_weight_decay, refit_steps=cfg.probe_refit_steps)
+                         weight_decay=cfg.weight_decays()[0] if weight_decay is None else float(weight_decay),
+                         refit_steps=cfg.probe_refit_steps)
 
 
 def _check_labels(labels: np.ndarray, n_classes: int, n: int) -> np.ndarray:
@@ -90,11 +95,16 @@ def compute_evidence(embeddings: np.ndarray, labels: np.ndarray, n_classes: int,
     graph = graph if graph is not None else compute_graph(X, cfg, seed=seed, device=device)
     t1 = time.perf_counter()
     folds = fold_assignment(y, cfg.folds, seed)
-    settings = probe_settings(cfg)
+    wd, nll = select_weight_decay(X, y, n_classes, folds, probe_settings(cfg), cfg.weight_decays(), seed=seed,
+                                  device=device)
+    if nll:
+        LOG.info("evidence: probe weight decay %g (held-out class-balanced NLL %s)", wd,
+                 ", ".join(f"{c:g}: {v:.3f}" for c, v in nll.items()))
+    settings = probe_settings(cfg, wd)
     probs = oof_probs(X, y, n_classes, folds, settings, seed=seed, device=device)
     LOG.info("evidence: kNN graph (k=%d, %s) in %.1f s, %d-fold out-of-fold probe in %.1f s", graph.k,
              graph.info.get("backend", "given"), t1 - t0, int(folds.max()) + 1, time.perf_counter() - t1)
-    return Evidence(X, y, n_classes, graph, folds, probs, settings, seed, device)
+    return Evidence(X, y, n_classes, graph, folds, probs, settings, seed, device, weight_decay_nll=nll)
 
 
 def evidence_from_pred_probs(probs: np.ndarray, labels: np.ndarray, n_classes: int, embeddings: np.ndarray | None,
@@ -121,11 +131,25 @@ def evidence_from_pred_probs(probs: np.ndarray, labels: np.ndarray, n_classes: i
 
 def write_evidence(run, ev: Evidence, *, ids: str = "") -> None:
     """RUN/knn.npz (when there is a graph; with `ids`, the digest of the training sample ids it was computed for),
-    RUN/oof_probs.npy, RUN/folds.npy."""
+    RUN/oof_probs.npy, RUN/folds.npy, RUN/probe.json (the probe's weight decay; null for --pred-probs)."""
     if ev.graph is not None:
         write_knn_graph(Path(run / runfiles.KNN), ev.graph, ids=ids)
     run.write_npy(runfiles.OOF_PROBS, ev.oof_probs.astype(np.float32))
     run.write_npy(runfiles.FOLDS, ev.folds.astype(np.int16))
+    probe = ev.source != "pred_probs"
+    run.write_json(runfiles.PROBE, {
+        "weight_decay": ev.probe.weight_decay if probe else None,
+        "held_out_nll": [{"weight_decay": c, "nll": v} for c, v in ev.weight_decay_nll.items()] if probe else []})
+
+
+def _read_weight_decay(run) -> float | None:
+    """The probe's weight decay from RUN/probe.json (None: --pred-probs). A run whose evidence stage predates the
+    file re-runs that stage (`pipelines.evidence.FORMAT`), so a missing or malformed file is a damaged run."""
+    doc = run.read_json(runfiles.PROBE)
+    wd = doc.get("weight_decay", "missing") if isinstance(doc, dict) else "missing"
+    if wd is not None and (isinstance(wd, bool) or not isinstance(wd, (int, float)) or not np.isfinite(wd) or wd < 0):
+        raise ValueError(f"{run / runfiles.PROBE}: no valid probe weight decay (got {wd!r}); re-run the evidence stage")
+    return None if wd is None else float(wd)
 
 
 def load_evidence(run, embeddings: np.ndarray | None, labels: np.ndarray, n_classes: int, cfg: EvidenceConfig, *,
@@ -141,5 +165,6 @@ def load_evidence(run, embeddings: np.ndarray | None, labels: np.ndarray, n_clas
             or probs.shape != (len(y), n_classes):
         raise ValueError(f"the run's evidence does not match its {len(y)} training samples and {n_classes} classes "
                          "(re-run the evidence stage)")
-    return Evidence(X, y, n_classes, graph, folds, probs, probe_settings(cfg), seed, device, source=source)
+    wd = _read_weight_decay(run) if source == "probe" else None
+    return Evidence(X, y, n_classes, graph, folds, probs, probe_settings(cfg, wd), seed, device, source=source)
 

@@ -156,3 +156,43 @@ def test_the_audit_grades_with_its_own_class_prior():
     named_knn, named_probe = (knn * res.prior).argmax(1), (ev.oof_probs * res.prior).argmax(1)
     assert res.evidence["probe_knn_agreement"] == pytest.approx(np.mean(named_knn == named_probe))
     assert res.evidence["separability"] == pytest.approx(cohen_kappa_score(named_probe, named_knn))  # independent κ
+
+
+def test_a_representation_ceiling_caps_the_grade_and_keeps_the_measured_one():
+    """Patch k-means features grade at most weak: the weak rules (flag cap, sentence) apply, the separability's own
+    grade is kept beside it; a ceiling above the measured grade changes nothing."""
+    from curator.audit.diagnostics import evidence_sentence
+    from curator.audit.grade import REPRESENTATION_CEILING
+
+    L, y, _ = _likelihoods(4000, 10, 0.0, 0.5, seed=3)
+    free = grade_evidence(L, L, L, y)
+    capped = grade_evidence(L, L, L, y, ceiling=REPRESENTATION_CEILING["patch_kmeans"])
+    assert free["grade"] == "strong" and "grade_measured" not in free and free["flag_cap"] is None
+    assert capped["grade"] == "weak" and capped["grade_measured"] == "strong" and capped["grade_ceiling"] == "weak"
+    assert capped["flag_cap"] == int(np.ceil(3 * capped["believed_noise_rate"] * 4000))
+    assert capped["separability"] == free["separability"]
+    weak = grade_evidence(L, np.roll(L, 1, axis=1), L, y, ceiling="weak")
+    assert weak["grade"] == "weak" and "grade_measured" not in weak
+    s = evidence_sentence({**capped, "representation": {"kind": "patch_kmeans"}}, n_flagged=360, n=4000)
+    assert s.startswith("Evidence: weak") and "whatever their separability" in s and "grade them strong" in s
+
+
+def test_the_audit_stage_caps_patch_kmeans_evidence(tmp_path, monkeypatch):
+    """`audit_stage` reads the run's representation and hands its ceiling to the aggregation."""
+    import pipelines.audit as pa
+
+    seen = {}
+
+    def fake_aggregate(evidence, cfg, *, sample_ids=None, grade_ceiling=None):
+        seen["ceiling"] = grade_ceiling
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pa, "aggregate", fake_aggregate)
+    for kind, want in (("patch_kmeans", "weak"), ("pretrained", None)):
+        monkeypatch.setattr(pa, "representation", lambda run, kind=kind: {"kind": kind})
+        ds = type("DS", (), {"manifest": __import__("pandas").DataFrame({"sample_id": ["a"], "split": ["train"]})})()
+        monkeypatch.setattr(pa, "train_rows", lambda ds: np.arange(1))
+        ev = type("EV", (), {"labels": np.zeros(1, np.int64)})()
+        with pytest.raises(RuntimeError, match="stop here"):
+            pa.audit_stage(None, ds, ev, None)
+        assert seen["ceiling"] == want

@@ -4,7 +4,7 @@ import pytest
 
 from curator.evidence import KnnGraph, standardise
 from curator.evidence.crossfit import crossfit, fold_assignment
-from curator.evidence.probe import ProbeSettings, oof_probs
+from curator.evidence.probe import ProbeSettings, held_out_nll, oof_probs, select_weight_decay
 
 
 def test_fold_assignment_is_stratified_balanced_and_seeded():
@@ -113,3 +113,67 @@ def test_a_warm_started_refit_starts_from_the_earlier_fit():
     warm = oof_probs(X, y, 3, folds, ProbeSettings(steps=300, refit_steps=1), seed=1, device="cpu", init=fitted)
     cold = oof_probs(X, y, 3, folds, ProbeSettings(steps=1), seed=1, device="cpu")
     assert np.abs(warm - P).max() < 0.05 < np.abs(cold - P).max()
+
+
+def test_held_out_nll_is_class_balanced():
+    P = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.1, 0.9]])
+    y = np.array([0, 0, 0, 1])
+    # class 0: −log 0.5 each; class 1: −log 0.9; the mean of the two class means, not of the four rows
+    assert held_out_nll(P, y, 2) == pytest.approx((np.log(2) - np.log(0.9)) / 2)
+    assert held_out_nll(P, y, 3) == pytest.approx((np.log(2) - np.log(0.9)) / 2)   # an absent class is skipped
+
+
+def _blobs(n_per, dim, informative, seed):
+    rng = np.random.default_rng(seed)
+    t = np.repeat(np.arange(4), n_per)
+    X = rng.normal(size=(len(t), dim))
+    X[:, :informative] += (rng.normal(size=(4, informative)) * 1.2)[t]
+    return standardise(X), t
+
+
+@pytest.mark.parametrize("n_per,dim,chosen", [(40, 400, 0.3), (500, 4, 0.0)])
+def test_weight_decay_is_the_candidate_with_the_best_held_out_likelihood(n_per, dim, chosen):
+    """Few rows in many dimensions (most of them noise) want a strong decay, many rows in a few a weak one; the
+    scores are the fold-0 NLLs of the very fits `oof_probs` makes for fold 0 (its reference), and the choice is the
+    lowest of them."""
+    X, t = _blobs(n_per, dim, 4, seed=1)
+    folds = fold_assignment(t, 4, seed=0)
+    settings = ProbeSettings(steps=150)
+    cands = [0.0, 0.3]
+    wd, scores = select_weight_decay(X, t, 4, folds, settings, cands, seed=5, device="cpu")
+    assert wd == chosen and set(scores) == set(cands)
+    test = folds == 0
+    for c in cands:
+        P = oof_probs(X, t, 4, folds, ProbeSettings(steps=150, weight_decay=c), seed=5, device="cpu")
+        assert scores[c] == pytest.approx(held_out_nll(P[test], t[test], 4), rel=1e-5)
+    assert scores[wd] == min(scores.values())
+    assert select_weight_decay(X, t, 4, folds, settings, [0.01], seed=5) == (0.01, {})   # one: nothing fitted
+
+
+def test_the_chosen_weight_decay_is_stored_and_used_by_the_refits(tmp_path):
+    from curator import runfiles
+    from curator.evidence import compute_evidence, load_evidence, write_evidence
+    from curator.evidence.config import EvidenceConfig
+    from curator.rundir import RunDir
+
+    X, t = _blobs(40, 400, 4, seed=1)
+    cfg = EvidenceConfig(k=5, probe_weight_decay=[0.0, 0.3])
+    ev = compute_evidence(X, t, 4, cfg, seed=0)
+    assert ev.probe.weight_decay == 0.3 and set(ev.weight_decay_nll) == {0.0, 0.3}
+    run = RunDir(tmp_path / "run")
+    write_evidence(run, ev)
+    back = load_evidence(run, X, t, 4, cfg, seed=0)
+    assert back.probe.weight_decay == 0.3                       # not the config's first candidate
+    np.testing.assert_allclose(back.refit(np.ones(len(t)), 1), ev.refit(np.ones(len(t)), 1), atol=1e-6)
+    (run.path / runfiles.PROBE).write_text('{"weight_decay": "heavy"}')
+    with pytest.raises(ValueError, match="probe.json.*weight decay"):
+        load_evidence(run, X, t, 4, cfg, seed=0)
+
+
+@pytest.mark.parametrize("bad", [[], -0.1, [0.01, 11.0]])
+def test_a_bad_weight_decay_setting_is_refused(bad):
+    from curator.config import ConfigError
+    from curator.evidence.config import EvidenceConfig
+
+    with pytest.raises(ConfigError, match="probe_weight_decay"):
+        EvidenceConfig(probe_weight_decay=bad)
