@@ -42,14 +42,14 @@ in four is a real error at recall ~0.8, so a list three times the supported nois
 When ν̂ ≥ ``UNINFORMATIVE_NOISE`` (0.5) the given labels score like random classes — the evidence carries no
 information about them (random embeddings on digits: ν̂ 0.85) — and weak evidence then flags nothing.
 
-**The representation can cap the grade** (`REPRESENTATION_CEILING`). The issue's own inputs to the grade include
-what the features were, and one kind is weak wherever it was measured: patch k-means (the CPU rung with no training;
-kNN monitor 0.44–0.49 on CIFAR-10). On six CIFAR-10 folders of 2,000 and 10,000 images, flag precision was 0.18–0.31
-(BENCHMARKS.md, "CPU image folder"), yet its κ can reach moderate when the noise is structured: both views learn the
-same look-alike swaps from the same labels and then agree on them (10,000 images, `asym` noise: 0.555 with the probe's
-old fixed weight decay, 0.595 with the weight decay chosen by held-out likelihood, uncapped 3,459 flags at precision
-0.24). So patch k-means features grade at most weak, and the measured grade is kept beside it
-(``grade_measured``).
+**The representation can cap the grade** (`REPRESENTATION_CEILING`). What the features were is one of the grade's
+inputs, and one kind was weak wherever it was measured: patch k-means (the CPU rung with no training; kNN monitor
+0.41–0.50 on CIFAR-10). On every CIFAR-10 folder with wrong labels it was measured on (2,000 and 10,000 images,
+uniform and asymmetric noise) its flag precision was 0.16–0.32 (BENCHMARKS.md, "CPU image folder"; docs/audit.md),
+yet its κ can reach moderate when the noise is structured: both views learn the same look-alike swaps from the same
+labels and then agree on them (10,000 images, `asym` noise: 0.555 with the probe's old fixed weight decay, 0.595
+with the weight decay chosen by held-out likelihood, uncapped 3,459 flags at precision 0.24). So patch k-means
+features grade at most weak, and the measured grade is kept beside it (``grade_measured``).
 
 ν̂ assumes a wrong label scores like a random other class, which holds for uniform noise; a model that learned
 structured noise (cat ↔ dog) gives its flip targets more mass, and ν̂ then underestimates (CIFAR-10N ``aggre``:
