@@ -25,8 +25,8 @@ from curator.audit.aggregate import METHOD_VERSION, aggregate
 from curator.audit.classes import class_findings, transition_matrix
 from curator.audit.config import AuditConfig
 from curator.audit.diagnostics import audit_diagnostics
-from curator.audit.grade import REPRESENTATION_CEILING
 from curator.audit.evaluate import class_size_error, evaluate
+from curator.audit.grade import REPRESENTATION_CEILING
 from curator.audit.report import render_report
 from curator.data.manifest import UNKNOWN, Dataset
 from curator.data.options import DatasetOptions

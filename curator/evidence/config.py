@@ -35,8 +35,8 @@ class EvidenceConfig:
             raise ConfigError(f"evidence.knn_target_recall must be in (0, 1], got {self.knn_target_recall}")
         if self.probe_steps < 1:
             raise ConfigError(f"evidence.probe_steps must be ≥ 1, got {self.probe_steps}")
-        wd = self.probe_weight_decay if isinstance(self.probe_weight_decay, list) else [self.probe_weight_decay]
-        if not wd or any(not 0.0 <= float(w) <= 10.0 for w in wd):
+        wd = self.weight_decays()
+        if not wd or any(not 0.0 <= w <= 10.0 for w in wd):
             raise ConfigError("evidence.probe_weight_decay must be a number in [0, 10] or a non-empty list of them, "
                               f"got {self.probe_weight_decay!r}")
         if self.probe_batch_size < 1:

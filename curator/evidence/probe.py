@@ -126,24 +126,18 @@ def select_weight_decay(X: np.ndarray, labels: np.ndarray, n_classes: int, folds
     class-balanced negative log-likelihood (`held_out_nll`); ties go to the first (the weakest, when the candidates
     ascend). Returns (weight decay, {candidate: held-out NLL}). One candidate: itself, nothing fitted.
 
-    Fold 0 is fitted with the seed and settings `oof_probs` uses for it, so the choice costs one fold's fit per
-    candidate (150 Adam steps on at most ``batch_size`` rows each: the same at any N)."""
+    Fold 0 is fitted exactly as `oof_probs` fits it (the same `_fold_fitter`, seed and settings), so the choice costs
+    one fold's fit per candidate (150 Adam steps on at most ``batch_size`` rows each: the same at any N)."""
     candidates = [float(c) for c in candidates]
     if len(candidates) == 1:
         return candidates[0], {}
     labels = np.asarray(labels, dtype=np.int64)
     test, train = np.flatnonzero(np.asarray(folds) == 0), np.flatnonzero(np.asarray(folds) != 0)
-    Q = np.zeros((len(train), n_classes), np.float64)
-    Q[np.arange(len(train)), labels[train]] = 1.0
-    Q /= np.maximum(Q.sum(0, keepdims=True), 1e-12)                # class-balanced, as in `oof_probs`
-    dev = select_device(str(device) if device is not None else None)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(dev)
-    tr, te, Qt = (torch.from_numpy(a).to(dev) for a in (train, test, Q.astype(np.float32)))
+    fit, threads = _fold_fitter(X, labels, n_classes, seed=seed, device=device)
     scores: dict[float, float] = {}
-    with torch_threads(compute_threads(dev, X.shape[0] * X.shape[1])):
+    with threads:
         for wd in candidates:
-            P, _ = _fit_predict(Xt, tr, te, Qt, n_classes, replace(settings, weight_decay=wd), seed)
-            scores[wd] = held_out_nll(P, labels[test], n_classes)
+            scores[wd] = held_out_nll(fit(train, test, 0, replace(settings, weight_decay=wd)), labels[test], n_classes)
     best = min(candidates, key=lambda c: (scores[c] if np.isfinite(scores[c]) else np.inf, candidates.index(c)))
     return best, scores
 
@@ -160,6 +154,19 @@ def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarr
     (weight, bias) under key k; `init` (such a dict from an earlier call on the same folds) starts fold k there, with
     ``settings.refit_steps`` steps (the audit's later self-training rounds: the weights change little between rounds).
     """
+    fit, threads = _fold_fitter(X, labels, n_classes, weights=weights, balanced=balanced, seed=seed, device=device,
+                                init=init, fitted=fitted)
+    with threads:
+        return crossfit(lambda train, test, k: fit(train, test, k, settings), folds, n_classes)
+
+
+def _fold_fitter(X: np.ndarray, labels: np.ndarray, n_classes: int, *, weights: np.ndarray | None = None,
+                 balanced: bool = True, seed: int = 0, device: str | torch.device | None = None,
+                 init: dict | None = None, fitted: dict | None = None):
+    """(fit, threads): `fit(train, test, k, settings)` fits fold k of the probe on the rows `train` (seed ``seed + k``,
+    class-balanced target mass when ``balanced``, from ``init[k]`` when given, its model kept in ``fitted[k]``) and
+    returns the probabilities (len(test), C) of the rows `test`; the features are on the device once for every fold
+    and setting. `threads` is the context to run the fits in (`oof_probs` documents the arguments)."""
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     if X.shape[0] != n:
@@ -170,7 +177,7 @@ def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarr
     dev = select_device(str(device) if device is not None else None)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(dev)
 
-    def fit_predict(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    def fit(train: np.ndarray, test: np.ndarray, k: int, settings: ProbeSettings) -> np.ndarray:
         Qk = Q[train]
         if balanced:  # every class carries the same total mass
             Qk = Qk / np.maximum(Qk.sum(0, keepdims=True), 1e-12)
@@ -181,5 +188,4 @@ def oof_probs(X: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarr
             fitted[k] = model
         return out
 
-    with torch_threads(compute_threads(dev, X.shape[0] * X.shape[1])):
-        return crossfit(fit_predict, folds, n_classes)
+    return fit, torch_threads(compute_threads(dev, X.shape[0] * X.shape[1]))
